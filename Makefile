@@ -1,0 +1,36 @@
+# Two entry points: `make demo` and `make test`. Both create .venv when missing
+# and install with the tested pins in constraints.txt.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+DEMO_OUT ?= demo_out
+
+.PHONY: demo test test-fast bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip setuptools wheel
+
+$(VENV)/.installed: $(PY) setup.cfg pyproject.toml constraints.txt
+	$(PIP) install --quiet -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install --quiet -c constraints.txt -e ".[test]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/metamapg tabular demo --out $(DEMO_OUT)
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest -q -ra
+
+test-fast: $(VENV)/.installed-test
+	$(PY) -m pytest -q -ra -m "not slow"
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/tabular.py --out benchmarks/results/tabular.json
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
