@@ -1,0 +1,307 @@
+"""Sampled-mode estimators: score-function / DiCE estimates from B episodes.
+
+Episodes are sampled for ``R`` independent runs at once.  For agent ``j`` let
+``C_j(t)`` be the cumulative score ``sum_{t' <= t} grad log pi_j(a_t' | s_t')``
+and ``w_i(t) = gamma^t r_i(t)``.  The causal (DiCE) estimators are
+
+* ``G[i][j] = mean_b sum_t w_i(t) C_j(t)``  (estimate of ``grad_j V_i``);
+* ``H^k[j, i] = mean_b sum_t w_k(t) (C_j(t) C_i(t)^T + [i == j] sum_{t'<=t} grad^2 log pi_i)``.
+
+The taylor corrections are the products the paper's prototype used, all from
+one batch: ``own_i = eta H^i[i,i] G[i][i]`` and
+``peer_i = eta sum_{j != i} H^j[j, i]^T G[i][j]``; they are computed here in
+closed form from the tabular score functions (no autograd).  The ``unroll``
+form is estimated with DiCE through autograd, one fresh batch per inner step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import List, Optional, Tuple
+
+import torch
+
+from rllib_metamapg.tabular.values import GameValues
+
+
+@dataclasses.dataclass
+class Episodes:
+    """A batch of sampled episodes for ``R`` runs, possibly compressed.
+
+    Attributes:
+        states: ``(R, E, T)`` state indices of E distinct episodes.
+        actions: One ``(R, E, T)`` tensor of action indices per agent.
+        rewards: ``(R, E, T, N)`` rewards.
+        counts: ``(R, E)`` multiplicity of each episode, or None (all 1).
+        batch_size: B, the number of sampled episodes (sum of counts).
+    """
+
+    states: torch.Tensor
+    actions: List[torch.Tensor]
+    rewards: torch.Tensor
+    counts: Optional[torch.Tensor]
+    batch_size: int
+
+
+class SampledEstimator:
+    """Samples episodes and estimates the PG field and corrections.
+
+    Args:
+        values: :class:`GameValues` of the game (entropy bonus only for
+            normal-form games in sampled mode).
+        generator: The torch random generator to sample with.
+    """
+
+    ESTIMATORS = ("dice", "reinforce")
+
+    def __init__(self, values: GameValues, generator: torch.Generator,
+                 estimator: str = "dice"):
+        if estimator not in self.ESTIMATORS:
+            raise ValueError(f"estimator={estimator!r} is unknown; choose one of "
+                             f"{self.ESTIMATORS}.")
+        self.estimator = estimator
+        self.values = values
+        self.policy = values.policy
+        self.game = values.game
+        self.n = values.n
+        self.gen = generator
+        if values.repeated and self.game.horizon is None:
+            raise ValueError("mode='sampled' needs a finite horizon; use mode='exact' for "
+                             "the infinite discounted game or set a horizon.")
+        if values.repeated and values.temperature:
+            raise ValueError("temperature > 0 in mode='sampled' is supported for "
+                             "normal-form games only; use mode='exact'.")
+        self.horizon = self.game.horizon if values.repeated else 1
+        self.discount = self.game.discount if values.repeated else 1.0
+        self._flat_pay = values.payoffs.reshape(self.n, -1)
+        self._strides = torch.tensor(
+            [int(torch.tensor(self.game.num_actions[k + 1:]).prod()) for k in range(self.n)])
+
+    # ----------------------------------------------------------------- sampling
+    def sample(self, theta: torch.Tensor, batch: int) -> Episodes:
+        """Samples ``batch`` episodes per run at parameters ``theta`` ``(R, D)``.
+
+        One-shot games are returned compressed to joint-action counts drawn
+        from ``Multinomial(batch, joint policy)`` -- exactly the distribution of
+        ``batch`` independent joint actions, since every estimator is a sum over
+        episodes -- at a cost independent of ``batch``.
+        """
+        theta = theta.detach()
+        if self.horizon == 1:
+            return self._sample_counts(theta, batch)
+        r = theta.shape[0]
+        probs = [self.policy.probs(theta, j) for j in range(self.n)]
+        u = torch.rand(self.horizon, self.n, r, batch, generator=self.gen,
+                       dtype=theta.dtype)
+        state = torch.zeros(r, batch, dtype=torch.long)
+        states, joints = [], []
+        actions = [[] for _ in range(self.n)]
+        for t in range(self.horizon):
+            joint = torch.zeros_like(state)
+            for j in range(self.n):
+                if probs[j].shape[-1] == 2:
+                    p0 = torch.gather(probs[j][..., 0], 1, state)
+                    a = (u[t, j] >= p0).long()
+                else:
+                    c = probs[j].cumsum(-1)
+                    c = torch.gather(c, 1, state.unsqueeze(-1).expand(-1, -1, c.shape[-1]))
+                    a = (u[t, j, ..., None] > c[..., :-1]).sum(-1)
+                actions[j].append(a)
+                joint = joint + a * int(self._strides[j])
+            states.append(state)
+            joints.append(joint)
+            state = 1 + joint
+        joint = torch.stack(joints, -1)
+        rewards = self._flat_pay.to(theta.dtype).T[joint]
+        return Episodes(torch.stack(states, -1), [torch.stack(a, -1) for a in actions],
+                        rewards, None, batch)
+
+    def _sample_counts(self, theta: torch.Tensor, batch: int) -> Episodes:
+        r, k, dtype = theta.shape[0], self._flat_pay.shape[1], theta.dtype
+        probs = [self.policy.probs(theta, j)[:, 0, :] for j in range(self.n)]
+        joint = torch.einsum(self.values._joint_eq, *probs).reshape(r, k)
+        # Multinomial as a chain of binomials: n_k ~ Bin(left, p_k / mass_left).
+        counts = torch.empty(r, k, dtype=dtype)
+        left = torch.full((r,), float(batch), dtype=dtype)
+        mass = torch.ones(r, dtype=dtype)
+        for c in range(k - 1):
+            p = (joint[:, c] / mass.clamp_min(1e-30)).clamp(0.0, 1.0)
+            n_c = torch.binomial(left, p, generator=self.gen)
+            counts[:, c] = n_c
+            left = left - n_c
+            mass = mass - joint[:, c]
+        counts[:, k - 1] = left
+        ks = torch.arange(k)
+        acts = [((ks // int(self._strides[j])) % self.game.num_actions[j])
+                for j in range(self.n)]
+        rewards = self._flat_pay.to(dtype).T
+        return Episodes(torch.zeros(r, k, 1, dtype=torch.long),
+                        [a.view(1, k, 1).expand(r, k, 1) for a in acts],
+                        rewards.view(1, k, 1, self.n).expand(r, k, 1, self.n), counts, batch)
+
+    def _discounted(self, ep: Episodes) -> torch.Tensor:
+        t = torch.arange(ep.states.shape[-1], dtype=ep.rewards.dtype)
+        return ep.rewards * (self.discount ** t)[None, None, :, None]
+
+    # ------------------------------------------------------------ entropy terms
+    def _entropy_terms(self, theta: torch.Tensor, vecs: List[torch.Tensor]):
+        """Exact ``tau * grad H_i`` and ``tau * grad^2 H_i @ vec_i`` (normal-form)."""
+        tau = self.values.temperature
+        th = theta.detach().requires_grad_(True)
+        grads, hvps = [], []
+        for i in range(self.n):
+            p = self.policy.probs(th, i)[:, 0, :]
+            ent = -(p * torch.log(p.clamp_min(1e-300))).sum()
+            g = torch.autograd.grad(ent, th, create_graph=True)[0]
+            gi = self.policy.block(g, i)
+            h = torch.autograd.grad((gi * vecs[i].detach()).sum(), th)[0]
+            grads.append(tau * gi.detach())
+            hvps.append(tau * self.policy.block(h, i))
+        return grads, hvps
+
+    # --------------------------------------------------------------- estimators
+    def _weighted(self, ep: Episodes, x: torch.Tensor) -> torch.Tensor:
+        return x if ep.counts is None else x * ep.counts.unsqueeze(-1)
+
+    def _per_state_action(self, i: int, ep: Episodes, x: torch.Tensor):
+        """``N[s, a] = sum_{b,t} x_{b,t} [s_t = s, a^i_t = a]``, shape ``(R, S, A_i)``."""
+        r = x.shape[0]
+        s, a = self.game.num_states, self.game.num_actions[i]
+        idx = (ep.states * a + ep.actions[i]).reshape(r, -1)
+        out = torch.zeros(r, s * a, dtype=x.dtype).scatter_add_(
+            1, idx, self._weighted(ep, x).reshape(r, -1))
+        return out.view(r, s, a)
+
+    def _score_sum(self, i: int, ep: Episodes, x: torch.Tensor, probs) -> torch.Tensor:
+        """``sum_{b,t} x_{b,t} grad log pi_i(a_t | s_t)``, shape ``(R, d_i)``."""
+        n_sa = self._per_state_action(i, ep, x)
+        res = n_sa - probs * n_sa.sum(-1, keepdim=True)
+        return res[..., 0] if self.policy.kind == "bernoulli" else res.flatten(-2)
+
+    def _score_dot(self, i: int, ep: Episodes, g: torch.Tensor, probs) -> torch.Tensor:
+        """``grad log pi_i(a_t | s_t) . g`` for every episode step, ``(R, E, T)``."""
+        r = g.shape[0]
+        if self.policy.kind == "bernoulli":
+            gz = torch.stack([g, torch.zeros_like(g)], -1)
+        else:
+            gz = g.view(probs.shape)
+        a = probs.shape[-1]
+        first = torch.gather(gz.reshape(r, -1), 1,
+                             (ep.states * a + ep.actions[i]).reshape(r, -1))
+        second = torch.gather((probs * gz).sum(-1), 1, ep.states.reshape(r, -1))
+        return (first - second).view(ep.states.shape)
+
+    def _to_go(self, x: torch.Tensor) -> torch.Tensor:
+        """Reward-to-go (DiCE/causal) or the whole-episode sum (REINFORCE) per step."""
+        if x.shape[-1] == 1:
+            return x
+        if self.estimator == "reinforce":
+            return x.sum(-1, keepdim=True).expand_as(x)
+        return x.flip(-1).cumsum(-1).flip(-1)
+
+    def _prefix(self, x: torch.Tensor) -> torch.Tensor:
+        """Score accumulated up to t (causal) or over the whole episode (REINFORCE)."""
+        if x.shape[-1] == 1:
+            return x
+        if self.estimator == "reinforce":
+            return x.sum(-1, keepdim=True).expand_as(x)
+        return x.cumsum(-1)
+
+    def taylor(self, theta: torch.Tensor, ep: Episodes, eta: float,
+               want_corrections: bool = True):
+        """Closed-form estimates ``(v, own, peer)`` from one batch, each ``(R, D)``.
+
+        Every estimator is ``sum_{b,t} grad log pi(a_t|s_t) * X_t`` for a scalar
+        field X built from rewards-to-go, so nothing of size ``B*T*D`` is formed:
+        ``sum_t w_t C_t (C_t . g) = sum_t sigma_t * to_go(w * cumsum(sigma . g))_t``.
+        """
+        n, pol = self.n, self.policy
+        b = ep.batch_size
+        probs = [pol.probs(theta, j) for j in range(n)]
+        w = self._discounted(ep)
+        to_go = [self._to_go(w[..., i]) for i in range(n)]
+        grads = [[self._score_sum(j, ep, to_go[i], probs[j]) / b for j in range(n)]
+                 for i in range(n)]  # grads[i][j]: estimate of grad_j V_i
+        own_g = [grads[i][i] for i in range(n)]
+        ent_hvp = None
+        if self.values.temperature:
+            ent_grad, _ = self._entropy_terms(theta, own_g)
+            own_g = [own_g[i] + ent_grad[i] for i in range(n)]
+            _, ent_hvp = self._entropy_terms(theta, own_g)
+        v = torch.cat(own_g, -1)
+        if not want_corrections:
+            return v, None, None
+        own, peer = [], []
+        for i in range(n):
+            c = self._prefix(self._score_dot(i, ep, own_g[i], probs[i]))
+            o = self._score_sum(i, ep, self._to_go(w[..., i] * c), probs[i])
+            visits = self._per_state_action(i, ep, to_go[i]).sum(-1)  # (R, S)
+            o = o + visits[:, pol.param_state(i)] * pol.log_prob_hvp(theta, i, own_g[i])
+            o = o / b
+            if ent_hvp is not None:
+                o = o + ent_hvp[i]
+            p = torch.zeros_like(o)
+            for j in range(n):
+                if j != i:
+                    c = self._prefix(self._score_dot(j, ep, grads[i][j], probs[j]))
+                    p = p + self._score_sum(i, ep, self._to_go(w[..., j] * c), probs[i])
+            own.append(eta * o)
+            peer.append(eta * p / b)
+        return v, torch.cat(own, -1), torch.cat(peer, -1)
+
+    def dice_objectives(self, theta: torch.Tensor, ep: Episodes) -> torch.Tensor:
+        """DiCE surrogate of every player's value, ``(R, N)``; its derivatives of
+        any order are unbiased estimates of the value's derivatives."""
+        logp = 0.0
+        for j in range(self.n):
+            lp = self.policy.log_probs(theta, j)  # (R, S, A)
+            r = lp.shape[0]
+            flat = lp.reshape(r, -1)
+            idx = ep.states * lp.shape[-1] + ep.actions[j]
+            logp = logp + torch.gather(flat, 1, idx.reshape(r, -1)).reshape(idx.shape)
+        lam = logp.cumsum(-1)
+        magic = torch.exp(lam - lam.detach())
+        per_ep = (self._discounted(ep) * magic.unsqueeze(-1)).sum(2)  # (R, E, N)
+        if ep.counts is not None:
+            per_ep = per_ep * ep.counts.unsqueeze(-1)
+        out = per_ep.sum(1) / ep.batch_size
+        if self.values.temperature:
+            ent = torch.stack([
+                -(p * torch.log(p.clamp_min(1e-300))).sum(-1)[:, 0]
+                for p in self.policy.all_probs(theta)], -1)
+            out = out + self.values.temperature * ent
+        return out
+
+    def unroll(self, theta: torch.Tensor, batch: int, eta: float, steps: int,
+               first: Optional[Episodes] = None):
+        """DiCE estimate of the ``unroll`` corrections, one fresh batch per step.
+
+        Returns ``(v, own, peer)``; ``v`` comes from the first batch.
+        """
+        n, masks = self.n, self.policy.masks(theta.dtype)
+        th0 = theta.detach().requires_grad_(True)
+        cur = th0
+        v = None
+        for step in range(steps):
+            ep = first if (step == 0 and first is not None) else self.sample(cur, batch)
+            obj = self.dice_objectives(cur, ep)
+            field = 0.0
+            for j in range(n):
+                g = torch.autograd.grad(obj[:, j].sum(), cur, create_graph=True)[0]
+                field = field + masks[j] * g
+            if v is None:
+                v = field.detach()
+            cur = cur + eta * field
+        ep = self.sample(cur, batch)
+        th_l = cur.detach().requires_grad_(True)
+        obj = self.dice_objectives(th_l, ep)
+        own = torch.zeros_like(theta)
+        peer = torch.zeros_like(theta)
+        for i in range(n):
+            g = torch.autograd.grad(obj[:, i].sum(), th_l, retain_graph=True)[0]
+            o = torch.autograd.grad((cur * (masks[i] * g)).sum(), th0, retain_graph=True)[0]
+            p = torch.autograd.grad((cur * ((1 - masks[i]) * g)).sum(), th0,
+                                    retain_graph=True)[0]
+            own = own + masks[i] * (o - g)
+            peer = peer + masks[i] * p
+        return v, own, peer
