@@ -24,6 +24,10 @@ import torch
 from rllib_metamapg.tabular.values import GameValues
 
 
+class SamplingError(ValueError):
+    """Raised for a game/setting combination sampled mode cannot estimate."""
+
+
 @dataclasses.dataclass
 class Episodes:
     """A batch of sampled episodes for ``R`` runs, possibly compressed.
@@ -57,7 +61,7 @@ class SampledEstimator:
     def __init__(self, values: GameValues, generator: torch.Generator,
                  estimator: str = "dice"):
         if estimator not in self.ESTIMATORS:
-            raise ValueError(f"estimator={estimator!r} is unknown; choose one of "
+            raise SamplingError(f"estimator={estimator!r} is unknown; choose one of "
                              f"{self.ESTIMATORS}.")
         self.estimator = estimator
         self.values = values
@@ -66,10 +70,10 @@ class SampledEstimator:
         self.n = values.n
         self.gen = generator
         if values.repeated and self.game.horizon is None:
-            raise ValueError("mode='sampled' needs a finite horizon; use mode='exact' for "
+            raise SamplingError("mode='sampled' needs a finite horizon; use mode='exact' for "
                              "the infinite discounted game or set a horizon.")
         if values.repeated and values.temperature:
-            raise ValueError("temperature > 0 in mode='sampled' is supported for "
+            raise SamplingError("temperature > 0 in mode='sampled' is supported for "
                              "normal-form games only; use mode='exact'.")
         self.horizon = self.game.horizon if values.repeated else 1
         self.discount = self.game.discount if values.repeated else 1.0
