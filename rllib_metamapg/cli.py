@@ -1,0 +1,43 @@
+"""The ``metamapg`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from rllib_metamapg import __version__
+from rllib_metamapg.arms import ArmError
+from rllib_metamapg.schedules import ScheduleError
+from rllib_metamapg.tabular import commands as tabular_commands
+from rllib_metamapg.tabular.dynamics import SettingsError
+from rllib_metamapg.tabular.experiments.options import OptionsError
+from rllib_metamapg.tabular.games import GameError
+from rllib_metamapg.tabular.policies import PolicyError
+from rllib_metamapg.tabular.sampled import SamplingError
+
+USER_ERRORS = (ArmError, GameError, OptionsError, PolicyError, SamplingError, ScheduleError,
+               SettingsError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="metamapg", description="Meta-MAPG equilibrium-selection tools.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    tabular_commands.add_parser(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as e:
+        print(f"metamapg: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""``metamapg tabular <experiment>``: argument parsing and dispatch."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Dict
+
+from rllib_metamapg.tabular.experiments import ablation, alignment, basin, cooldown
+from rllib_metamapg.tabular.experiments.options import (PAPER, OptionsError, add_learning_options,
+                                                         arms_option, learning_settings, resolve,
+                                                         resolve_game, settings_record)
+from rllib_metamapg.tabular.games import GAMES, list_games
+
+
+def _progress(label: str):
+    """Prints a line at every 10% of a long run, with elapsed time."""
+    start = time.perf_counter()
+    state = {"last": -1}
+
+    def report(step: int, total: int):
+        tenth = (10 * step) // total
+        if tenth != state["last"]:
+            state["last"] = tenth
+            print(f"[{label}] step {step}/{total} ({100 * step // total}%) "
+                  f"{time.perf_counter() - start:.1f}s", file=sys.stderr, flush=True)
+
+    return report
+
+
+def _basin(v: Dict) -> int:
+    game = resolve_game(v["game"], v["payoff"])
+    arms = arms_option(v)
+    settings = learning_settings(v)
+    probs = basin.grid_values(v["grid"], v["grid_low"], v["grid_high"])
+    res = basin.run_basin(game, arms, settings, probs, v["threshold"], v["seed"],
+                          progress=_progress("basin"))
+    doc = basin.write_basin(res, v["out"], settings_record(settings))
+    for arm, s in doc["arms"].items():
+        print(f"{arm:>10}: {100 * s['fraction']:5.1f}% of {s['cells']} cells "
+              f"(+{s['gained_vs_pg']} / -{s['lost_vs_pg']} vs pg)")
+    print(f"wrote {v['out'] / 'basin.json'}, basin.csv, basin.png")
+    return 0
+
+
+def _ablation(v: Dict) -> int:
+    games = [resolve_game(g) for g in v["games"]]
+    if v["payoff"] is not None:
+        games.append(resolve_game("custom", v["payoff"]))
+    arms = arms_option(v)
+    settings = learning_settings(v)
+    doc = ablation.run_ablation(games, arms, settings, settings_record(settings), v["seeds"],
+                                v["init_std"], v["threshold"], v["seed"], v["out"],
+                                progress=_progress("ablation"),
+                                log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(ablation.format_table(doc))
+    print(f"wrote {v['out'] / 'ablation.json'}, ablation.csv, ablation.png")
+    return 0
+
+
+def _cooldown(v: Dict) -> int:
+    game = resolve_game(v["game"], v["payoff"])
+    arms = arms_option(v)
+    settings = learning_settings(v)
+    if not isinstance(v["settle_steps"], int) or v["settle_steps"] < 0:
+        raise OptionsError(f"--settle-steps={v['settle_steps']!r} must be an integer >= 0.")
+    doc = cooldown.run_cooldown(game, arms, settings, settings_record(settings), v["seeds"],
+                                v["init_std"], v["threshold"], v["seed"], v["out"],
+                                settle_steps=v["settle_steps"], progress=_progress("cooldown"),
+                                settle_progress=_progress("settle"))
+    for arm, e in doc["arms"].items():
+        extra = ""
+        if "dist_to_phi_star_median" in e:
+            extra = (f", median distance to phi* {e['dist_to_phi_star_median']:.3f} / to "
+                     f"shaped phi*_lambda {e['dist_to_shaped_median']:.3f}")
+        print(f"{arm:>10}: {100 * e['rate']:5.1f}% [{100 * e['wilson95'][0]:.1f}, "
+              f"{100 * e['wilson95'][1]:.1f}]{extra}")
+    if doc["fixed_points"]:
+        print(f"fixed-point shift ||phi*_lambda - phi*|| = {doc['fixed_points']['shift_norm']:.4f}")
+    print(f"wrote {v['out'] / 'cooldown.json'}, cooldown.csv, cooldown.png")
+    return 0
+
+
+def _alignment(v: Dict) -> int:
+    game = resolve_game(v["game"], v["payoff"])
+    arms = arms_option(v)
+    settings = learning_settings(v)
+    probs = basin.grid_values(v["grid"], v["grid_low"], v["grid_high"])
+    doc = alignment.run_alignment(game, arms, settings, settings_record(settings), probs,
+                                  v["threshold"], v["seed"], v["eq_temperature"], v["lambdas"],
+                                  v["radius"], v["lipschitz_samples"], v["target_prob"],
+                                  v["out"], progress=_progress("alignment"))
+    c, g = doc["cosine"], doc["local_geometry"]
+    gained = "n/a" if c["mean_gained"] is None else f"{c['mean_gained']:.3f}"
+    print(f"cosine(peer, to C..C): grid mean {c['mean_grid']:.3f}, gained cells "
+          f"({c['gained_cells']}) mean {gained}, lost cells {c['lost_cells']}")
+    print(f"at phi* (tau={g['eq_temperature']}): mu={g['mu']:.4g}, mu_M(peer)="
+          f"{g['mu_M']['peer']:.4g}, mu_M(own)={g['mu_M']['own']:.4g}, "
+          f"mu_M(own+peer)={g['mu_M']['own_plus_peer']:.4g}, L~{g['lipschitz_estimate']:.4g}")
+    print(f"wrote {v['out'] / 'alignment.json'}, alignment.csv, alignment.png")
+    return 0
+
+
+def _demo(v: Dict) -> int:
+    out = Path(v["out"])
+    print("== paired-seed component ablation (Stag Hunt, IPD) ==", flush=True)
+    abl = dict(PAPER, **ablation.DEFAULTS, out=out, seeds=v["seeds"],
+               arms=["pg", "own_only", "peer_only", "meta_mapg", "handoff"])
+    abl["dtype"] = "float32"
+    _ablation(abl)
+    print("\n== Stag Hunt basin map ==", flush=True)
+    _basin(dict(PAPER, **basin.DEFAULTS, out=out))
+    return 0
+
+
+COMMANDS = {
+    "basin": (basin.DEFAULTS, _basin, "Stag Hunt style basin map per arm"),
+    "ablation": (ablation.DEFAULTS, _ablation, "component ablation over paired seeds"),
+    "cooldown": (cooldown.DEFAULTS, _cooldown, "PG vs constant shaping vs shape-then-cool"),
+    "alignment": (alignment.DEFAULTS, _alignment, "peer alignment, mu_M and certified radii"),
+}
+
+
+def add_parser(sub) -> None:
+    """Registers ``tabular`` and its experiments on an argparse subparsers object."""
+    tab = sub.add_parser("tabular", help="exact/sampled tabular experiments (no Ray)")
+    tsub = tab.add_subparsers(dest="experiment", required=True)
+    for name, (defaults, _, help_) in COMMANDS.items():
+        p = tsub.add_parser(name, help=help_, description=help_ + ". Defaults: the "
+                            "paper's tabular settings; see docs/tabular.md.")
+        add_learning_options(p)
+        if "games" in defaults:
+            p.add_argument("--games", nargs="+", help=f"built-in games ({', '.join(list_games())})")
+        else:
+            p.add_argument("--game", help="built-in game name")
+        p.add_argument("--payoff", help="payoff matrix as JSON, or a YAML/JSON file")
+        if "grid" in defaults:
+            p.add_argument("--grid", type=int, help="grid points per player")
+            p.add_argument("--grid-low", type=float, help="lowest initial p(action 0)")
+            p.add_argument("--grid-high", type=float, help="highest initial p(action 0)")
+        if "seeds" in defaults:
+            p.add_argument("--seeds", type=int, help="number of paired seeds")
+            p.add_argument("--init-std", type=float, help="std of the N(0, s^2) init")
+        if name == "cooldown":
+            p.add_argument("--settle-steps", type=int,
+                           help="noise-free steps before measuring distances (0 = skip)")
+        if name == "alignment":
+            p.add_argument("--eq-temperature", type=float,
+                           help="entropy weight making the target equilibrium interior")
+            p.add_argument("--lambdas", type=float, nargs="+", help="lambda grid")
+            p.add_argument("--radius", type=float, help="ball radius for the Lipschitz estimate")
+            p.add_argument("--lipschitz-samples", type=int, help="points in that ball")
+            p.add_argument("--target-prob", type=float,
+                           help="Newton start: p(action 0) of the target equilibrium")
+        p.set_defaults(func=lambda a, n=name: run(n, a))
+    d = tsub.add_parser("demo", help="small paired comparison: ablation table + basin map")
+    d.add_argument("--out", type=Path, default=Path("demo_out"))
+    d.add_argument("--seeds", type=int, default=40)
+    d.set_defaults(func=lambda a: _demo(vars(a)))
+    g = tsub.add_parser("games", help="list the built-in games")
+    g.set_defaults(func=lambda a: _games())
+
+
+def _games() -> int:
+    for name in list_games():
+        desc = GAMES[name].describe()
+        extra = f" horizon={desc.get('horizon')} discount={desc.get('discount')}" \
+            if desc["kind"] == "memory_one" else ""
+        print(f"{name:<22} {desc['kind']}{extra}")
+    return 0
+
+
+def run(name: str, args: argparse.Namespace) -> int:
+    defaults, fn, _ = COMMANDS[name]
+    values = resolve(args, dict(PAPER, **defaults))
+    return fn(values)
+
+
+__all__ = ["add_parser", "run", "OptionsError"]

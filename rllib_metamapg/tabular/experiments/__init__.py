@@ -1,0 +1,1 @@
+"""The tabular experiments behind ``metamapg tabular <experiment>``."""

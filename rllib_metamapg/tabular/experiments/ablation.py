@@ -1,0 +1,151 @@
+"""Component ablation over paired seeds (the paper's Table 1).
+
+Seed ``s`` draws one initial parameter vector ``theta ~ N(0, init_std^2)`` per
+state and player, shared by every arm.  Success rates get Wilson 95% CIs and
+each arm is compared with ``pg`` by an exact McNemar test on the paired
+outcomes.  Finished games are cached under ``OUT/.cache`` keyed by their
+settings, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+import torch
+
+from rllib_metamapg import atomic
+from rllib_metamapg.arms import Arm
+from rllib_metamapg.stats import mcnemar_paired, wilson_ci
+from rllib_metamapg.tabular.dynamics import LearningSettings, SettingsError, simulate
+from rllib_metamapg.tabular.policies import TabularPolicy
+
+DEFAULTS = dict(games=["stag_hunt", "ipd"], payoff=None,
+                arms=["pg", "own_only", "peer_only", "meta_mapg"], steps=260,
+                batch_size=384, seeds=100, init_std=1.35)
+
+
+def paired_init(policy: TabularPolicy, seeds: int, std: float, seed: int) -> torch.Tensor:
+    """``(seeds, D)`` initial parameters; row s is seed s's init for every arm."""
+    if not isinstance(seeds, int) or seeds < 1:
+        raise SettingsError(f"seeds={seeds!r} must be a positive integer.")
+    if not std >= 0:
+        raise SettingsError(f"init_std={std!r} must be >= 0.")
+    gen = torch.Generator().manual_seed(int(seed))
+    return std * torch.randn(seeds, policy.dim, generator=gen, dtype=torch.float64)
+
+
+def run_game(game, arms: Sequence[Arm], settings: LearningSettings, seeds: int,
+             init_std: float, threshold: float, seed: int, progress=None) -> Dict:
+    """Runs one game's ablation and returns its JSON-ready summary."""
+    policy = TabularPolicy.for_game(game, settings.policy)
+    theta0 = paired_init(policy, seeds, init_std, seed)
+    # Sampling noise gets its own stream so inits do not depend on it.
+    res = simulate(game, arms, theta0, settings, seed=seed + 1, progress=progress)
+    ok = res.success(threshold).numpy()
+    names = res.arms
+    ref = ok[names.index("pg")] if "pg" in names else None
+    arms_out = {}
+    for k, name in enumerate(names):
+        s = int(ok[k].sum())
+        lo, hi = wilson_ci(s, seeds)
+        entry = {"n": seeds, "successes": s, "rate": s / seeds, "wilson95": [lo, hi],
+                 "per_seed": ok[k].astype(int).tolist()}
+        if ref is not None and name != "pg":
+            t = mcnemar_paired(ref, ok[k])
+            entry["vs_pg"] = {"gained": t["b_only"], "lost": t["a_only"],
+                              "mcnemar_p": t["p_value"]}
+        arms_out[name] = entry
+    return {"game": game.name, "arms": arms_out}
+
+
+def cache_key(game, arms, settings_record, seeds, init_std, threshold, seed) -> str:
+    blob = json.dumps([game.describe(), [a.name for a in arms], settings_record, seeds,
+                       init_std, threshold, seed], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def run_ablation(games: List, arms: Sequence[Arm], settings: LearningSettings,
+                 settings_record: Dict, seeds: int, init_std: float, threshold: float,
+                 seed: int, out: Path, progress=None, log=print) -> Dict:
+    """Runs (or resumes) every game and writes ``ablation.json/.csv/.png``."""
+    out = Path(out)
+    results = []
+    for game in games:
+        key = cache_key(game, arms, settings_record, seeds, init_std, threshold, seed)
+        cached = out / ".cache" / f"ablation-{game.name}-{key}.json"
+        if cached.exists():
+            log(f"[ablation] {game.name}: reusing finished result {cached.name}")
+            results.append(json.loads(cached.read_text()))
+            continue
+        log(f"[ablation] {game.name}: {len(arms)} arms x {seeds} paired seeds, "
+            f"{settings.steps} steps")
+        r = run_game(game, arms, settings, seeds, init_std, threshold, seed,
+                     progress=progress)
+        atomic.write_json(cached, r)
+        results.append(r)
+    doc = {"experiment": "ablation", "threshold": threshold, "seeds": seeds,
+           "init_std": init_std, "seed": seed, "settings": settings_record,
+           "games": {r["game"]: r["arms"] for r in results}}
+    rows = []
+    for r in results:
+        for arm, e in r["arms"].items():
+            vs = e.get("vs_pg", {})
+            rows.append([r["game"], arm, e["n"], e["successes"], f"{e['rate']:.4f}",
+                         f"{e['wilson95'][0]:.4f}", f"{e['wilson95'][1]:.4f}",
+                         vs.get("gained", ""), vs.get("lost", ""),
+                         "" if not vs else f"{vs['mcnemar_p']:.3g}"])
+    atomic.write_csv(out / "ablation.csv", ["game", "arm", "n", "successes", "rate",
+                                            "wilson_lo", "wilson_hi", "gained_vs_pg",
+                                            "lost_vs_pg", "mcnemar_p_vs_pg"], rows)
+    atomic.write_figure(out / "ablation.png", ablation_figure(doc))
+    atomic.write_json(out / "ablation.json", doc)
+    return doc
+
+
+def format_table(doc: Dict) -> str:
+    """Markdown table of success rates with Wilson CIs and McNemar p-values."""
+    games = list(doc["games"])
+    arms = list(doc["games"][games[0]])
+    lines = ["| arm | " + " | ".join(games) + " |", "|---|" + "---|" * len(games)]
+    for arm in arms:
+        cells = []
+        for g in games:
+            e = doc["games"][g].get(arm)
+            if e is None:
+                cells.append("")
+                continue
+            lo, hi = e["wilson95"]
+            cell = f"{100 * e['rate']:.0f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
+            if "vs_pg" in e:
+                cell += f" (p={e['vs_pg']['mcnemar_p']:.2g})"
+            cells.append(cell)
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def ablation_figure(doc: Dict):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    games = list(doc["games"])
+    arms = list(doc["games"][games[0]])
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(games) * len(arms) / 3, 3.6))
+    width = 0.8 / len(arms)
+    x = np.arange(len(games))
+    for k, arm in enumerate(arms):
+        rates = np.array([doc["games"][g][arm]["rate"] for g in games])
+        lo = np.array([doc["games"][g][arm]["wilson95"][0] for g in games])
+        hi = np.array([doc["games"][g][arm]["wilson95"][1] for g in games])
+        ax.bar(x + (k - (len(arms) - 1) / 2) * width, 100 * rates, width, label=arm,
+               yerr=[100 * (rates - lo), 100 * (hi - rates)], capsize=3)
+    ax.set_xticks(x, games)
+    ax.set_ylabel("success rate (%) with Wilson 95% CI")
+    ax.set_title(f"Component ablation, {doc['seeds']} paired seeds")
+    ax.legend(fontsize=8)
+    return fig

@@ -1,0 +1,97 @@
+"""End-to-end runs of ``metamapg tabular ...`` and its refusals of bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rllib_metamapg.cli import main
+
+SMALL = ["--steps", "20", "--batch-size", "32"]
+
+
+def test_basin_writes_json_csv_png(tmp_path, capsys):
+    out = tmp_path / "basin"
+    assert main(["tabular", "basin", "--grid", "5", "--mode", "exact", "--out", str(out),
+                 "--arms", "meta_mapg"] + SMALL) == 0
+    doc = json.loads((out / "basin.json").read_text())
+    assert set(doc["arms"]) == {"pg", "meta_mapg"}
+    assert len(doc["outcome_grid"]["pg"]) == 5
+    assert (out / "basin.png").stat().st_size > 1000
+    assert (out / "basin.csv").read_text().count("\n") == 1 + 2 * 25
+    assert "meta_mapg" in capsys.readouterr().out
+
+
+def test_basin_with_payoff_and_config(tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("grid: 4\nmode: exact\nsteps: 10\narms: [peer_only]\n")
+    out = tmp_path / "b"
+    assert main(["tabular", "basin", "--config", str(cfg), "--payoff", "[[5, 0], [3, 3]]",
+                 "--steps", "15", "--out", str(out)]) == 0
+    doc = json.loads((out / "basin.json").read_text())
+    assert doc["settings"]["steps"] == 15 and doc["settings"]["mode"] == "exact"
+    assert len(doc["grid"]) == 4
+
+
+def test_ablation_table_and_resume(tmp_path, capsys):
+    out = tmp_path / "abl"
+    args = ["tabular", "ablation", "--games", "stag_hunt", "--seeds", "12", "--out", str(out)]
+    assert main(args + SMALL) == 0
+    doc = json.loads((out / "ablation.json").read_text())
+    pg = doc["games"]["stag_hunt"]["pg"]
+    assert pg["n"] == 12 and len(pg["per_seed"]) == 12
+    assert "mcnemar_p" in doc["games"]["stag_hunt"]["peer_only"]["vs_pg"]
+    assert "| pg |" in capsys.readouterr().out
+    assert main(args + SMALL) == 0  # second run reuses the cached game
+    assert "reusing finished result" in capsys.readouterr().err
+
+
+def test_cooldown_and_alignment_run(tmp_path):
+    out = tmp_path / "c"
+    assert main(["tabular", "cooldown", "--seeds", "6", "--settle-steps", "50",
+                 "--handoff", "10", "--out", str(out)] + SMALL) == 0
+    doc = json.loads((out / "cooldown.json").read_text())
+    assert set(doc["arms"]) == {"pg", "meta_mapg", "handoff"}
+    out = tmp_path / "a"
+    assert main(["tabular", "alignment", "--grid", "5", "--mode", "exact", "--lambdas", "0",
+                 "0.5", "--lipschitz-samples", "5", "--out", str(out)] + SMALL) == 0
+    geo = json.loads((out / "alignment.json").read_text())["local_geometry"]
+    assert geo["phi_star_converged"] and geo["mu"] > 0
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["basin", "--game", "stag_hnt"], "game='stag_hnt'"),
+    (["basin", "--arms", "pg", "lola"], "arm='lola'"),
+    (["basin", "--payoff", "[[4, NaN], [3, 2]]"], "finite"),
+    (["basin", "--payoff", "[[4, 0, 1], [3, 2, 1]]"], "square"),
+    (["basin", "--payoff", "[[4, 0], [3"], "--payoff"),
+    (["basin", "--lambda-schedule", "anneal", "--anneal-power", "0.7"], "anneal_power=0.7"),
+    (["basin", "--steps", "0"], "steps=0"),
+    (["basin", "--threshold", "1.5"], "--threshold"),
+    (["basin", "--grid", "1"], "grid=1"),
+    (["ablation", "--games", "ipd", "nope"], "game='nope'"),
+    (["cooldown", "--game", "ipd_infinite", "--mode", "sampled"], "finite horizon"),
+])
+def test_bad_input_exits_2_naming_the_field_and_writes_nothing(tmp_path, argv, field):
+    out = tmp_path / "never"
+    proc = subprocess.run([sys.executable, "-m", "rllib_metamapg.cli", "tabular", *argv,
+                           "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert field in proc.stderr
+    assert not out.exists()
+
+
+def test_bad_config_key(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("stepz: 3\n")
+    proc = subprocess.run([sys.executable, "-m", "rllib_metamapg.cli", "tabular", "basin",
+                           "--config", str(cfg), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown key 'stepz'" in proc.stderr
+
+
+def test_tabular_engine_does_not_import_ray():
+    code = ("import sys, rllib_metamapg.tabular.dynamics, rllib_metamapg.cli; "
+            "assert not any(m == 'ray' or m.startswith('ray.') for m in sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)
