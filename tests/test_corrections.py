@@ -146,3 +146,19 @@ def test_own_vanishes_at_regularised_equilibrium(name, kind, tau, start):
     assert zero.converged
     own, peer = engine.corrections(zero.theta[None], 0.3, "taylor")
     assert float(own.norm()) < 1e-8 < float(peer.norm())
+
+
+@pytest.mark.parametrize("form", ["taylor", "unroll"])
+def test_correction_jacobian_matches_finite_differences(form):
+    """DM (used for mu_M) from torch.func against central differences of M."""
+    from torch.func import jacfwd
+
+    from rllib_metamapg.tabular.equilibria import correction_field
+    engine, policy = engine_for(get_game("stag_hunt"), tau=0.3)
+    m = correction_field(engine, form, 0.55, 1, "peer")
+    theta = torch.tensor([2.0, 2.5], dtype=torch.float64)
+    jac = jacfwd(m)(theta)
+    h = 1e-5
+    fd = torch.stack([(m(theta + h * e) - m(theta - h * e)) / (2 * h)
+                      for e in torch.eye(2, dtype=torch.float64)], -1)
+    assert float((jac - fd).norm() / fd.norm()) < 1e-6

@@ -127,3 +127,16 @@ def test_sampled_mode_refuses_infinite_horizon():
     policy = TabularPolicy.for_game(game)
     with pytest.raises(ValueError, match="finite horizon"):
         SampledEstimator(GameValues(game, policy), torch.Generator())
+
+
+@pytest.mark.parametrize("kind", ["bernoulli", "softmax"])
+def test_reinforce_sufficient_statistics_equal_the_scatter_form(kind):
+    est, _, policy = make("ipd", kind, estimator="reinforce")
+    theta = torch.randn(4, policy.dim, dtype=torch.float64,
+                        generator=torch.Generator().manual_seed(8))
+    ep = est.sample(theta, 32)
+    fast = est.taylor(theta, ep, 0.55)
+    est.use_sufficient_stats = False  # the generic per-step form
+    slow = est.taylor(theta, ep, 0.55)
+    for a, b in zip(fast, slow):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

@@ -64,6 +64,9 @@ class SampledEstimator:
             raise SamplingError(f"estimator={estimator!r} is unknown; choose one of "
                              f"{self.ESTIMATORS}.")
         self.estimator = estimator
+        # REINFORCE on repeated games: per-episode sufficient statistics (tests
+        # switch this off to compare with the generic per-step form).
+        self.use_sufficient_stats = True
         self.values = values
         self.policy = values.policy
         self.game = values.game
@@ -95,30 +98,25 @@ class SampledEstimator:
             return self._sample_counts(theta, batch)
         r = theta.shape[0]
         probs = [self.policy.probs(theta, j) for j in range(self.n)]
-        u = torch.rand(self.horizon, self.n, r, batch, generator=self.gen,
-                       dtype=theta.dtype)
+        # One uniform per step against the joint policy's CDF in the current state:
+        # the same law as independent per-agent draws, with one gather per step.
+        joint_cdf = torch.einsum(self.values._joint_eq, *probs).flatten(-self.n).cumsum(-1)
+        joint_cdf = joint_cdf[..., :-1].contiguous()  # (R, S, K-1)
+        u = torch.rand(self.horizon, r, batch, 1, generator=self.gen, dtype=theta.dtype)
         state = torch.zeros(r, batch, dtype=torch.long)
-        states, joints = [], []
-        actions = [[] for _ in range(self.n)]
+        idx = torch.empty(r, batch, joint_cdf.shape[-1], dtype=torch.long)
+        joints = []
         for t in range(self.horizon):
-            joint = torch.zeros_like(state)
-            for j in range(self.n):
-                if probs[j].shape[-1] == 2:
-                    p0 = torch.gather(probs[j][..., 0], 1, state)
-                    a = (u[t, j] >= p0).long()
-                else:
-                    c = probs[j].cumsum(-1)
-                    c = torch.gather(c, 1, state.unsqueeze(-1).expand(-1, -1, c.shape[-1]))
-                    a = (u[t, j, ..., None] > c[..., :-1]).sum(-1)
-                actions[j].append(a)
-                joint = joint + a * int(self._strides[j])
-            states.append(state)
+            c = torch.gather(joint_cdf, 1, idx.copy_(state.unsqueeze(-1).expand_as(idx)))
+            joint = (u[t] > c).sum(-1)
             joints.append(joint)
-            state = 1 + joint
-        joint = torch.stack(joints, -1)
+            state = joint + 1
+        joint = torch.stack(joints, -1)  # (R, B, T)
+        states = torch.cat([torch.zeros_like(joint[..., :1]), joint[..., :-1] + 1], -1)
+        actions = [(joint // int(self._strides[j])) % self.game.num_actions[j]
+                   for j in range(self.n)]
         rewards = self._flat_pay.to(theta.dtype).T[joint]
-        return Episodes(torch.stack(states, -1), [torch.stack(a, -1) for a in actions],
-                        rewards, None, batch)
+        return Episodes(states, actions, rewards, None, batch)
 
     def _sample_counts(self, theta: torch.Tensor, batch: int) -> Episodes:
         r, k, dtype = theta.shape[0], self._flat_pay.shape[1], theta.dtype
@@ -222,6 +220,9 @@ class SampledEstimator:
         n, pol = self.n, self.policy
         b = ep.batch_size
         probs = [pol.probs(theta, j) for j in range(n)]
+        if (self.estimator == "reinforce" and self.use_sufficient_stats
+                and ep.counts is None and not self.values.temperature):
+            return self._taylor_reinforce(theta, ep, eta, probs, want_corrections)
         w = self._discounted(ep)
         to_go = [self._to_go(w[..., i]) for i in range(n)]
         grads = [[self._score_sum(j, ep, to_go[i], probs[j]) / b for j in range(n)]
@@ -249,6 +250,47 @@ class SampledEstimator:
                 if j != i:
                     c = self._prefix(self._score_dot(j, ep, grads[i][j], probs[j]))
                     p = p + self._score_sum(i, ep, self._to_go(w[..., j] * c), probs[i])
+            own.append(eta * o)
+            peer.append(eta * p / b)
+        return v, torch.cat(own, -1), torch.cat(peer, -1)
+
+    def _taylor_reinforce(self, theta, ep: Episodes, eta: float, probs, want_corrections):
+        """REINFORCE taylor estimates from per-episode sufficient statistics.
+
+        With whole-episode weights an episode enters only through its returns
+        ``G`` and each agent's (state, action) counts, so everything below works
+        on ``(R, B, S*A)`` tensors instead of per-step fields.
+        """
+        n, pol, b = self.n, self.policy, ep.batch_size
+        r, e, t = ep.states.shape
+        ret = self._discounted(ep).sum(2)  # (R, B, N)
+        ones = torch.ones(r, e, t, dtype=ret.dtype)
+        scores, visits = [], []
+        for j in range(n):
+            a = probs[j].shape[-1]
+            cnt = torch.zeros(r, e, self.game.num_states * a, dtype=ret.dtype).scatter_add_(
+                2, ep.states * a + ep.actions[j], ones).view(r, e, -1, a)
+            per_state = cnt.sum(-1)
+            sc = cnt - probs[j].unsqueeze(1) * per_state.unsqueeze(-1)
+            scores.append(sc[..., 0] if pol.kind == "bernoulli" else sc.flatten(-2))
+            visits.append(per_state)
+        grads = [[torch.einsum("rb,rbd->rd", ret[..., i], scores[j]) / b for j in range(n)]
+                 for i in range(n)]
+        v = torch.cat([grads[i][i] for i in range(n)], -1)
+        if not want_corrections:
+            return v, None, None
+        own, peer = [], []
+        for i in range(n):
+            g = grads[i][i]
+            u = torch.einsum("rbd,rd->rb", scores[i], g)
+            o = torch.einsum("rb,rbd->rd", ret[..., i] * u, scores[i])
+            vw = torch.einsum("rb,rbs->rs", ret[..., i], visits[i])
+            o = (o + vw[:, pol.param_state(i)] * pol.log_prob_hvp(theta, i, g)) / b
+            p = torch.zeros_like(o)
+            for j in range(n):
+                if j != i:
+                    u = torch.einsum("rbd,rd->rb", scores[j], grads[i][j])
+                    p = p + torch.einsum("rb,rbd->rd", ret[..., j] * u, scores[i])
             own.append(eta * o)
             peer.append(eta * p / b)
         return v, torch.cat(own, -1), torch.cat(peer, -1)
