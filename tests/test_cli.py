@@ -95,3 +95,21 @@ def test_tabular_engine_does_not_import_ray():
     code = ("import sys, rllib_metamapg.tabular.dynamics, rllib_metamapg.cli; "
             "assert not any(m == 'ray' or m.startswith('ray.') for m in sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_tuned_tabular_configs_are_valid(tmp_path):
+    """Every tuned tabular YAML parses, has no dead keys and passes validation."""
+    from pathlib import Path
+
+    from rllib_metamapg.cli import build_parser
+    from rllib_metamapg.tabular.commands import COMMANDS
+    from rllib_metamapg.tabular.experiments.options import PAPER, learning_settings, resolve
+
+    files = sorted(Path(__file__).parents[1].glob("tuned_examples/tabular/*.yaml"))
+    assert len(files) >= 4
+    for f in files:
+        experiment = f.stem.split("-")[0]
+        args = build_parser().parse_args(["tabular", experiment, "--config", str(f),
+                                          "--out", str(tmp_path)])
+        values = resolve(args, dict(PAPER, **COMMANDS[experiment][0]))
+        learning_settings(values)

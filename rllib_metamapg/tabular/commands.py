@@ -106,12 +106,13 @@ def _alignment(v: Dict) -> int:
 def _demo(v: Dict) -> int:
     out = Path(v["out"])
     print("== paired-seed component ablation (Stag Hunt, IPD) ==", flush=True)
-    abl = dict(PAPER, **ablation.DEFAULTS, out=out, seeds=v["seeds"],
+    abl = dict(PAPER, **ablation.DEFAULTS)
+    abl.update(out=out, seeds=v["seeds"], dtype="float32",
                arms=["pg", "own_only", "peer_only", "meta_mapg", "handoff"])
-    abl["dtype"] = "float32"
     _ablation(abl)
     print("\n== Stag Hunt basin map ==", flush=True)
     _basin(dict(PAPER, **basin.DEFAULTS, out=out))
+    print(f"\ntables and figures: {out}/ablation.png, {out}/basin.png")
     return 0
 
 

@@ -1,0 +1,68 @@
+"""The paper's tabular evidence (Sec. 5, Table 1, Fig. 1) under its settings, sampled mode.
+
+Fixed seeds make these deterministic; tolerances are the paper's: +-3 points for
+the basin map, the published Wilson 95% intervals for Table 1.
+"""
+
+import pytest
+import torch
+
+from rllib_metamapg.arms import parse_arms
+from rllib_metamapg.stats import mcnemar_paired
+from rllib_metamapg.tabular.dynamics import LearningSettings, simulate
+from rllib_metamapg.tabular.experiments.ablation import paired_init
+from rllib_metamapg.tabular.experiments.basin import grid_values, run_basin
+from rllib_metamapg.tabular.games import get_game
+from rllib_metamapg.tabular.policies import TabularPolicy
+
+ABLATION_ARMS = ["pg", "own_only", "peer_only", "meta_mapg"]
+# Table 1: Wilson 95% CIs in percent.
+TABLE1 = {"stag_hunt": {"pg": (19.3, 36.4), "own_only": (19.3, 36.4),
+                        "peer_only": (32.8, 51.8), "meta_mapg": (32.8, 51.8)},
+          "ipd": {"pg": (4.1, 15.0), "own_only": (4.1, 15.0),
+                  "peer_only": (23.7, 41.7), "meta_mapg": (28.2, 46.8)}}
+
+
+def test_basin_map_matches_figure_1():
+    res = run_basin(get_game("stag_hunt"), parse_arms(["pg", "own_only", "meta_mapg"]),
+                    LearningSettings(steps=140, batch_size=192), grid_values(21, 0.05, 0.95),
+                    threshold=0.82, seed=0)
+    f = {a: 100 * x for a, x in res.fractions().items()}
+    assert abs(f["pg"] - 27.0) <= 3.0
+    assert abs(f["meta_mapg"] - 42.6) <= 3.0
+    assert abs(f["own_only"] - f["pg"]) <= 2.0
+    s = res.summary()["meta_mapg"]
+    assert s["gained_vs_pg"] > 50 and s["lost_vs_pg"] <= 3
+
+
+def ablation(game_name, seeds, seed=0):
+    game = get_game(game_name)
+    theta0 = paired_init(TabularPolicy.for_game(game), seeds, 1.35, seed)
+    settings = LearningSettings(steps=260, batch_size=384, dtype="float32")
+    res = simulate(game, parse_arms(ABLATION_ARMS), theta0, settings, seed=seed + 1)
+    return dict(zip(res.arms, res.success(0.82).numpy()))
+
+
+def test_stag_hunt_table_1():
+    ok = ablation("stag_hunt", 100)
+    for arm, (lo, hi) in TABLE1["stag_hunt"].items():
+        assert lo <= 100 * ok[arm].mean() <= hi, arm
+    for arm in ("peer_only", "meta_mapg"):
+        assert mcnemar_paired(ok["pg"], ok[arm])["p_value"] < 0.01
+
+
+@pytest.mark.slow
+def test_ipd_table_1_pooled():
+    """IPD over 300 paired inits (three Table-1 batches pooled, ~5 min on 2 cores).
+
+    Known deviation (docs/tabular.md): own_only lands at ~3% here, a little below
+    the paper's interval for it, while pg/peer/meta land inside theirs.
+    """
+    ok = ablation("ipd", 300)
+    rate = {a: 100 * v.mean() for a, v in ok.items()}
+    for arm in ("pg", "peer_only", "meta_mapg"):
+        lo, hi = TABLE1["ipd"][arm]
+        assert lo <= rate[arm] <= hi, (arm, rate)
+    assert rate["own_only"] <= rate["pg"] + 2
+    for arm in ("peer_only", "meta_mapg"):
+        assert mcnemar_paired(ok["pg"], ok[arm])["p_value"] < 0.01
