@@ -44,7 +44,7 @@ def basin(mode):
 def ablation_game(name):
     game = get_game(name)
     theta0 = paired_init(TabularPolicy.for_game(game), 100, 1.35, 0)
-    simulate(game, ARMS, theta0, LearningSettings(steps=260, batch_size=384, dtype="float32"),
+    simulate(game, ARMS, theta0, LearningSettings(steps=260, batch_size=384),
              seed=1)
 
 
@@ -74,7 +74,7 @@ def main():
         "python": platform.python_version(), "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(), "machine": platform.machine(),
         "settings": "paper: basin 21x21, 140 steps, B=192; ablation 100 seeds, 260 steps, "
-                    "B=384, float32; arms pg, own_only, peer_only, meta_mapg, handoff",
+                    "B=384; arms pg, own_only, peer_only, meta_mapg, handoff",
         "goals_s": GOALS,
         "results": results,
         "met": {k: results[k]["best_s"] <= GOALS[k] for k in GOALS},

@@ -140,3 +140,54 @@ def test_reinforce_sufficient_statistics_equal_the_scatter_form(kind):
     slow = est.taylor(theta, ep, 0.55)
     for a, b in zip(fast, slow):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_kernel_estimator_equals_torch_on_identical_episodes():
+    from rllib_metamapg.tabular import kernels
+    est, _, policy = make("ipd", estimator="reinforce")
+    theta = torch.randn(3, policy.dim, dtype=torch.float64,
+                        generator=torch.Generator().manual_seed(9))
+    ep = est.sample(theta, 40)
+    want = est.taylor(theta, ep, 0.55)
+    # Per-episode statistics of the same episodes, in the kernel's layout.
+    n, s = 2, 5
+    r, b, t = ep.states.shape
+    sc = np.zeros((r, b, n, s))
+    vis = np.zeros((r, b, n, s))
+    p0 = torch.stack([policy.probs(theta, j)[..., 0] for j in range(n)], 1).numpy()
+    for j in range(n):
+        idx = ep.states.numpy()
+        a0 = (ep.actions[j].numpy() == 0).astype(float)
+        for state in range(s):
+            mask = idx == state
+            vis[:, :, j, state] = mask.sum(-1)
+            sc[:, :, j, state] = (mask * a0).sum(-1) - p0[:, None, j, state] * mask.sum(-1)
+    disc = 0.96 ** np.arange(t)
+    ret = (ep.rewards.numpy() * disc[None, None, :, None]).sum(2)
+    got = kernels.estimates_from_stats(sc, vis, ret, p0, 0.55)
+    for a, w in zip(got, want):
+        np.testing.assert_allclose(a.reshape(r, -1), w.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_kernel_sampling_is_unbiased_and_reproducible():
+    est, exact, policy = make("ipd", estimator="reinforce", seed=3)
+    assert est.kernel_applies()
+    reps = 3000
+    theta1 = 0.6 * torch.randn(policy.dim, dtype=torch.float64,
+                               generator=torch.Generator().manual_seed(2))
+    theta = theta1.expand(reps, -1).contiguous()
+    v, own, peer = est.sample_taylor(theta, 16, 0.5)
+    v_exact = exact.field(theta1[None])[0]
+    z = (v.mean(0) - v_exact) / (v.std(0) / reps ** 0.5)
+    assert float(z.abs().max()) < 4.0
+    # The torch path estimates the same quantities from its own samples.
+    est.use_kernel = False
+    v2, own2, peer2 = est.sample_taylor(theta, 16, 0.5)
+    for a, b in ((own, own2), (peer, peer2)):
+        se = (a.var(0) / reps + b.var(0) / reps).sqrt()
+        assert torch.all((a.mean(0) - b.mean(0)).abs() < 4.5 * se + 1e-12)
+    est.use_kernel = True
+    again = SampledEstimator(est.values, torch.Generator().manual_seed(3), "reinforce")
+    first = SampledEstimator(est.values, torch.Generator().manual_seed(3), "reinforce")
+    torch.testing.assert_close(again.sample_taylor(theta[:5], 16, 0.5)[0],
+                               first.sample_taylor(theta[:5], 16, 0.5)[0])

@@ -107,7 +107,7 @@ def _demo(v: Dict) -> int:
     out = Path(v["out"])
     print("== paired-seed component ablation (Stag Hunt, IPD) ==", flush=True)
     abl = dict(PAPER, **ablation.DEFAULTS)
-    abl.update(out=out, seeds=v["seeds"], dtype="float32",
+    abl.update(out=out, seeds=v["seeds"],
                arms=["pg", "own_only", "peer_only", "meta_mapg", "handoff"])
     _ablation(abl)
     print("\n== Stag Hunt basin map ==", flush=True)

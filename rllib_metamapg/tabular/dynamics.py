@@ -116,8 +116,7 @@ class FieldProvider:
             return v, own, peer
         if s.correction == "unroll" and want_corrections:
             return self.sampler.unroll(theta, s.batch_size, eta, s.unroll_length)
-        episodes = self.sampler.sample(theta, s.batch_size)
-        return self.sampler.taylor(theta, episodes, eta, want_corrections)
+        return self.sampler.sample_taylor(theta, s.batch_size, eta, want_corrections)
 
 
 @dataclasses.dataclass

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import List, Optional, Tuple
 
+import numpy as np
 import torch
 
 from rllib_metamapg.tabular.values import GameValues
@@ -67,6 +68,7 @@ class SampledEstimator:
         # REINFORCE on repeated games: per-episode sufficient statistics (tests
         # switch this off to compare with the generic per-step form).
         self.use_sufficient_stats = True
+        self.use_kernel = True  # compiled path for repeated Bernoulli REINFORCE
         self.values = values
         self.policy = values.policy
         self.game = values.game
@@ -117,6 +119,35 @@ class SampledEstimator:
                    for j in range(self.n)]
         rewards = self._flat_pay.to(theta.dtype).T[joint]
         return Episodes(states, actions, rewards, None, batch)
+
+    def kernel_applies(self) -> bool:
+        """Whether the compiled REINFORCE kernel covers this game and estimator."""
+        return (self.use_kernel and self.values.repeated and self.estimator == "reinforce"
+                and self.policy.kind == "bernoulli" and not self.values.temperature)
+
+    def sample_taylor(self, theta: torch.Tensor, batch: int, eta: float,
+                      want_corrections: bool = True):
+        """Samples a batch and returns the taylor estimates ``(v, own, peer)``.
+
+        Repeated Bernoulli games under REINFORCE go through the compiled kernel
+        (:mod:`.kernels`), which never materialises the episodes.
+        """
+        if not self.kernel_applies():
+            return self.taylor(theta, self.sample(theta, batch), eta, want_corrections)
+        from rllib_metamapg.tabular import kernels
+
+        th = theta.detach()
+        r = th.shape[0]
+        probs = [self.policy.probs(th, j) for j in range(self.n)]
+        cdf = torch.einsum(self.values._joint_eq, *probs).flatten(-self.n).cumsum(-1)
+        p0 = torch.stack([p[..., 0] for p in probs], 1)  # (R, N, S)
+        seeds = torch.randint(0, 2 ** 62, (r,), generator=self.gen).numpy().astype(np.uint64)
+        v, own, peer = kernels.reinforce_taylor(
+            p0.double().numpy(), cdf.double().contiguous().numpy(),
+            self._flat_pay.double().numpy(), float(self.discount), int(self.horizon),
+            int(batch), float(eta), seeds, bool(want_corrections))
+        out = [torch.from_numpy(x).reshape(r, -1).to(th.dtype) for x in (v, own, peer)]
+        return (out[0], None, None) if not want_corrections else tuple(out)
 
     def _sample_counts(self, theta: torch.Tensor, batch: int) -> Episodes:
         r, k, dtype = theta.shape[0], self._flat_pay.shape[1], theta.dtype
