@@ -191,3 +191,16 @@ def test_kernel_sampling_is_unbiased_and_reproducible():
     first = SampledEstimator(est.values, torch.Generator().manual_seed(3), "reinforce")
     torch.testing.assert_close(again.sample_taylor(theta[:5], 16, 0.5)[0],
                                first.sample_taylor(theta[:5], 16, 0.5)[0])
+
+
+@pytest.mark.parametrize("name, kind", [("stag_hunt", "bernoulli"), ("climbing", "softmax")])
+def test_one_shot_count_estimator_equals_the_generic_form(name, kind):
+    est, _, policy = make(name, kind)
+    theta = torch.randn(5, policy.dim, dtype=torch.float64,
+                        generator=torch.Generator().manual_seed(12))
+    ep = est.sample(theta, 50)
+    fast = est.taylor(theta, ep, 0.55)
+    est.use_sufficient_stats = False
+    slow = est.taylor(theta, ep, 0.55)
+    for a, b in zip(fast, slow):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

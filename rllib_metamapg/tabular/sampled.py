@@ -251,9 +251,11 @@ class SampledEstimator:
         n, pol = self.n, self.policy
         b = ep.batch_size
         probs = [pol.probs(theta, j) for j in range(n)]
-        if (self.estimator == "reinforce" and self.use_sufficient_stats
-                and ep.counts is None and not self.values.temperature):
-            return self._taylor_reinforce(theta, ep, eta, probs, want_corrections)
+        if self.use_sufficient_stats and not self.values.temperature:
+            if ep.counts is not None:
+                return self._taylor_one_shot(theta, ep, eta, probs, want_corrections)
+            if self.estimator == "reinforce":
+                return self._taylor_reinforce(theta, ep, eta, probs, want_corrections)
         w = self._discounted(ep)
         to_go = [self._to_go(w[..., i]) for i in range(n)]
         grads = [[self._score_sum(j, ep, to_go[i], probs[j]) / b for j in range(n)]
@@ -283,6 +285,38 @@ class SampledEstimator:
                     p = p + self._score_sum(i, ep, self._to_go(w[..., j] * c), probs[i])
             own.append(eta * o)
             peer.append(eta * p / b)
+        return v, torch.cat(own, -1), torch.cat(peer, -1)
+
+    def _taylor_one_shot(self, theta, ep: Episodes, eta: float, probs, want_corrections):
+        """Taylor estimates of a one-shot game from its joint-action counts.
+
+        Each of the K joint actions is one distinct "episode" with weight
+        ``n_k``, its scores and rewards: every estimator is a sum over k.
+        """
+        n, pol, b = self.n, self.policy, ep.batch_size
+        weights = ep.counts / b  # (R, K)
+        pay = ep.rewards[0, :, 0, :]  # (K, N)
+        scores = [pol.score(theta, j, ep.states, ep.actions[j])[:, :, 0, :]
+                  for j in range(n)]  # (R, K, d_j)
+        wr = [weights * pay[:, i] for i in range(n)]  # (R, K): n_k R_i(k) / B
+        grads = [[torch.einsum("rk,rkd->rd", wr[i], scores[j]) for j in range(n)]
+                 for i in range(n)]
+        v = torch.cat([grads[i][i] for i in range(n)], -1)
+        if not want_corrections:
+            return v, None, None
+        own, peer = [], []
+        for i in range(n):
+            g = grads[i][i]
+            u = torch.einsum("rkd,rd->rk", scores[i], g)
+            o = torch.einsum("rk,rkd->rd", wr[i] * u, scores[i])
+            o = o + wr[i].sum(-1, keepdim=True) * pol.log_prob_hvp(theta, i, g)
+            p = torch.zeros_like(o)
+            for j in range(n):
+                if j != i:
+                    u = torch.einsum("rkd,rd->rk", scores[j], grads[i][j])
+                    p = p + torch.einsum("rk,rkd->rd", wr[j] * u, scores[i])
+            own.append(eta * o)
+            peer.append(eta * p)
         return v, torch.cat(own, -1), torch.cat(peer, -1)
 
     def _taylor_reinforce(self, theta, ep: Episodes, eta: float, probs, want_corrections):

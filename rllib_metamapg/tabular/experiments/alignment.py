@@ -150,15 +150,16 @@ def _figure(doc, cos, probs, gained):
     import matplotlib.pyplot as plt
 
     geo = doc["local_geometry"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    im = axes[0].imshow(cos.T, origin="lower", extent=(probs[0], probs[-1], probs[0],
-                        probs[-1]), vmin=-1, vmax=1, cmap="RdBu")
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), layout="constrained")
+    h = (probs[-1] - probs[0]) / (2 * (len(probs) - 1))  # cells centred on grid values
+    im = axes[0].imshow(cos.T, origin="lower", extent=(probs[0] - h, probs[-1] + h,
+                        probs[0] - h, probs[-1] + h), vmin=-1, vmax=1, cmap="RdBu")
     ys, xs = np.nonzero(gained.T)
     axes[0].scatter(probs[xs], probs[ys], s=6, c="k", marker="x", label="gained cells")
     axes[0].set_title(f"cos(peer, to C..C): mean {doc['cosine']['mean_grid']:.2f}")
     axes[0].set_xlabel("p1 at start")
     axes[0].set_ylabel("p2 at start")
-    fig.colorbar(im, ax=axes[0], fraction=0.046)
+    fig.colorbar(im, ax=axes[0], shrink=0.8)
     lam = [r["lambda"] for r in geo["by_lambda"]]
     axes[1].plot(lam, [r["shift"] for r in geo["by_lambda"]], "o-", label="Newton")
     axes[1].plot(lam, [r["shift_first_order"] for r in geo["by_lambda"]], "--",
