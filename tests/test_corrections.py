@@ -162,3 +162,16 @@ def test_correction_jacobian_matches_finite_differences(form):
     fd = torch.stack([(m(theta + h * e) - m(theta - h * e)) / (2 * h)
                       for e in torch.eye(2, dtype=torch.float64)], -1)
     assert float((jac - fd).norm() / fd.norm()) < 1e-6
+
+
+@pytest.mark.parametrize("name, kind, tau", [("ipd", "bernoulli", 0.0), ("ipd", "softmax", 0.2),
+                                             ("climbing", "softmax", 0.1)])
+def test_batched_taylor_equals_vmapped_single_run_form(name, kind, tau):
+    from torch.func import vmap
+    engine, policy = engine_for(get_game(name), kind, tau)
+    theta = torch.randn(4, policy.dim, dtype=torch.float64,
+                        generator=torch.Generator().manual_seed(13))
+    own, peer = engine.corrections(theta, 0.4, "taylor")
+    own1, peer1 = vmap(engine.single_corrections("taylor", 0.4))(theta)
+    torch.testing.assert_close(own, own1, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(peer, peer1, rtol=1e-10, atol=1e-12)

@@ -178,5 +178,3 @@ def run(name: str, args: argparse.Namespace) -> int:
     values = resolve(args, dict(PAPER, **defaults))
     return fn(values)
 
-
-__all__ = ["add_parser", "run", "OptionsError"]

@@ -108,17 +108,16 @@ def _load_config(path: Path, known: set) -> Dict[str, Any]:
     return out
 
 
-def learning_settings(v: Dict[str, Any], steps: int = None, batch_size: int = None
-                      ) -> LearningSettings:
+def learning_settings(v: Dict[str, Any]) -> LearningSettings:
     """Builds and validates :class:`LearningSettings` from resolved option values."""
     sched = LambdaSchedule(v["lambda_schedule"], handoff=v["handoff"],
                            power=v["anneal_power"], scale=v["anneal_scale"])
     settings = LearningSettings(
         mode=v["mode"], correction=v["correction"], unroll_length=v["unroll_length"],
-        steps=steps or v["steps"],
+        steps=v["steps"],
         step_size=StepSize(v["lr"], power=v["lr_power"], offset=v["lr_offset"]),
         inner_lr=v["inner_lr"], own_coef=v["own_coef"], peer_coef=v["peer_coef"],
-        batch_size=batch_size or v["batch_size"], estimator=v["estimator"],
+        batch_size=v["batch_size"], estimator=v["estimator"],
         clip=v["clip"], temperature=v["temperature"], policy=v["policy"], schedule=sched,
         allow_nonsummable=bool(v["allow_nonsummable"]), dtype=v["dtype"])
     settings.validate()
