@@ -38,9 +38,7 @@ def test_hard_cooldown_hands_off_to_pg():
     s = LearningSettings(mode="exact", steps=10, schedule=LambdaSchedule("hard", handoff=5))
     res = simulate(game, parse_arms(["pg", "handoff"]), theta0, s, record=True)
     h = res.history  # (steps + 1, arms, runs, D)
-    d_pg = h[6:, 0] - h[5:-1, 0]
-    d_ho = h[6:, 1] - h[5:-1, 1]
-    # After T both follow alpha_n * v at their own points: compare with v directly.
+    # After T the handoff arm follows alpha_n * v exactly.
     from rllib_metamapg.tabular.exact import ExactEngine
     from rllib_metamapg.tabular.values import GameValues
     eng = ExactEngine(GameValues(game, res.policy))
@@ -48,7 +46,6 @@ def test_hard_cooldown_hands_off_to_pg():
         step = s.step_size(n) * eng.field(h[n, 1])
         torch.testing.assert_close(h[n + 1, 1], h[n, 1] + step)
     assert not torch.allclose(h[5, 0], h[5, 1])  # the correction acted before T
-    assert d_pg.shape == d_ho.shape
 
 
 def test_clip_is_applied():

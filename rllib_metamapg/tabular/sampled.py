@@ -17,7 +17,7 @@ form is estimated with DiCE through autograd, one fresh batch per inner step.
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import numpy as np
 import torch
@@ -291,73 +291,71 @@ class SampledEstimator:
         """Taylor estimates of a one-shot game from its joint-action counts.
 
         Each of the K joint actions is one distinct "episode" with weight
-        ``n_k``, its scores and rewards: every estimator is a sum over k.
+        ``n_k / B``; its single visit is to the only state.
         """
-        n, pol, b = self.n, self.policy, ep.batch_size
-        weights = ep.counts / b  # (R, K)
+        n, pol = self.n, self.policy
+        freq = ep.counts / ep.batch_size  # (R, K)
         pay = ep.rewards[0, :, 0, :]  # (K, N)
         scores = [pol.score(theta, j, ep.states, ep.actions[j])[:, :, 0, :]
                   for j in range(n)]  # (R, K, d_j)
-        wr = [weights * pay[:, i] for i in range(n)]  # (R, K): n_k R_i(k) / B
-        grads = [[torch.einsum("rk,rkd->rd", wr[i], scores[j]) for j in range(n)]
-                 for i in range(n)]
-        v = torch.cat([grads[i][i] for i in range(n)], -1)
-        if not want_corrections:
-            return v, None, None
-        own, peer = [], []
-        for i in range(n):
-            g = grads[i][i]
-            u = torch.einsum("rkd,rd->rk", scores[i], g)
-            o = torch.einsum("rk,rkd->rd", wr[i] * u, scores[i])
-            o = o + wr[i].sum(-1, keepdim=True) * pol.log_prob_hvp(theta, i, g)
-            p = torch.zeros_like(o)
-            for j in range(n):
-                if j != i:
-                    u = torch.einsum("rkd,rd->rk", scores[j], grads[i][j])
-                    p = p + torch.einsum("rk,rkd->rd", wr[j] * u, scores[i])
-            own.append(eta * o)
-            peer.append(eta * p)
-        return v, torch.cat(own, -1), torch.cat(peer, -1)
+        weights = [freq * pay[:, i] for i in range(n)]  # n_k R_i(k) / B
+        curvature = [w.sum(-1, keepdim=True) for w in weights]
+        return self._episode_products(theta, weights, scores, curvature, eta,
+                                      want_corrections)
 
     def _taylor_reinforce(self, theta, ep: Episodes, eta: float, probs, want_corrections):
         """REINFORCE taylor estimates from per-episode sufficient statistics.
 
         With whole-episode weights an episode enters only through its returns
-        ``G`` and each agent's (state, action) counts, so everything below works
-        on ``(R, B, S*A)`` tensors instead of per-step fields.
+        ``G`` and each agent's (state, action) counts, so everything works on
+        ``(R, B, S*A)`` tensors instead of per-step fields.
         """
         n, pol, b = self.n, self.policy, ep.batch_size
         r, e, t = ep.states.shape
-        ret = self._discounted(ep).sum(2)  # (R, B, N)
+        ret = self._discounted(ep).sum(2) / b  # (R, B, N): G_i / B
         ones = torch.ones(r, e, t, dtype=ret.dtype)
-        scores, visits = [], []
+        scores, curvature = [], []
         for j in range(n):
             a = probs[j].shape[-1]
             cnt = torch.zeros(r, e, self.game.num_states * a, dtype=ret.dtype).scatter_add_(
                 2, ep.states * a + ep.actions[j], ones).view(r, e, -1, a)
-            per_state = cnt.sum(-1)
-            sc = cnt - probs[j].unsqueeze(1) * per_state.unsqueeze(-1)
+            visits = cnt.sum(-1)
+            sc = cnt - probs[j].unsqueeze(1) * visits.unsqueeze(-1)
             scores.append(sc[..., 0] if pol.kind == "bernoulli" else sc.flatten(-2))
-            visits.append(per_state)
-        grads = [[torch.einsum("rb,rbd->rd", ret[..., i], scores[j]) / b for j in range(n)]
-                 for i in range(n)]
+            per_state = torch.einsum("rb,rbs->rs", ret[..., j], visits)
+            curvature.append(per_state[:, pol.param_state(j)])
+        weights = [ret[..., i] for i in range(n)]
+        return self._episode_products(theta, weights, scores, curvature, eta,
+                                      want_corrections)
+
+    def _episode_products(self, theta, weights, scores, curvature, eta, want_corrections):
+        """Taylor estimates from per-episode weights and whole-episode scores.
+
+        Args:
+            weights: per agent i, ``(R, E)``: episode weight times its return G_i / B.
+            scores: per agent j, ``(R, E, d_j)``: whole-episode score vectors.
+            curvature: per agent i, ``(R, d_i)``: ``sum_e weight_i(e) * visits of the
+                parameter's state``, which carries the ``grad^2 log pi`` term.
+        """
+        n, pol = self.n, self.policy
+        grads = [[torch.einsum("re,red->rd", weights[i], scores[j]) for j in range(n)]
+                 for i in range(n)]  # grads[i][j]: estimate of grad_j V_i
         v = torch.cat([grads[i][i] for i in range(n)], -1)
         if not want_corrections:
             return v, None, None
         own, peer = [], []
         for i in range(n):
             g = grads[i][i]
-            u = torch.einsum("rbd,rd->rb", scores[i], g)
-            o = torch.einsum("rb,rbd->rd", ret[..., i] * u, scores[i])
-            vw = torch.einsum("rb,rbs->rs", ret[..., i], visits[i])
-            o = (o + vw[:, pol.param_state(i)] * pol.log_prob_hvp(theta, i, g)) / b
+            u = torch.einsum("red,rd->re", scores[i], g)
+            o = torch.einsum("re,red->rd", weights[i] * u, scores[i])
+            o = o + curvature[i] * pol.log_prob_hvp(theta, i, g)
             p = torch.zeros_like(o)
             for j in range(n):
                 if j != i:
-                    u = torch.einsum("rbd,rd->rb", scores[j], grads[i][j])
-                    p = p + torch.einsum("rb,rbd->rd", ret[..., j] * u, scores[i])
+                    u = torch.einsum("red,rd->re", scores[j], grads[i][j])
+                    p = p + torch.einsum("re,red->rd", weights[j] * u, scores[i])
             own.append(eta * o)
-            peer.append(eta * p / b)
+            peer.append(eta * p)
         return v, torch.cat(own, -1), torch.cat(peer, -1)
 
     def dice_objectives(self, theta: torch.Tensor, ep: Episodes) -> torch.Tensor:
