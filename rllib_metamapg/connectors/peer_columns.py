@@ -1,0 +1,112 @@
+"""Learner connector that gives every agent's rows its peers' data at the same env step.
+
+RLlib batches each module separately and its minibatch iterator shuffles each
+module's batch on its own, so rows of different modules are not aligned.  The
+peer correction needs, for each of agent i's timesteps, what every peer
+observed, did, and was credited with *at that env step*.  This piece runs after
+GAE (so advantages exist), finds each agent's rows by walking the episodes in
+the order the batch was built, and gathers the peers' columns row by row into
+agent i's batch.  Shuffling later moves whole rows, peer columns included.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+import torch
+import tree
+
+from ray.rllib.connectors.connector_v2 import ConnectorV2
+from ray.rllib.core.columns import Columns
+from ray.rllib.evaluation.postprocessing import Postprocessing
+from ray.rllib.utils.annotations import override
+
+PEER_SOURCE_COLUMNS = (Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP,
+                       Postprocessing.ADVANTAGES, Columns.LOSS_MASK)
+
+
+def peer_column(slot: int, column: str) -> str:
+    """Name of peer ``slot``'s copy of ``column`` in a module's batch."""
+    return f"metamapg_peer{slot}_{column}"
+
+
+class AddPeerColumns(ConnectorV2):
+    """Adds ``metamapg_peer{k}_{obs,actions,action_logp,advantages,loss_mask}`` columns.
+
+    Peers of an agent are the other agents of its episode in sorted agent-id
+    order.  Needs simultaneous moves (every agent acts at every env step) and
+    one module per agent; anything else is refused with an explanation.
+
+    Attributes:
+        peer_modules: After a call, ``{module_id: [module id of peer slot k, ...]}``.
+    """
+
+    def __init__(self, input_observation_space=None, input_action_space=None, **kwargs):
+        super().__init__(input_observation_space, input_action_space, **kwargs)
+        self.peer_modules: Dict[str, List[str]] = {}
+
+    @override(ConnectorV2)
+    def __call__(self, *, rl_module, episodes, batch: Dict[str, Any], **kwargs):
+        rows, slots = self._locate(episodes, batch)
+        for mid, peer_mids in slots.items():
+            index = [np.concatenate(parts) if parts else np.zeros(0, np.int64)
+                     for parts in rows[mid]]
+            for k, peer_mid in enumerate(peer_mids):
+                idx = torch.as_tensor(index[k], dtype=torch.long)
+                for col in PEER_SOURCE_COLUMNS:
+                    if col in batch[peer_mid]:
+                        batch[mid][peer_column(k, col)] = tree.map_structure(
+                            lambda x: x[idx.to(x.device)], batch[peer_mid][col])
+        self.peer_modules = slots
+        return batch
+
+    def _locate(self, episodes, batch) -> Tuple[Dict[str, List[List[np.ndarray]]],
+                                                 Dict[str, List[str]]]:
+        """Per module and peer slot, the peer's row indices for each own row."""
+        offsets: Dict[str, int] = {}
+        spans = []  # per multi-agent episode: {agent: (module, start, len, t_started)}
+        for episode in episodes:
+            span = {}
+            for agent_id in episode.agent_ids:
+                sa = episode.agent_episodes[agent_id]
+                mid = sa.module_id
+                if mid not in batch:
+                    continue
+                start = offsets.get(mid, 0)
+                span[agent_id] = (mid, start, len(sa), sa.t_started)
+                offsets[mid] = start + len(sa)
+            spans.append(span)
+        for mid, n in offsets.items():
+            have = len(batch[mid][Columns.ACTIONS])
+            if have != n:
+                raise ValueError(f"AddPeerColumns: module {mid!r} has {have} rows but its "
+                                 f"episodes account for {n}; it must run after GAE on an "
+                                 "unpadded (non-recurrent) batch.")
+        rows: Dict[str, List[List[np.ndarray]]] = {}
+        slots: Dict[str, List[str]] = {}
+        for span in spans:
+            agents = sorted(span, key=str)
+            for agent_id in agents:
+                mid, start, length, t0 = span[agent_id]
+                peers = [a for a in agents if a != agent_id]
+                peer_mids = [span[a][0] for a in peers]
+                if mid in peer_mids:
+                    raise ValueError(f"MetaMAPG needs one module per agent: agents "
+                                     f"{[a for a in agents if span[a][0] == mid]} share "
+                                     f"module {mid!r}. Map each agent to its own module "
+                                     "(policy_mapping_fn).")
+                if slots.setdefault(mid, peer_mids) != peer_mids:
+                    raise ValueError(f"MetaMAPG: module {mid!r} meets different peer "
+                                     f"modules in different episodes ({slots[mid]} vs "
+                                     f"{peer_mids}); use a fixed agent -> module mapping.")
+                per_slot = rows.setdefault(mid, [[] for _ in peers])
+                for k, peer in enumerate(peers):
+                    p_mid, p_start, p_len, p_t0 = span[peer]
+                    if (p_len, p_t0) != (length, t0):
+                        raise ValueError(
+                            f"MetaMAPG needs simultaneous moves: in one episode agent "
+                            f"{agent_id!r} has {length} steps from t={t0} but agent "
+                            f"{peer!r} has {p_len} from t={p_t0}.")
+                    per_slot[k].append(np.arange(p_start, p_start + p_len))
+        return rows, slots

@@ -1,0 +1,226 @@
+"""MetaMAPG: multi-agent PPO with Meta-MAPG own/peer corrections and a cooldown.
+
+Example:
+    .. code-block:: python
+
+        from rllib_metamapg import MetaMAPGConfig
+
+        config = (MetaMAPGConfig()
+                  .environment("stag_hunt")
+                  .training(arm="meta_mapg", inner_lr=0.1))
+        algo = config.build_algo()
+        print(algo.train()["learners"]["player_0"]["metamapg_peer_norm"])
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Type, Union
+
+from ray.rllib.algorithms.algorithm_config import NotProvided
+from ray.rllib.algorithms.ppo.ppo import PPO, PPOConfig
+from ray.rllib.core.learner.learner import Learner
+from ray.rllib.env.multi_agent_env import MultiAgentEnv
+from ray.rllib.utils.annotations import override
+
+from rllib_metamapg.arms import ArmError, get_arm
+from rllib_metamapg.callbacks.cooldown_callback import CooldownCallback
+from rllib_metamapg.cooldown import CooldownController
+from rllib_metamapg.schedules import ScheduleError
+
+CORRECTION_FORMS = ("dice", "taylor")
+
+
+class MetaMAPGConfig(PPOConfig):
+    """Configuration of :class:`MetaMAPG`: ``PPOConfig`` plus the correction settings.
+
+    Multi-agent wiring defaults to one module per agent of the environment (read
+    from its ``possible_agents``) when ``multi_agent()`` is not called.
+    """
+
+    def __init__(self, algo_class=None):
+        super().__init__(algo_class=algo_class or MetaMAPG)
+        self.arm = "meta_mapg"
+        self.own_coef = 1.0
+        self.peer_coef = 1.0
+        self.inner_lr = 0.1
+        self.unroll_length = 1
+        self.correction_form = "dice"
+        self.correction_clip = 1.0
+        self.lambda_schedule = None
+        self.handoff_steps = None
+        self.anneal_power = 2.0
+        self.anneal_scale = 100_000.0
+        self.handoff_metric = None
+        self.handoff_threshold = None
+        self.handoff_patience = 1
+        self.allow_nonsummable = False
+        self.callbacks_class = CooldownCallback
+        # RLlib's multi-agent runner gets quadratically slower in episodes per
+        # call when it converts episodes to numpy; short matrix-game episodes hit it.
+        self.episodes_to_numpy = False
+
+    @override(PPOConfig)
+    def training(
+        self,
+        *,
+        arm: Optional[str] = NotProvided,
+        own_coef: Optional[float] = NotProvided,
+        peer_coef: Optional[float] = NotProvided,
+        inner_lr: Optional[float] = NotProvided,
+        unroll_length: Optional[int] = NotProvided,
+        correction_form: Optional[str] = NotProvided,
+        correction_clip: Optional[float] = NotProvided,
+        lambda_schedule: Optional[str] = NotProvided,
+        handoff_steps: Optional[float] = NotProvided,
+        anneal_power: Optional[float] = NotProvided,
+        anneal_scale: Optional[float] = NotProvided,
+        handoff_metric: Optional[str] = NotProvided,
+        handoff_threshold: Optional[float] = NotProvided,
+        handoff_patience: Optional[int] = NotProvided,
+        allow_nonsummable: Optional[bool] = NotProvided,
+        **kwargs,
+    ) -> "MetaMAPGConfig":
+        """Sets the training related configuration.
+
+        Args:
+            arm: ``ippo`` (plain PPO), ``own_only``, ``peer_only``, ``meta_mapg`` or
+                ``handoff`` (``meta_mapg`` until the handoff, then ``ippo``).
+            own_coef: Weight of the own-learning term (when the arm uses it).
+            peer_coef: Weight of the peer-learning term (when the arm uses it).
+            inner_lr: Inner step size eta of every agent's differentiable PG step.
+            unroll_length: Number of inner steps L >= 1.
+            correction_form: ``"dice"`` (differentiate through the inner steps) or
+                ``"taylor"`` (first order at the current parameters; L = 1).
+            correction_clip: c of the norm clip ``|correction| <= c * |PG|``;
+                ``None`` disables clipping.
+            lambda_schedule: For ``arm="handoff"``: ``"hard"`` (default; lambda = 0
+                after the handoff) or ``"anneal"`` (power-law decay).
+            handoff_steps: Time trigger T_warm in lifetime env steps.
+            anneal_power: Exponent of the anneal; must make ``sum lambda_n``
+                finite (> 1 with PPO's constant lr) unless ``allow_nonsummable``.
+            anneal_scale: Anneal time scale in env steps.
+            handoff_metric: Statistic trigger: a result-dict path such as
+                ``"env_runners/episode_return_mean"``.
+            handoff_threshold: Hand off once the statistic is >= this ...
+            handoff_patience: ... for this many consecutive iterations.
+            allow_nonsummable: Accept an anneal that breaks Proposition 3.
+
+        Returns:
+            This updated MetaMAPGConfig object.
+        """
+        super().training(**kwargs)
+        for name, value in dict(
+                arm=arm, own_coef=own_coef, peer_coef=peer_coef, inner_lr=inner_lr,
+                unroll_length=unroll_length, correction_form=correction_form,
+                correction_clip=correction_clip, lambda_schedule=lambda_schedule,
+                handoff_steps=handoff_steps, anneal_power=anneal_power,
+                anneal_scale=anneal_scale, handoff_metric=handoff_metric,
+                handoff_threshold=handoff_threshold, handoff_patience=handoff_patience,
+                allow_nonsummable=allow_nonsummable).items():
+            if value is not NotProvided:
+                setattr(self, name, value)
+        return self
+
+    @override(PPOConfig)
+    def get_default_learner_class(self) -> Union[Type[Learner], str]:
+        if self.framework_str == "torch":
+            from rllib_metamapg.metamapg.torch.metamapg_torch_learner import (
+                MetaMAPGTorchLearner)
+            return MetaMAPGTorchLearner
+        raise ValueError(f"framework={self.framework_str!r}: MetaMAPG supports torch only.")
+
+    def cooldown_controller(self) -> CooldownController:
+        """The lambda state machine these settings describe (validates them)."""
+        arm = get_arm(self.arm)
+        kind = self.lambda_schedule or ("hard" if arm.cooldown else "constant")
+        return CooldownController(
+            arm, kind=kind, handoff_steps=self.handoff_steps,
+            anneal_power=self.anneal_power, anneal_scale=self.anneal_scale,
+            metric=self.handoff_metric, threshold=self.handoff_threshold,
+            patience=self.handoff_patience, allow_nonsummable=self.allow_nonsummable)
+
+    @override(PPOConfig)
+    def validate(self) -> None:
+        self._validate_metamapg()
+        self._default_one_module_per_agent()
+        super().validate()
+
+    def _validate_metamapg(self) -> None:
+        try:
+            self.cooldown_controller()
+        except (ArmError, ScheduleError) as err:
+            raise ValueError(f"MetaMAPGConfig: {err}") from None
+        for name in ("own_coef", "peer_coef", "inner_lr"):
+            value = getattr(self, name)
+            if not _finite(value) or value < 0:
+                raise ValueError(f"MetaMAPGConfig: {name}={value!r} must be a finite "
+                                 "number >= 0.")
+        if self.inner_lr == 0 and get_arm(self.arm).corrected:
+            raise ValueError("MetaMAPGConfig: inner_lr=0 makes every correction zero; "
+                             "use arm='ippo' for plain PPO.")
+        if (not isinstance(self.unroll_length, int) or isinstance(self.unroll_length, bool)
+                or self.unroll_length < 1):
+            raise ValueError(f"MetaMAPGConfig: unroll_length={self.unroll_length!r} must "
+                             "be an integer >= 1.")
+        if self.correction_form not in CORRECTION_FORMS:
+            raise ValueError(f"MetaMAPGConfig: correction_form={self.correction_form!r}; "
+                             f"choose one of {CORRECTION_FORMS}.")
+        if self.correction_form == "taylor" and self.unroll_length != 1:
+            raise ValueError("MetaMAPGConfig: correction_form='taylor' is first order; "
+                             f"unroll_length={self.unroll_length} must be 1.")
+        if self.correction_clip is not None and not (
+                _finite(self.correction_clip) and self.correction_clip > 0):
+            raise ValueError(f"MetaMAPGConfig: correction_clip={self.correction_clip!r} "
+                             "must be a number > 0, or None for no clipping.")
+        callbacks = self.callbacks_class
+        callbacks = callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]
+        if get_arm(self.arm).cooldown and self.handoff_metric is not None and not any(
+                isinstance(c, type) and issubclass(c, CooldownCallback) for c in callbacks):
+            raise ValueError("MetaMAPGConfig: handoff_metric needs CooldownCallback; pass "
+                             "config.callbacks([CooldownCallback, YourCallback]).")
+
+    def _default_one_module_per_agent(self) -> None:
+        if self.is_multi_agent or self.env is None:
+            return
+        env = _make_env(self.env, self.env_config)
+        if isinstance(env, MultiAgentEnv) and getattr(env, "possible_agents", None):
+            agents = list(env.possible_agents)
+            self.multi_agent(policies=set(agents),
+                             policy_mapping_fn=_agent_is_module)
+        if hasattr(env, "close"):
+            env.close()
+
+
+class MetaMAPG(PPO):
+    """PPO whose learner adds Meta-MAPG's own/peer corrections (see MetaMAPGConfig)."""
+
+    @classmethod
+    @override(PPO)
+    def get_default_config(cls) -> MetaMAPGConfig:
+        return MetaMAPGConfig()
+
+
+def _agent_is_module(agent_id, episode=None, **kwargs):
+    return agent_id
+
+
+def _finite(x) -> bool:
+    try:
+        return not isinstance(x, bool) and math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def _make_env(env, env_config):
+    from ray.rllib.env.env_context import EnvContext
+    from ray.tune.registry import ENV_CREATOR, _global_registry
+
+    ctx = EnvContext(dict(env_config or {}), worker_index=0)
+    if isinstance(env, str):
+        if _global_registry.contains(ENV_CREATOR, env):
+            return _global_registry.get(ENV_CREATOR, env)(ctx)
+        return None
+    if isinstance(env, type):
+        return env(ctx)
+    return None

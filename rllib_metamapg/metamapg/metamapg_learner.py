@@ -1,0 +1,66 @@
+"""Framework-agnostic part of the MetaMAPG learner: lambda state and peer columns."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from ray.rllib.algorithms.ppo.ppo_learner import PPOLearner
+from ray.rllib.utils.annotations import override
+from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
+
+from rllib_metamapg.connectors.peer_columns import AddPeerColumns
+
+CORRECTION_STATE_KEY = "metamapg_correction"
+
+
+class MetaMAPGLearner(PPOLearner):
+    """PPO learner that carries the correction strength lambda and its phase.
+
+    The state (``lambda``, ``phase``, ``handoff_at``, ``streak``) is advanced from
+    the lifetime env-step count before each update, can be overwritten by the
+    ``CooldownCallback`` (statistic trigger), and is part of ``get_state()`` so it
+    survives checkpoint save/restore.
+    """
+
+    @override(PPOLearner)
+    def build(self) -> None:
+        # Nothing here may consume torch RNG before super().build(): paired seeds.
+        super().build()
+        self._controller = self.config.cooldown_controller()
+        self._correction_state = self._controller.initial_state()
+        self._peer_columns: Optional[AddPeerColumns] = None
+        if (self._controller.arm.corrected and self._learner_connector is not None
+                and self.config.add_default_connectors_to_learner_pipeline):
+            self._peer_columns = AddPeerColumns()
+            self._learner_connector.append(self._peer_columns)
+
+    def get_correction_state(self) -> Dict[str, Any]:
+        """lambda, phase, handoff time and statistic streak (a copy)."""
+        return dict(self._correction_state)
+
+    def set_correction_state(self, state: Dict[str, Any]) -> None:
+        """Overwrites the correction state (from the callback or a checkpoint)."""
+        self._correction_state = dict(state)
+
+    @property
+    def corrections_active(self) -> bool:
+        """True when this update adds corrections (lambda > 0)."""
+        return self._peer_columns is not None and self._correction_state["lambda"] > 0.0
+
+    @override(PPOLearner)
+    def before_gradient_based_update(self, *, timesteps: Dict[str, Any]) -> None:
+        super().before_gradient_based_update(timesteps=timesteps)
+        steps = timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0) or 0
+        self._correction_state = self._controller.advance(self._correction_state, steps)
+
+    @override(PPOLearner)
+    def get_state(self, components=None, *, not_components=None, **kwargs):
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        state[CORRECTION_STATE_KEY] = self.get_correction_state()
+        return state
+
+    @override(PPOLearner)
+    def set_state(self, state) -> None:
+        super().set_state(state)
+        if CORRECTION_STATE_KEY in state:
+            self.set_correction_state(state[CORRECTION_STATE_KEY])

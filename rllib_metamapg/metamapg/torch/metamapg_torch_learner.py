@@ -1,0 +1,75 @@
+"""Torch MetaMAPG learner: PPO loss plus lambda * clip(own + peer) per module."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+from ray.rllib.core.columns import Columns
+from ray.rllib.evaluation.postprocessing import Postprocessing
+from ray.rllib.utils.annotations import override
+
+from rllib_metamapg.connectors.peer_columns import peer_column
+from rllib_metamapg.metamapg.metamapg_learner import MetaMAPGLearner
+from rllib_metamapg.metamapg.torch.corrections import (
+    AgentSlice, combine, compute_corrections, trainable_params)
+
+
+class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
+    """Adds the Meta-MAPG own/peer corrections to each module's PPO loss.
+
+    The correction is a fixed (detached) vector ``d`` per module, so it enters
+    the loss as ``-<theta, d>``: one ``backward`` then yields the PPO gradient
+    minus ``d``, and with several learners the all-reduce averages it like any
+    other gradient.  With lambda = 0 (``ippo`` arm, or after handoff) nothing is
+    added and the update is PPO's, bit for bit.
+    """
+
+    @override(PPOTorchLearner)
+    def compute_losses(self, *, fwd_out: Dict[str, Any],
+                       batch: Dict[str, Any]) -> Dict[str, Any]:
+        losses = super().compute_losses(fwd_out=fwd_out, batch=batch)
+        if not self.corrections_active:
+            return losses
+        lam = float(self._correction_state["lambda"])
+        for mid in list(losses):
+            step = self._correction_for_module(mid, batch[mid], lam)
+            params = list(trainable_params(self.module[mid].unwrapped()).values())
+            losses[mid] = losses[mid] - sum((p * d).sum() for p, d in zip(params, step))
+        return losses
+
+    def _slices(self, mid: str, b: Dict[str, Any]):
+        peers = self._peer_columns.peer_modules.get(mid, [])
+        if not peers or peer_column(0, Columns.ACTIONS) not in b:
+            raise ValueError(f"MetaMAPG: module {mid!r} has no peer columns; the "
+                             "AddPeerColumns connector must run after GAE (do not set "
+                             "add_default_connectors_to_learner_pipeline=False).")
+        own = self.module[mid].unwrapped()
+        agents = [AgentSlice(own, trainable_params(own), {Columns.OBS: b[Columns.OBS]},
+                             b[Columns.ACTIONS], b[Columns.ACTION_LOGP],
+                             b[Postprocessing.ADVANTAGES])]
+        mask = b.get(Columns.LOSS_MASK)
+        for k, peer_mid in enumerate(peers):
+            peer = self.module[peer_mid].unwrapped()
+            agents.append(AgentSlice(
+                peer, trainable_params(peer), {Columns.OBS: b[peer_column(k, Columns.OBS)]},
+                b[peer_column(k, Columns.ACTIONS)], b[peer_column(k, Columns.ACTION_LOGP)],
+                b[peer_column(k, Postprocessing.ADVANTAGES)]))
+            peer_mask = b.get(peer_column(k, Columns.LOSS_MASK))
+            if peer_mask is not None:
+                mask = peer_mask if mask is None else mask & peer_mask
+        return agents, mask
+
+    def _correction_for_module(self, mid: str, b: Dict[str, Any], lam: float):
+        cfg = self.config.get_config_for_module(mid)
+        arm = self._controller.arm
+        agents, mask = self._slices(mid, b)
+        corr = compute_corrections(agents, mask, inner_lr=cfg.inner_lr,
+                                   unroll_length=cfg.unroll_length,
+                                   form=cfg.correction_form, own=arm.own, peer=arm.peer)
+        out = combine(corr, own_coef=cfg.own_coef, peer_coef=cfg.peer_coef, lam=lam,
+                      clip=cfg.correction_clip)
+        out.metrics["lambda"] = lam
+        self.metrics.log_dict({f"metamapg_{k}": v for k, v in out.metrics.items()},
+                              key=mid, reduce="mean")
+        return out.step
