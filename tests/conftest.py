@@ -9,3 +9,15 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 @pytest.fixture
 def f64():
     return torch.float64
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A 2-CPU local Ray instance per test module, shut down afterwards."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from rllib_metamapg.envs import register_envs
+
+    register_envs()  # Tune registrations reach only the Ray session they were made in
+    yield ray
+    ray.shutdown()

@@ -56,14 +56,6 @@ def test_missing_action_is_refused():
         env.step({"player_0": 0})
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def test_registered_env_trains_under_rllib_ppo(ray_local):
     from ray.rllib.algorithms.ppo import PPOConfig
 

@@ -8,11 +8,17 @@ MATRIX_GAMES = ("stag_hunt", "ipd", "pd", "chicken", "matching_pennies", "climbi
                 "penalty")
 
 
-def _register():
+def register_envs() -> None:
+    """(Re-)registers every environment with Tune.
+
+    Import does this once; Tune pushes registrations to the Ray session that is
+    running (or starts next) only, so call it again after a ``ray.shutdown()`` /
+    ``ray.init()`` cycle.  ``MetaMAPGConfig.validate()`` calls it for you.
+    """
     for name in MATRIX_GAMES:
         register_env(name, lambda cfg, _n=name: MatrixGameEnv({"game": _n, **dict(cfg)}))
 
 
-_register()
+register_envs()
 
-__all__ = ["MatrixGameEnv", "MATRIX_GAMES", "one_module_per_agent"]
+__all__ = ["MatrixGameEnv", "MATRIX_GAMES", "one_module_per_agent", "register_envs"]

@@ -29,6 +29,7 @@ from rllib_metamapg.cooldown import CooldownController
 from rllib_metamapg.schedules import ScheduleError
 
 CORRECTION_FORMS = ("dice", "taylor")
+GRANULARITIES = ("batch", "minibatch")
 
 
 class MetaMAPGConfig(PPOConfig):
@@ -47,6 +48,7 @@ class MetaMAPGConfig(PPOConfig):
         self.unroll_length = 1
         self.correction_form = "dice"
         self.correction_clip = 1.0
+        self.correction_granularity = "batch"
         self.lambda_schedule = None
         self.handoff_steps = None
         self.anneal_power = 2.0
@@ -71,6 +73,7 @@ class MetaMAPGConfig(PPOConfig):
         unroll_length: Optional[int] = NotProvided,
         correction_form: Optional[str] = NotProvided,
         correction_clip: Optional[float] = NotProvided,
+        correction_granularity: Optional[str] = NotProvided,
         lambda_schedule: Optional[str] = NotProvided,
         handoff_steps: Optional[float] = NotProvided,
         anneal_power: Optional[float] = NotProvided,
@@ -94,6 +97,12 @@ class MetaMAPGConfig(PPOConfig):
                 ``"taylor"`` (first order at the current parameters; L = 1).
             correction_clip: c of the norm clip ``|correction| <= c * |PG|``;
                 ``None`` disables clipping.
+            correction_granularity: ``"batch"`` (default): the correction is
+                estimated once per update on the whole train batch at the
+                pre-update parameters -- the point PPO's surrogate is anchored
+                at -- and added to every minibatch step; ``"minibatch"``:
+                re-estimated on each minibatch at the current parameters
+                (several times the cost).
             lambda_schedule: For ``arm="handoff"``: ``"hard"`` (default; lambda = 0
                 after the handoff) or ``"anneal"`` (power-law decay).
             handoff_steps: Time trigger T_warm in lifetime env steps.
@@ -113,7 +122,8 @@ class MetaMAPGConfig(PPOConfig):
         for name, value in dict(
                 arm=arm, own_coef=own_coef, peer_coef=peer_coef, inner_lr=inner_lr,
                 unroll_length=unroll_length, correction_form=correction_form,
-                correction_clip=correction_clip, lambda_schedule=lambda_schedule,
+                correction_clip=correction_clip,
+                correction_granularity=correction_granularity, lambda_schedule=lambda_schedule,
                 handoff_steps=handoff_steps, anneal_power=anneal_power,
                 anneal_scale=anneal_scale, handoff_metric=handoff_metric,
                 handoff_threshold=handoff_threshold, handoff_patience=handoff_patience,
@@ -142,6 +152,9 @@ class MetaMAPGConfig(PPOConfig):
 
     @override(PPOConfig)
     def validate(self) -> None:
+        from rllib_metamapg.envs import register_envs
+
+        register_envs()  # survives ray.shutdown()/ray.init() cycles in one process
         self._validate_metamapg()
         self._default_one_module_per_agent()
         super().validate()
@@ -169,6 +182,10 @@ class MetaMAPGConfig(PPOConfig):
         if self.correction_form == "taylor" and self.unroll_length != 1:
             raise ValueError("MetaMAPGConfig: correction_form='taylor' is first order; "
                              f"unroll_length={self.unroll_length} must be 1.")
+        if self.correction_granularity not in GRANULARITIES:
+            raise ValueError("MetaMAPGConfig: correction_granularity="
+                             f"{self.correction_granularity!r}; choose one of "
+                             f"{GRANULARITIES}.")
         if self.correction_clip is not None and not (
                 _finite(self.correction_clip) and self.correction_clip > 0):
             raise ValueError(f"MetaMAPGConfig: correction_clip={self.correction_clip!r} "

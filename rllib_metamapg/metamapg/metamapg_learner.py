@@ -29,6 +29,7 @@ class MetaMAPGLearner(PPOLearner):
         self._controller = self.config.cooldown_controller()
         self._correction_state = self._controller.initial_state()
         self._peer_columns: Optional[AddPeerColumns] = None
+        self._batch_corrections: Dict[str, Any] = {}
         if (self._controller.arm.corrected and self._learner_connector is not None
                 and self.config.add_default_connectors_to_learner_pipeline):
             self._peer_columns = AddPeerColumns()
@@ -52,6 +53,9 @@ class MetaMAPGLearner(PPOLearner):
         super().before_gradient_based_update(timesteps=timesteps)
         steps = timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0) or 0
         self._correction_state = self._controller.advance(self._correction_state, steps)
+        # Per-update cache for correction_granularity="batch" (filled lazily on the
+        # first minibatch, once the connector pipeline has built this update's batch).
+        self._batch_corrections = {}
 
     @override(PPOLearner)
     def get_state(self, components=None, *, not_components=None, **kwargs):

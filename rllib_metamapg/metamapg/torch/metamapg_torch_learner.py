@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+import torch
+import torch.distributed as dist
+
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.core.columns import Columns
 from ray.rllib.evaluation.postprocessing import Postprocessing
@@ -20,8 +23,7 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
 
     The correction is a fixed (detached) vector ``d`` per module, so it enters
     the loss as ``-<theta, d>``: one ``backward`` then yields the PPO gradient
-    minus ``d``, and with several learners the all-reduce averages it like any
-    other gradient.  With lambda = 0 (``ippo`` arm, or after handoff) nothing is
+    minus ``d``.  With several learners ``d`` is averaged across them first.  With lambda = 0 (``ippo`` arm, or after handoff) nothing is
     added and the update is PPO's, bit for bit.
     """
 
@@ -33,7 +35,13 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
             return losses
         lam = float(self._correction_state["lambda"])
         for mid in list(losses):
-            step = self._correction_for_module(mid, batch[mid], lam)
+            if self.config.get_config_for_module(mid).correction_granularity == "batch":
+                if mid not in self._batch_corrections:
+                    self._batch_corrections[mid] = self._correction_for_module(
+                        mid, self._peer_columns.last_batch[mid], lam)
+                step = self._batch_corrections[mid]
+            else:
+                step = self._correction_for_module(mid, batch[mid], lam)
             params = list(trainable_params(self.module[mid].unwrapped()).values())
             losses[mid] = losses[mid] - sum((p * d).sum() for p, d in zip(params, step))
         return losses
@@ -72,4 +80,24 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
         out.metrics["lambda"] = lam
         self.metrics.log_dict({f"metamapg_{k}": v for k, v in out.metrics.items()},
                               key=mid, reduce="mean")
-        return out.step
+        return _average_over_learners(out.step)
+
+
+def _average_over_learners(step):
+    """Mean of each learner's correction, so every learner applies the same one.
+
+    DDP averages gradients that flow through its hooked backward; the correction
+    is estimated with ``autograd.grad`` on each learner's own data shard, and
+    measured learners drifted apart without this explicit all-reduce.  Every
+    learner reaches this point for the same modules in the same order.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return step
+    flat = torch.cat([d.reshape(-1) for d in step])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    out, at = [], 0
+    for d in step:
+        out.append(flat[at:at + d.numel()].view_as(d))
+        at += d.numel()
+    return out

@@ -1,0 +1,113 @@
+"""MetaMAPG learner update time per arm relative to ``ippo`` on the same batch.
+
+Goal (issue: 2 agents, 64x64 MLP, batch 4000, PPO 4 epochs x minibatch 256):
+``meta_mapg`` <= 1.5x ``ippo`` with 2 agents and <= 2x with 3 agents.
+One batch of episodes is sampled once per agent count and every arm's learner
+updates on a deep copy of it, so only the update differs.  Prints a table and
+writes JSON.
+
+Usage: python benchmarks/learner.py [--out benchmarks/results/learner.json]
+       [--repeat 3] [--batch 4000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import ray
+import torch
+from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
+
+from rllib_metamapg import MetaMAPGConfig, __version__, atomic
+
+GOALS = {2: 1.5, 3: 2.0}
+ARMS = [("ippo", {}), ("own_only", {}), ("peer_only", {}), ("meta_mapg", {}),
+        ("meta_mapg", {"correction_granularity": "minibatch"})]
+
+
+def three_player_game(rounds=10):
+    rng = np.random.default_rng(0)
+    return {"game": {"payoffs": rng.uniform(0, 4, (3, 2, 2, 2)).round(2).tolist()},
+            "rounds": rounds}
+
+
+def config(arm, extra, env_config, batch):
+    return (MetaMAPGConfig()
+            .environment("ipd", env_config=env_config)
+            .training(arm=arm, train_batch_size_per_learner=batch, minibatch_size=256,
+                      num_epochs=4, **extra)
+            .rl_module(model_config={"fcnet_hiddens": [64, 64]})
+            .env_runners(num_env_runners=0, num_envs_per_env_runner=16)
+            .debugging(seed=0))
+
+
+def time_updates(learner, episodes, batch, repeat):
+    times = []
+    for _ in range(repeat + 1):  # first call warms up
+        eps = copy.deepcopy(episodes)
+        t = time.perf_counter()
+        learner.update(episodes=eps, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: batch},
+                       num_epochs=4, minibatch_size=256)
+        times.append(time.perf_counter() - t)
+    return times[1:]
+
+
+def run(agents, batch, repeat):
+    env_config = {"rounds": 12} if agents == 2 else three_player_game()
+    sampler = config("ippo", {}, env_config, batch).build_algo()
+    episodes = sampler.env_runner.sample(num_timesteps=batch, random_actions=False)
+    sampler.stop()
+    rows = []
+    for arm, extra in ARMS:
+        algo = config(arm, extra, env_config, batch).build_algo()
+        try:
+            times = time_updates(algo.learner_group._learner, episodes, batch, repeat)
+        finally:
+            algo.stop()
+        label = arm + ("" if not extra else f" ({extra['correction_granularity']})")
+        rows.append({"arm": label, "median_s": statistics.median(times), "times_s": times})
+        print(f"  {agents} agents  {label:<24} {statistics.median(times):7.3f} s", flush=True)
+    base = rows[0]["median_s"]
+    for r in rows:
+        r["ratio_to_ippo"] = r["median_s"] / base
+    meta = next(r for r in rows if r["arm"] == "meta_mapg")
+    return {"agents": agents, "batch": batch, "env_steps": sum(len(e) for e in episodes),
+            "rows": rows, "goal_ratio": GOALS[agents],
+            "meta_mapg_ratio": meta["ratio_to_ippo"],
+            "goal_met": meta["ratio_to_ippo"] <= GOALS[agents]}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="benchmarks/results/learner.json")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=4000)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        results = [run(n, args.batch, args.repeat) for n in (2, 3)]
+    finally:
+        ray.shutdown()
+    for r in results:
+        print(f"{r['agents']} agents: meta_mapg / ippo = {r['meta_mapg_ratio']:.2f} "
+              f"(goal <= {r['goal_ratio']}) -> {'met' if r['goal_met'] else 'NOT met'}")
+    out = {"version": __version__, "machine": platform.processor() or platform.machine(),
+           "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+           "settings": "PPO 4 epochs x minibatch 256, 64x64 MLP, matrix-game episodes "
+                       "(IPD 12 rounds; 3-player 10 rounds)",
+           "results": results}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(args.out, out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
