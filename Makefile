@@ -31,6 +31,7 @@ test-fast: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/tabular.py --out benchmarks/results/tabular.json
+	$(PY) benchmarks/learner.py --out benchmarks/results/learner.json
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

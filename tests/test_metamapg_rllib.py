@@ -168,6 +168,17 @@ def test_meta_mapg_reports_correction_metrics_and_differs_from_ippo(ray_local):
     assert not same(trained["ippo"], trained["meta_mapg"])
 
 
+def test_taylor_form_trains_and_recurrent_modules_are_refused(ray_local):
+    algo = tiny("peer_only", correction_form="taylor", inner_lr=1.0).build_algo()
+    try:
+        learner = algo.train()["learners"]["player_0"]
+        assert learner["metamapg_peer_norm"] > 0 and learner["metamapg_own_norm"] == 0
+    finally:
+        algo.stop()
+    with pytest.raises(ValueError, match="recurrent"):
+        tiny("meta_mapg").rl_module(model_config={"use_lstm": True}).build_algo()
+
+
 def test_hard_handoff_at_t_warm(ray_local):
     algo = tiny("handoff", handoff_steps=100).build_algo()
     try:

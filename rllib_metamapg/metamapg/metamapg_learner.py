@@ -30,6 +30,14 @@ class MetaMAPGLearner(PPOLearner):
         self._correction_state = self._controller.initial_state()
         self._peer_columns: Optional[AddPeerColumns] = None
         self._batch_corrections: Dict[str, Any] = {}
+        if self._controller.arm.corrected:
+            recurrent = sorted(mid for mid, m in self.module._rl_modules.items()
+                               if m.unwrapped().is_stateful())
+            if recurrent:
+                raise ValueError(
+                    f"MetaMAPG: modules {recurrent} are recurrent; the corrections need "
+                    "per-timestep (non-recurrent) modules. Use arm='ippo' or drop "
+                    "use_lstm from the model config.")
         if (self._controller.arm.corrected and self._learner_connector is not None
                 and self.config.add_default_connectors_to_learner_pipeline):
             self._peer_columns = AddPeerColumns()
