@@ -152,9 +152,9 @@ class MetaMAPGConfig(PPOConfig):
 
     @override(PPOConfig)
     def validate(self) -> None:
-        from rllib_metamapg.envs import register_envs
+        from rllib_metamapg.metamapg import register
 
-        register_envs()  # survives ray.shutdown()/ray.init() cycles in one process
+        register()  # Tune forgets registrations across ray.shutdown()/ray.init()
         self._validate_metamapg()
         self._default_one_module_per_agent()
         super().validate()
