@@ -249,7 +249,8 @@ def _stag_logits(arm, seed, init, iters=10):
     try:
         for _ in range(iters):
             algo.train()
-        return [float(algo.get_module(m).logits[0, 0]) for m in ("player_0", "player_1")]
+        return [float(algo.get_module(m).logits[0, 0].detach())
+                for m in ("player_0", "player_1")]
     finally:
         algo.stop()
 

@@ -1,0 +1,97 @@
+"""The ``rllib`` console script: tuned examples validate, bad input exits 2 before Ray, smoke run."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rllib_metamapg import rllib_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+RLLIB_EXAMPLES = sorted(p for p in (ROOT / "tuned_examples").rglob("*.yaml")
+                        if p.parent.name != "tabular")
+
+
+def test_there_are_tuned_examples_for_every_arm_and_a_smoke():
+    names = {p.stem for p in (ROOT / "tuned_examples" / "stag_hunt").glob("*.yaml")}
+    assert {"ippo", "own_only", "peer_only", "meta_mapg", "handoff",
+            "meta_mapg-smoke"} <= names
+
+
+@pytest.mark.parametrize("path", RLLIB_EXAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_tuned_example_passes_config_validation(path):
+    prepared = rllib_cli.prepare(rllib_cli.load_experiments(str(path)), {}, str(path))
+    for name, config, stop in prepared:
+        assert stop and config.arm in path.stem.replace("-smoke", "")
+        assert set(config.policies) == {"player_0", "player_1"}
+
+
+BAD = {
+    "syntax.yaml": ("x: [1, 2\n", "not valid YAML"),
+    "key.yaml": ("x: {run: MetaMAPG, env: stag_hunt, stop: {training_iteration: 1}, "
+                 "budget: 3}\n", "unknown key(s) ['budget']"),
+    "dead.yaml": ("x: {env: stag_hunt, stop: {training_iteration: 1}, "
+                  "config: {inner_lrr: 0.1}}\n", "config.inner_lrr is not a MetaMAPGConfig "
+                                                 "setting. Did you mean 'inner_lr'?"),
+    "type.yaml": ("x: {env: stag_hunt, stop: {training_iteration: 1}, config: {lr: fast}}\n",
+                  "config.lr='fast' must be a number"),
+    "env.yaml": ("x: {env: pong, stop: {training_iteration: 1}}\n", "env='pong' is not a "
+                                                                    "registered environment"),
+    "arm.yaml": ("x: {env: stag_hunt, stop: {training_iteration: 1}, config: {arm: lola}}\n",
+                 "arm='lola' is unknown"),
+    "stop.yaml": ("x: {env: stag_hunt, config: {arm: ippo}}\n", "stop is empty"),
+    "run.yaml": ("x: {run: PPO, env: stag_hunt, stop: {training_iteration: 1}}\n",
+                 "config.arm: ippo"),
+    "handoff.yaml": ("x: {env: stag_hunt, stop: {training_iteration: 1}, "
+                     "config: {arm: handoff}}\n", "handoff trigger"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_files_exit_2_naming_the_key_before_ray_starts(name, tmp_path, capsys):
+    import ray
+
+    text, message = BAD[name]
+    path = tmp_path / name
+    path.write_text(text)
+    assert rllib_cli.main(["train", "file", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rllib: error: ") and message in err, err
+    assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--env", "stag_hunt", "--stop", "{oops"], "--stop: not valid JSON"),
+    (["train", "--env", "stag_hunt", "--stop", '{"training_iteration": "x"}'],
+     "--stop.training_iteration='x' must be a finite number"),
+    (["train", "--env", "stag_hunt", "--config", "[1]", "--stop", '{"training_iteration": 1}'],
+     "config must be a mapping"),
+    (["train", "--stop", '{"training_iteration": 1}'], "--env is required"),
+    (["train", "nofile", "x.yaml"], "use 'rllib train file <yaml>'"),
+    (["train", "file", "missing.yaml"], "no such file"),
+])
+def test_bad_flags_exit_2(argv, message, capsys):
+    assert rllib_cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit) as exc:
+        rllib_cli.main(["train", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--run", "--env", "--config", "--stop", "--storage-path", "--checkpoint-freq"):
+        assert flag in out
+
+
+def test_smoke_example_trains_end_to_end(tmp_path):
+    exe = shutil.which("rllib", path=str(Path(sys.executable).parent))
+    cmd = ([exe] if exe else [sys.executable, "-m", "rllib_metamapg.rllib_cli"]) + [
+        "train", "file", str(ROOT / "tuned_examples/stag_hunt/meta_mapg-smoke.yaml"),
+        "--storage-path", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "stag-hunt-meta-mapg-smoke: 3 iterations" in proc.stdout
+    assert list(tmp_path.glob("stag-hunt-meta-mapg-smoke/*/checkpoint_*"))
