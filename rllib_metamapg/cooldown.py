@@ -15,11 +15,11 @@ Phases:
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Dict, Optional
 
 from rllib_metamapg.arms import Arm
-from rllib_metamapg.schedules import LambdaSchedule, ScheduleError, check_summable
+from rllib_metamapg.schedules import (LambdaSchedule, ScheduleError, check_summable,
+                                      is_finite_number)
 
 PHASES = ("shaping", "cooldown", "plain")
 
@@ -68,14 +68,14 @@ class CooldownController:
             raise ScheduleError(f"lambda_schedule={self.kind!r} applies to arm='handoff' "
                                 f"only; arm={self.arm.name!r} uses a constant lambda.")
         if self.handoff_steps is not None and not (
-                _is_number(self.handoff_steps) and self.handoff_steps >= 0):
+                is_finite_number(self.handoff_steps) and self.handoff_steps >= 0):
             raise ScheduleError(f"handoff_steps={self.handoff_steps!r} must be a finite "
                                 "number >= 0 (env steps).")
         if self.metric is not None:
             if not isinstance(self.metric, str) or not self.metric.strip("/"):
                 raise ScheduleError(f"handoff_metric={self.metric!r} must be a result-dict "
                                     "path such as 'env_runners/episode_return_mean'.")
-            if not _is_number(self.threshold):
+            if not is_finite_number(self.threshold):
                 raise ScheduleError("handoff_metric is set, so handoff_threshold must be a "
                                     f"finite number (got {self.threshold!r}).")
         if not isinstance(self.patience, int) or self.patience < 1:
@@ -118,15 +118,9 @@ class CooldownController:
             return state
         if value is None:  # not reported this iteration (e.g. no evaluation): wait
             return state
-        hit = _is_number(value) and value >= self.threshold
+        hit = is_finite_number(value) and value >= self.threshold
         state["streak"] = state["streak"] + 1 if hit else 0
         if state["streak"] >= self.patience:
             state["handoff_at"] = float(env_steps)
         return self.advance(state, env_steps)
 
-
-def _is_number(x) -> bool:
-    try:
-        return not isinstance(x, bool) and math.isfinite(float(x))
-    except (TypeError, ValueError):
-        return False

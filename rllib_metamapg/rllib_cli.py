@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
+
+from rllib_metamapg.schedules import is_finite_number
 
 EXPERIMENT_KEYS = ("run", "env", "stop", "config")
 CONFIG_METHODS = {"model_config": "rl_module"}  # keys set through a builder method
@@ -66,7 +67,7 @@ def _check_number_dict(value: Any, what: str) -> Dict[str, float]:
     if not isinstance(value, dict):
         raise UsageError(f"{what} must be a mapping of result keys to numbers.")
     for key, v in value.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if not isinstance(v, (int, float)) or not is_finite_number(v):
             raise UsageError(f"{what}.{key}={v!r} must be a finite number.")
     return dict(value)
 

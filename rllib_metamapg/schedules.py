@@ -127,10 +127,14 @@ def check_summable(step_power: float, schedule: LambdaSchedule,
         "--allow-nonsummable).")
 
 
-def _finite(field: str, x) -> None:
+def is_finite_number(x) -> bool:
+    """True for a finite int/float (or numeric string); False for bools and the rest."""
     try:
-        ok = math.isfinite(float(x))
+        return not isinstance(x, bool) and math.isfinite(float(x))
     except (TypeError, ValueError):
-        ok = False
-    if not ok:
+        return False
+
+
+def _finite(field: str, x) -> None:
+    if not is_finite_number(x):
         raise ScheduleError(f"{field}={x!r} must be a finite number.")

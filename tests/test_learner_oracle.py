@@ -131,6 +131,19 @@ def test_zero_advantage_gives_zero_corrections_and_pg():
     assert all(float(x.abs().max()) == 0.0 for x in c.pg + c.own + c.peer)
 
 
+def test_pg_only_call_matches_the_full_call():
+    modules = tabular_modules([0.2, -0.4])
+    acts = torch.tensor([0, 1, 1, 0])
+    agents = [AgentSlice(m, trainable_params(m), {Columns.OBS: torch.ones(4, 1)}, acts,
+                         torch.full((4,), -0.7), torch.tensor([1.0, -2.0, 0.5, 3.0]))
+              for m in modules]
+    full = compute_corrections(agents, None, inner_lr=0.5)
+    bare = compute_corrections(agents, None, inner_lr=0.5, own=False, peer=False)
+    assert bare.own is None and bare.peer is None
+    torch.testing.assert_close(bare.pg, full.pg)
+    assert float(full.pg[0].abs().max()) > 0
+
+
 def test_loss_mask_excludes_rows():
     """Masked rows must not change anything, whatever they hold."""
     modules = tabular_modules([0.2, -0.4])

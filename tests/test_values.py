@@ -71,13 +71,17 @@ CASES = [("stag_hunt", "bernoulli", 0.0), ("ipd", "bernoulli", 0.0), ("ipd", "so
          ("stag_hunt", "bernoulli", 0.3)]
 
 
-@pytest.mark.parametrize("name, kind, tau", CASES)
-def test_gradients_match_finite_differences(name, kind, tau):
+def engine_at_random_theta(name, kind, tau, seed):
     game = get_game(name)
     policy = TabularPolicy.for_game(game, kind)
-    engine = ExactEngine(GameValues(game, policy, tau))
     theta = 0.8 * torch.randn(policy.dim, dtype=torch.float64,
-                              generator=torch.Generator().manual_seed(3))
+                              generator=torch.Generator().manual_seed(seed))
+    return ExactEngine(GameValues(game, policy, tau)), theta
+
+
+@pytest.mark.parametrize("name, kind, tau", CASES)
+def test_gradients_match_finite_differences(name, kind, tau):
+    engine, theta = engine_at_random_theta(name, kind, tau, seed=3)
     jac = engine.jacobian(theta[None])[0]
     fd = central_diff(engine.value, theta)
     assert float((jac - fd).norm() / fd.norm()) < 1e-6
@@ -85,11 +89,7 @@ def test_gradients_match_finite_differences(name, kind, tau):
 
 @pytest.mark.parametrize("name, kind, tau", CASES[:3])
 def test_hessians_match_finite_differences(name, kind, tau):
-    game = get_game(name)
-    policy = TabularPolicy.for_game(game, kind)
-    engine = ExactEngine(GameValues(game, policy, tau))
-    theta = 0.8 * torch.randn(policy.dim, dtype=torch.float64,
-                              generator=torch.Generator().manual_seed(4))
+    engine, theta = engine_at_random_theta(name, kind, tau, seed=4)
     hess = engine.hessian(theta[None])[0]  # (N, D, D)
     fd = central_diff(lambda t: engine.jacobian(t[None])[0], theta)
     assert float((hess - fd).norm() / fd.norm()) < 1e-6

@@ -53,10 +53,8 @@ class AddPeerColumns(ConnectorV2):
     def __call__(self, *, rl_module, episodes, batch: Dict[str, Any], **kwargs):
         rows, slots = self._locate(episodes, batch)
         for mid, peer_mids in slots.items():
-            index = [np.concatenate(parts) if parts else np.zeros(0, np.int64)
-                     for parts in rows[mid]]
             for k, peer_mid in enumerate(peer_mids):
-                idx = torch.as_tensor(index[k], dtype=torch.long)
+                idx = torch.as_tensor(np.concatenate(rows[mid][k]), dtype=torch.long)
                 for col in PEER_SOURCE_COLUMNS:
                     if col in batch[peer_mid]:
                         batch[mid][peer_column(k, col)] = tree.map_structure(

@@ -74,8 +74,11 @@ class MatrixGameEnv(MultiAgentEnv):
                 {a: {"joint_action": joint} for a in self.agents})
 
 
-def one_module_per_agent(env: MatrixGameEnv) -> Dict[str, Any]:
-    """``config.multi_agent(**...)`` arguments: module ``player_i`` for agent ``player_i``."""
+def one_module_per_agent(env: MultiAgentEnv) -> Dict[str, Any]:
+    """``config.multi_agent(**...)`` arguments: one module per agent, named as the agent.
+
+    Works for any env with ``possible_agents`` (``MetaMAPGConfig`` uses it as default).
+    """
     return {"policies": set(env.possible_agents),
             "policy_mapping_fn": _identity_mapping}
 

@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from typing import Optional, Type, Union
 
 from ray.rllib.algorithms.algorithm_config import NotProvided
@@ -26,7 +25,8 @@ from ray.rllib.utils.annotations import override
 from rllib_metamapg.arms import ArmError, get_arm
 from rllib_metamapg.callbacks.cooldown_callback import CooldownCallback
 from rllib_metamapg.cooldown import CooldownController
-from rllib_metamapg.schedules import ScheduleError
+from rllib_metamapg.envs.matrix_game import one_module_per_agent
+from rllib_metamapg.schedules import ScheduleError, is_finite_number
 
 CORRECTION_FORMS = ("dice", "taylor")
 GRANULARITIES = ("batch", "minibatch")
@@ -166,7 +166,7 @@ class MetaMAPGConfig(PPOConfig):
             raise ValueError(f"MetaMAPGConfig: {err}") from None
         for name in ("own_coef", "peer_coef", "inner_lr"):
             value = getattr(self, name)
-            if not _finite(value) or value < 0:
+            if not is_finite_number(value) or value < 0:
                 raise ValueError(f"MetaMAPGConfig: {name}={value!r} must be a finite "
                                  "number >= 0.")
         if self.inner_lr == 0 and get_arm(self.arm).corrected:
@@ -187,7 +187,7 @@ class MetaMAPGConfig(PPOConfig):
                              f"{self.correction_granularity!r}; choose one of "
                              f"{GRANULARITIES}.")
         if self.correction_clip is not None and not (
-                _finite(self.correction_clip) and self.correction_clip > 0):
+                is_finite_number(self.correction_clip) and self.correction_clip > 0):
             raise ValueError(f"MetaMAPGConfig: correction_clip={self.correction_clip!r} "
                              "must be a number > 0, or None for no clipping.")
         callbacks = self.callbacks_class
@@ -202,9 +202,7 @@ class MetaMAPGConfig(PPOConfig):
             return
         env = _make_env(self.env, self.env_config)
         if isinstance(env, MultiAgentEnv) and getattr(env, "possible_agents", None):
-            agents = list(env.possible_agents)
-            self.multi_agent(policies=set(agents),
-                             policy_mapping_fn=_agent_is_module)
+            self.multi_agent(**one_module_per_agent(env))
         if hasattr(env, "close"):
             env.close()
 
@@ -216,17 +214,6 @@ class MetaMAPG(PPO):
     @override(PPO)
     def get_default_config(cls) -> MetaMAPGConfig:
         return MetaMAPGConfig()
-
-
-def _agent_is_module(agent_id, episode=None, **kwargs):
-    return agent_id
-
-
-def _finite(x) -> bool:
-    try:
-        return not isinstance(x, bool) and math.isfinite(float(x))
-    except (TypeError, ValueError):
-        return False
 
 
 def _make_env(env, env_config):

@@ -122,6 +122,9 @@ def compute_corrections(agents: Sequence[AgentSlice], mask: Optional[torch.Tenso
                          - logp_old)
 
     w0 = importance(theta)
+    if not (own or peer):  # only the policy gradient: no inner steps needed
+        pg = _grad(mean(w0 * agents[0].advantages), theta[0])
+        return Corrections([x.detach() for x in pg.values()], None, None)
     # Every agent steps, even for one term alone: J_i is evaluated at everyone's
     # updated parameters in the exact ``unroll`` form too.
     cur, pg = theta, None
@@ -134,8 +137,6 @@ def compute_corrections(agents: Sequence[AgentSlice], mask: Optional[torch.Tenso
                 pg = [x.detach() for x in g.values()]
             nxt.append({n: cur[k][n] + inner_lr * g[n] for n in cur[k]})
         cur = nxt
-    if not (own or peer):
-        return Corrections(pg, None, None)
 
     targets = ([0] if own else []) + (list(range(1, len(agents))) if peer else [])
     if form == "dice":
