@@ -40,6 +40,7 @@ ARMS: Dict[str, Arm] = {
     "handoff": Arm("handoff", own=True, peer=True, cooldown=True),
 }
 ALIASES = {"ippo": "pg", "full": "meta_mapg"}
+RLLIB_ARMS = ("ippo", "own_only", "peer_only", "meta_mapg", "handoff")  # names RLlib users see
 
 
 class ArmError(ValueError):

@@ -8,7 +8,9 @@ from typing import List, Optional
 
 from rllib_metamapg import __version__
 from rllib_metamapg.arms import ArmError
+from rllib_metamapg.rllib_cli import UsageError
 from rllib_metamapg.schedules import ScheduleError
+from rllib_metamapg.sweep import command as sweep_command
 from rllib_metamapg.tabular import commands as tabular_commands
 from rllib_metamapg.tabular.dynamics import SettingsError
 from rllib_metamapg.tabular.experiments.options import OptionsError
@@ -17,7 +19,7 @@ from rllib_metamapg.tabular.policies import PolicyError
 from rllib_metamapg.tabular.sampled import SamplingError
 
 USER_ERRORS = (ArmError, GameError, OptionsError, PolicyError, SamplingError, ScheduleError,
-               SettingsError)
+               SettingsError, UsageError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     tabular_commands.add_parser(sub)
+    sweep_command.add_parser(sub)
     return parser
 
 

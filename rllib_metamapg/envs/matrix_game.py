@@ -79,7 +79,9 @@ def one_module_per_agent(env: MultiAgentEnv) -> Dict[str, Any]:
 
     Works for any env with ``possible_agents`` (``MetaMAPGConfig`` uses it as default).
     """
-    return {"policies": set(env.possible_agents),
+    # A list, not a set: module build order (and so which weights each agent
+    # draws from the seeded RNG) must not depend on PYTHONHASHSEED.
+    return {"policies": list(env.possible_agents),
             "policy_mapping_fn": _identity_mapping}
 
 
