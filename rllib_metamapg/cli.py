@@ -8,6 +8,8 @@ from typing import List, Optional
 
 from rllib_metamapg import __version__
 from rllib_metamapg.arms import ArmError
+from rllib_metamapg.report import command as report_command
+from rllib_metamapg.report.load import ReportError
 from rllib_metamapg.rllib_cli import UsageError
 from rllib_metamapg.schedules import ScheduleError
 from rllib_metamapg.sweep import command as sweep_command
@@ -19,7 +21,7 @@ from rllib_metamapg.tabular.policies import PolicyError
 from rllib_metamapg.tabular.sampled import SamplingError
 
 USER_ERRORS = (ArmError, GameError, OptionsError, PolicyError, SamplingError, ScheduleError,
-               SettingsError, UsageError)
+               SettingsError, UsageError, ReportError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     tabular_commands.add_parser(sub)
     sweep_command.add_parser(sub)
+    report_command.add_parser(sub)
     return parser
 
 

@@ -8,16 +8,18 @@ from pathlib import Path
 import pytest
 
 from rllib_metamapg import rllib_cli
+from rllib_metamapg.arms import RLLIB_ARMS
+from rllib_metamapg.envs.specs import ENV_SPECS
 
 ROOT = Path(__file__).resolve().parents[1]
 RLLIB_EXAMPLES = sorted(p for p in (ROOT / "tuned_examples").rglob("*.yaml")
                         if p.parent.name != "tabular")
 
 
-def test_there_are_tuned_examples_for_every_arm_and_a_smoke():
-    names = {p.stem for p in (ROOT / "tuned_examples" / "stag_hunt").glob("*.yaml")}
-    assert {"ippo", "own_only", "peer_only", "meta_mapg", "handoff",
-            "meta_mapg-smoke"} <= names
+@pytest.mark.parametrize("env", sorted(ENV_SPECS))
+def test_every_sweepable_env_has_every_arm_and_its_smoke(env):
+    names = {p.stem for p in (ROOT / "tuned_examples" / env).glob("*.yaml")}
+    assert {f"{arm}{suffix}" for arm in RLLIB_ARMS for suffix in ("", "-smoke")} <= names
 
 
 @pytest.mark.parametrize("path", RLLIB_EXAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
-
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
 from rllib_metamapg.cooldown import PHASES
+from rllib_metamapg.results import lookup
 
 RESULT_KEY = "metamapg"
 
@@ -43,16 +42,6 @@ class CooldownCallback(RLlibCallback):
             "phase_id": PHASES.index(state["phase"]),
             "handoff_at": state["handoff_at"],
         }
-
-
-def lookup(result: Dict[str, Any], path: str) -> Optional[Any]:
-    """Value at a ``/``-separated path of a nested result dict, or ``None``."""
-    node: Any = result
-    for part in path.strip("/").split("/"):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def _first(results):

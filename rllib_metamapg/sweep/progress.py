@@ -9,7 +9,7 @@ from typing import Dict, Optional
 
 from ray.tune import Callback
 
-from rllib_metamapg.callbacks.cooldown_callback import lookup
+from rllib_metamapg.results import lookup
 
 
 class SweepProgress(Callback):

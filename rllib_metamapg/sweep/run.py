@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 from rllib_metamapg.rllib_cli import UsageError
 from rllib_metamapg.sweep.plan import METADATA_FILE, METRIC, SweepPlan, SweepSpec, plan_sweep

@@ -1,0 +1,129 @@
+"""The numbers of a sweep report: App. F tables, learner counts, paired tests vs ``ippo``.
+
+Learner threshold rules (the paper's App. E.5 pitfall: a stale tau = 0 on
+non-negative returns counted every seed as a learner) are enforced here.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+from scipy import stats as sps
+
+from rllib_metamapg.report.load import ReportError, Sweep, TrialRecord
+from rllib_metamapg.schedules import is_finite_number
+from rllib_metamapg.stats import mcnemar_paired, wilson_ci
+
+REFERENCE_ARM = "ippo"
+QUANTILES = {"min": 0.0, "p25": 0.25, "median": 0.5, "p75": 0.75, "max": 1.0}
+
+
+def resolve_tau(metadata: Dict[str, Any], override: Optional[float],
+                allow_trivial: bool) -> float:
+    """The learner threshold, refusing one that cannot separate learners from non-learners."""
+    tau = override if override is not None else metadata.get("tau")
+    if tau is None:
+        raise ReportError(f"{metadata['env']}: no learner threshold tau in the sweep's env "
+                          "settings; pass --tau VALUE.")
+    if not is_finite_number(tau):
+        raise ReportError(f"--tau={tau!r} must be a finite number.")
+    if allow_trivial:
+        return float(tau)
+    if tau == 0 and metadata.get("returns_nonnegative"):
+        raise ReportError(f"{metadata['env']}: tau = 0 with non-negative returns counts every "
+                          "seed as a learner (the stale-threshold pitfall of the paper's App. "
+                          "E.5); pick a tau above what random play earns, or pass "
+                          "--allow-trivial-tau.")
+    random_return = metadata.get("random_return")
+    if random_return is not None and random_return >= tau:
+        raise ReportError(f"{metadata['env']}: tau = {tau:g} is already reached by uniformly "
+                          f"random play (mean return {random_return:.3g}), so learner counts "
+                          "would mean nothing; raise --tau or pass --allow-trivial-tau.")
+    return float(tau)
+
+
+def describe(values: List[float]) -> Dict[str, float]:
+    """n, mean, std (ddof 1), min, p25, median, p75, max, as in App. F."""
+    x = np.asarray(values, dtype=float)
+    row = {"n": int(x.size), "mean": float(x.mean()) if x.size else math.nan,
+           "std": float(x.std(ddof=1)) if x.size > 1 else math.nan}
+    for name, q in QUANTILES.items():
+        row[name] = float(np.quantile(x, q)) if x.size else math.nan
+    return row
+
+
+def wilcoxon_paired(a: List[float], b: List[float]) -> Dict[str, float]:
+    """Two-sided Wilcoxon signed-rank test on paired returns; p = 1 when all pairs tie."""
+    d = np.asarray(b, float) - np.asarray(a, float)
+    nonzero = int(np.count_nonzero(d))
+    if nonzero == 0:
+        return {"statistic": math.nan, "p_value": 1.0, "pairs": int(d.size), "nonzero": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # small-sample notes; n is in the table
+        res = sps.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
+    return {"statistic": float(res.statistic), "p_value": float(res.pvalue),
+            "pairs": int(d.size), "nonzero": nonzero}
+
+
+def _complete(trials: List[TrialRecord], arm: str) -> Dict[int, TrialRecord]:
+    return {t.seed: t for t in trials if t.arm == arm and t.complete and t.evals}
+
+
+def analyse(sweep: Sweep, tau: float) -> Dict[str, Any]:
+    """Everything the report prints, as plain data (JSON-ready)."""
+    arms = sweep.arms()
+    per_arm: Dict[str, Any] = {}
+    for arm in arms:
+        done = _complete(sweep.trials, arm)
+        finals = [done[s].final_return for s in sorted(done)]
+        learners = [v >= tau for v in finals]
+        hits = [h for h in (done[s].first_hit(tau) for s in sorted(done)) if h is not None]
+        row = describe(finals)
+        row["learners"] = int(sum(learners))
+        row["wilson_low"], row["wilson_high"] = (wilson_ci(sum(learners), len(learners))
+                                                 if learners else (math.nan, math.nan))
+        row["median_first_hit"] = float(np.median(hits)) if hits else None
+        row["seeds_hit"] = len(hits)
+        per_arm[arm] = row
+    tests = {}
+    ref = _complete(sweep.trials, REFERENCE_ARM) if REFERENCE_ARM in arms else {}
+    for arm in arms:
+        if arm == REFERENCE_ARM or not ref:
+            continue
+        done = _complete(sweep.trials, arm)
+        seeds = sorted(set(ref) & set(done))
+        a = [ref[s].final_return for s in seeds]
+        b = [done[s].final_return for s in seeds]
+        tests[arm] = {"pairs": len(seeds),
+                      "mcnemar": mcnemar_paired([v >= tau for v in a], [v >= tau for v in b]),
+                      "wilcoxon": wilcoxon_paired(a, b)}
+    return {"env": sweep.env, "tau": tau, "metric": sweep.metadata["metric"],
+            "arms": per_arm, "tests_vs_ippo": tests,
+            "incomplete": sorted(f"{t.arm}/seed {t.seed}" for t in sweep.trials
+                                 if not (t.complete and t.evals)),
+            "pairing_broken": unpaired_seeds(sweep.trials)}
+
+
+def unpaired_seeds(trials: List[TrialRecord]) -> List[int]:
+    """Seeds whose arms did not all start from the same initial weights."""
+    digests: Dict[int, set] = {}
+    for t in trials:
+        if t.init_digest:
+            digests.setdefault(t.seed, set()).add(t.init_digest)
+    return sorted(s for s, d in digests.items() if len(d) > 1)
+
+
+def bootstrap_band(curves: np.ndarray, seed: int = 0, level: float = 0.95):
+    """Mean over seeds and a percentile-bootstrap band, per column (NaN-free columns)."""
+    mean = curves.mean(axis=0)
+    if curves.shape[0] < 2:
+        return mean, mean.copy(), mean.copy()
+    res = sps.bootstrap((curves,), np.mean, axis=0, confidence_level=level,
+                        n_resamples=2000, method="percentile", random_state=seed)
+    low = np.where(np.isfinite(res.confidence_interval.low), res.confidence_interval.low, mean)
+    high = np.where(np.isfinite(res.confidence_interval.high), res.confidence_interval.high,
+                    mean)
+    return mean, low, high

@@ -1,0 +1,95 @@
+"""Reads a sweep folder (Tune's per-trial ``params.json`` / ``result.json``) without Ray."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from rllib_metamapg.results import lookup
+from rllib_metamapg.sweep.plan import METADATA_FILE
+
+STEPS_KEY = "num_env_steps_sampled_lifetime"
+
+
+class ReportError(ValueError):
+    """A sweep folder or report setting that cannot be reported on; says what to do."""
+
+
+@dataclass
+class TrialRecord:
+    """One (arm, seed) trial: its greedy-evaluation curve and final score.
+
+    Attributes:
+        evals: ``(env steps, greedy return)`` at every evaluation iteration.
+        complete: Whether the trial reached the sweep's last (evaluated) iteration.
+        init_digest: Digest of the initial weights (paired-seed check).
+    """
+
+    arm: str
+    seed: int
+    path: str
+    evals: List[Tuple[float, float]] = field(default_factory=list)
+    complete: bool = False
+    init_digest: Optional[str] = None
+
+    @property
+    def final_return(self) -> Optional[float]:
+        return self.evals[-1][1] if self.complete and self.evals else None
+
+    def first_hit(self, tau: float) -> Optional[float]:
+        """Env steps of the first evaluation at or above ``tau``, or ``None``."""
+        return next((step for step, value in self.evals if value >= tau), None)
+
+
+@dataclass
+class Sweep:
+    path: str
+    metadata: Dict[str, Any]
+    trials: List[TrialRecord]
+
+    @property
+    def env(self) -> str:
+        return self.metadata["env"]
+
+    def arms(self) -> List[str]:
+        return [a for a in self.metadata["arms"] if any(t.arm == a for t in self.trials)]
+
+
+def load_trial(folder: Path, metric: str, interval: int, last_iteration: int) -> TrialRecord:
+    params = json.loads((folder / "params.json").read_text())
+    record = TrialRecord(arm=params["arm"], seed=int(params["seed"]), path=str(folder))
+    result_file = folder / "result.json"
+    if not result_file.is_file():
+        return record
+    for line in result_file.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a killed trial
+            continue
+        iteration = int(row.get("training_iteration", 0))
+        record.init_digest = lookup(row, "metamapg_init/weights_sha256") or record.init_digest
+        value = lookup(row, metric)
+        # RLlib repeats the last evaluation in every later result; keep fresh ones.
+        if iteration % interval == 0 and value is not None:
+            step = float(row.get(STEPS_KEY) or lookup(row, f"env_runners/{STEPS_KEY}") or 0)
+            record.evals = [e for e in record.evals if e[0] != step] + [(step, float(value))]
+        record.complete = record.complete or iteration >= last_iteration
+    return record
+
+
+def load_sweep(path: str) -> Sweep:
+    """All trials of one sweep folder; a ``ReportError`` if it is not one."""
+    folder = Path(path).expanduser()
+    meta_file = folder / METADATA_FILE
+    if not meta_file.is_file():
+        raise ReportError(f"{path}: not a metamapg sweep folder (no {METADATA_FILE}); pass "
+                          "the folder 'metamapg sweep' printed.")
+    metadata = json.loads(meta_file.read_text())
+    trials = [load_trial(d, metadata["metric"], int(metadata["evaluation_interval"]),
+                         int(metadata["stop_iterations"]))
+              for d in sorted(folder.iterdir()) if (d / "params.json").is_file()]
+    if not trials:
+        raise ReportError(f"{path}: the sweep has no trials yet.")
+    return Sweep(str(folder), metadata, trials)

@@ -1,0 +1,111 @@
+"""Writes a sweep report: Markdown + CSV + PNG + JSON, each file atomically."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from rllib_metamapg import atomic
+from rllib_metamapg.report import figures
+from rllib_metamapg.report.analysis import REFERENCE_ARM, analyse, resolve_tau
+from rllib_metamapg.report.load import Sweep, load_sweep
+
+SUMMARY_COLUMNS = ("env", "arm", "n", "mean", "std", "min", "p25", "median", "p75", "max",
+                   "learners", "wilson_low", "wilson_high", "median_first_hit",
+                   "mcnemar_p", "wilcoxon_p")
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _markdown(result: Dict[str, Any], sweep: Sweep, names: Dict[str, str]) -> str:
+    env, tau, arms = result["env"], result["tau"], result["arms"]
+    meta = sweep.metadata
+    lines = [f"## {env}", "",
+             f"Sweep `{sweep.path}`: arms {', '.join(arms)}; seeds {meta['seeds']}; "
+             f"{'smoke' if meta.get('smoke') else 'full'} budget. Score: final greedy "
+             f"evaluation return (`{result['metric']}`); learner: final return >= tau = "
+             f"{tau:g}. {meta.get('tau_note', '')}", "",
+             "| arm | n | mean | std | min | p25 | median | p75 | max |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for arm, r in arms.items():
+        lines.append(f"| `{arm}` | {r['n']} | " + " | ".join(
+            _fmt(r[k]) for k in ("mean", "std", "min", "p25", "median", "p75", "max")) + " |")
+    lines += ["", "| arm | learners | Wilson 95% CI | median first-hit step (seeds hit) |",
+              "|---|---|---|---|"]
+    for arm, r in arms.items():
+        lines.append(f"| `{arm}` | {r['learners']}/{r['n']} | [{_fmt(r['wilson_low'])}, "
+                     f"{_fmt(r['wilson_high'])}] | {_fmt(r['median_first_hit'], 0)} "
+                     f"({r['seeds_hit']}) |")
+    if result["tests_vs_ippo"]:
+        lines += ["", f"Paired tests against `{REFERENCE_ARM}` (same seeds):", "",
+                  "| arm | pairs | McNemar: only ippo / only arm learned | McNemar p | "
+                  "Wilcoxon W (non-tied pairs) | Wilcoxon p |", "|---|---|---|---|---|---|"]
+        for arm, t in result["tests_vs_ippo"].items():
+            m, w = t["mcnemar"], t["wilcoxon"]
+            lines.append(f"| `{arm}` | {t['pairs']} | {m['a_only']} / {m['b_only']} | "
+                         f"{_fmt(m['p_value'], 3)} | {_fmt(w['statistic'], 1)} "
+                         f"({w['nonzero']}) | {_fmt(w['p_value'], 3)} |")
+    if result["incomplete"]:
+        lines += ["", f"**Not scored** (unfinished or no evaluation): "
+                      f"{', '.join(result['incomplete'])}. Resume the sweep to finish them."]
+    if result["pairing_broken"]:
+        lines += ["", f"**Pairing broken**: seeds {result['pairing_broken']} did not start "
+                      "every arm from the same weights; their paired tests are not valid."]
+    lines += ["", f"![learning curves]({names['curves']})", f"![final returns]({names['strip']})",
+              ""]
+    return "\n".join(lines)
+
+
+def write_report(paths: List[str], out: str, tau: Optional[float] = None,
+                 allow_trivial_tau: bool = False) -> Dict[str, Any]:
+    """Reports on one or more sweep folders into ``out``; returns the JSON document.
+
+    Every sweep and threshold is checked before anything is written.
+    """
+    sweeps = [load_sweep(p) for p in paths]
+    taus = [resolve_tau(s.metadata, tau, allow_trivial_tau) for s in sweeps]
+    out_dir = Path(out)
+    results, sections, summary, seeds = [], ["# Paired-seed sweep report", ""], [], []
+    for sweep, t in zip(sweeps, taus):
+        result = analyse(sweep, t)
+        results.append(result)
+        names = {"curves": f"{sweep.env}_curves.png", "strip": f"{sweep.env}_strip.png"}
+        finals = {arm: [tr.final_return for tr in sweep.trials
+                        if tr.arm == arm and tr.final_return is not None]
+                  for arm in sweep.arms()}
+        atomic.write_figure(out_dir / names["curves"], figures.learning_curves(sweep, t))
+        atomic.write_figure(out_dir / names["strip"], figures.strip_plot(sweep, finals, t))
+        sections.append(_markdown(result, sweep, names))
+        for arm, r in result["arms"].items():
+            test = result["tests_vs_ippo"].get(arm, {})
+            summary.append([sweep.env, arm] + [r[k] for k in SUMMARY_COLUMNS[2:14]] + [
+                test.get("mcnemar", {}).get("p_value"), test.get("wilcoxon", {}).get("p_value")])
+        for tr in sorted(sweep.trials, key=lambda x: (x.arm, x.seed)):
+            final = tr.final_return
+            seeds.append([sweep.env, tr.arm, tr.seed, final,
+                          None if final is None else final >= t, tr.first_hit(t),
+                          tr.init_digest])
+    atomic.write_csv(out_dir / "summary.csv", SUMMARY_COLUMNS, summary)
+    atomic.write_csv(out_dir / "seeds.csv", ("env", "arm", "seed", "final_return", "learner",
+                                             "first_hit_step", "init_weights_sha256"), seeds)
+    doc = {"sweeps": [s.path for s in sweeps], "results": results}
+    atomic.write_json(out_dir / "report.json", _json_safe(doc))
+    atomic.write_text(out_dir / "report.md", "\n".join(sections))
+    return doc
+
+
+def _json_safe(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj

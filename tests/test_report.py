@@ -1,0 +1,140 @@
+"""``metamapg report`` on synthetic sweep folders: statistics against scipy/statsmodels,
+tau refusals, unfinished trials, broken pairing, atomic outputs."""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from rllib_metamapg.cli import main
+from rllib_metamapg.report import ReportError, load_sweep, write_report
+from rllib_metamapg.report.analysis import bootstrap_band, describe
+from rllib_metamapg.sweep.plan import METADATA_FILE, METRIC
+
+# arm -> per-seed greedy returns at the two evaluations (iterations 2 and 4).
+CURVES = {
+    "ippo": [(4, 4), (4, 4), (8, 4), (4, 8), (4, 4), (3, 4)],
+    "peer_only": [(8, 8), (4, 8), (8, 8), (8, 8), (4, 4), (8, 8)],
+}
+
+
+def make_sweep(root, curves=CURVES, tau=6.0, random_return=4.5, digests=None, cut=()):
+    """A sweep folder laid out like Tune's: params.json + result.json per trial."""
+    root.mkdir(parents=True, exist_ok=True)
+    seeds = list(range(len(next(iter(curves.values())))))
+    (root / METADATA_FILE).write_text(json.dumps({
+        "env": "stag_hunt", "arms": list(curves), "seeds": seeds, "smoke": True,
+        "metric": METRIC, "tau": tau, "tau_note": "", "returns_nonnegative": True,
+        "stop_iterations": 4, "evaluation_interval": 2, "random_return": random_return}))
+    for arm, per_seed in curves.items():
+        for seed, (first, last) in enumerate(per_seed):
+            d = root / f"MetaMAPG_stag_hunt_{arm}_{seed}"
+            d.mkdir()
+            (d / "params.json").write_text(json.dumps({"arm": arm, "seed": seed}))
+            rows = []
+            for it in range(1, 5):
+                if (arm, seed) in cut and it > 2:
+                    break
+                row = {"training_iteration": it, "num_env_steps_sampled_lifetime": 64 * it,
+                       "metamapg_init": {"weights_sha256": (digests or {}).get(
+                           (arm, seed), f"w{seed}")}}
+                if it >= 2:  # RLlib repeats the last evaluation in later results
+                    value = first if it < 4 else last
+                    row["evaluation"] = {"env_runners": {"episode_return_mean": value}}
+                rows.append(json.dumps(row))
+            (d / "result.json").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_table_learners_and_tests_match_scipy_and_statsmodels(tmp_path):
+    doc = write_report([str(make_sweep(tmp_path / "sw"))], str(tmp_path / "out"))
+    (result,) = doc["results"]
+    finals = {arm: [c[1] for c in v] for arm, v in CURVES.items()}
+    for arm, row in result["arms"].items():
+        x = np.array(finals[arm], float)
+        assert row["n"] == 6 and row["mean"] == pytest.approx(x.mean())
+        assert row["std"] == pytest.approx(x.std(ddof=1))
+        assert row["p25"] == pytest.approx(np.quantile(x, 0.25))
+        assert row["learners"] == int((x >= 6).sum())
+    assert result["arms"]["ippo"]["learners"] == 1 and result["arms"]["peer_only"]["learners"] == 5
+    # Wilson 95% for 5/6 (statsmodels' closed form: 0.4365, 0.9699).
+    assert result["arms"]["peer_only"]["wilson_low"] == pytest.approx(0.4365, abs=1e-4)
+    assert result["arms"]["peer_only"]["wilson_high"] == pytest.approx(0.9699, abs=1e-4)
+    # First hit: peer_only seeds 0, 2, 3, 5 at step 128, seed 1 at 256 -> median 128.
+    assert result["arms"]["peer_only"]["median_first_hit"] == 128.0
+    assert result["arms"]["ippo"]["median_first_hit"] == 192.0  # seeds 2 (128), 3 (256)
+    test = result["tests_vs_ippo"]["peer_only"]
+    # Learner status: ippo learns on seed 3 only; peer_only on 0, 1, 2, 3, 5.
+    assert (test["mcnemar"]["a_only"], test["mcnemar"]["b_only"]) == (0, 4)
+    assert test["mcnemar"]["p_value"] == pytest.approx(2 * 0.5 ** 4)
+    ref = sps.wilcoxon(np.subtract(finals["peer_only"], finals["ippo"]))
+    assert test["wilcoxon"]["p_value"] == pytest.approx(ref.pvalue)
+    assert result["pairing_broken"] == [] and result["incomplete"] == []
+
+
+def test_outputs_are_complete_and_nothing_half_written(tmp_path):
+    out = tmp_path / "out"
+    write_report([str(make_sweep(tmp_path / "sw"))], str(out))
+    names = {p.name for p in out.iterdir()}
+    assert names == {"report.md", "report.json", "summary.csv", "seeds.csv",
+                     "stag_hunt_curves.png", "stag_hunt_strip.png"}
+    md = (out / "report.md").read_text()
+    assert "| `peer_only` | 5/6 |" in md and "stag_hunt_curves.png" in md
+    rows = list(csv.DictReader((out / "seeds.csv").open()))
+    assert len(rows) == 12 and {r["learner"] for r in rows} == {"True", "False"}
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"tau": None}, "no learner threshold tau"),
+    ({"tau": 0.0}, "stale-threshold pitfall"),
+    ({"tau": 4.0, "random_return": 4.5}, "already reached by uniformly random play"),
+])
+def test_thresholds_that_cannot_separate_learners_are_refused(tmp_path, kwargs, message):
+    folder = make_sweep(tmp_path / "sw", **kwargs)
+    with pytest.raises(ReportError, match=message):
+        write_report([str(folder)], str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()  # refused before writing anything
+    # An explicit override is honoured.
+    doc = write_report([str(folder)], str(tmp_path / "out"), tau=kwargs["tau"] or 1.0,
+                       allow_trivial_tau=True)
+    assert doc["results"][0]["tau"] == (kwargs["tau"] or 1.0)
+
+
+def test_unfinished_trials_are_listed_not_scored(tmp_path):
+    folder = make_sweep(tmp_path / "sw", cut={("peer_only", 4)})
+    (result,) = write_report([str(folder)], str(tmp_path / "out"))["results"]
+    assert result["incomplete"] == ["peer_only/seed 4"]
+    assert result["arms"]["peer_only"]["n"] == 5
+    assert result["tests_vs_ippo"]["peer_only"]["pairs"] == 5
+    assert "Not scored" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_broken_pairing_is_flagged(tmp_path):
+    folder = make_sweep(tmp_path / "sw", digests={("peer_only", 2): "other"})
+    (result,) = write_report([str(folder)], str(tmp_path / "out"))["results"]
+    assert result["pairing_broken"] == [2]
+
+
+def test_evaluations_repeated_in_later_results_are_not_counted_twice(tmp_path):
+    sweep = load_sweep(str(make_sweep(tmp_path / "sw")))
+    trial = next(t for t in sweep.trials if t.arm == "ippo" and t.seed == 3)
+    assert trial.evals == [(128.0, 4.0), (256.0, 8.0)] and trial.final_return == 8.0
+
+
+def test_bootstrap_band_brackets_the_mean():
+    rng = np.random.default_rng(0)
+    curves = rng.normal(size=(25, 3)) + np.array([0.0, 1.0, 2.0])
+    mean, low, high = bootstrap_band(curves)
+    assert np.all(low < mean) and np.all(mean < high)
+    assert np.allclose(high - low, 2 * 1.96 / 5, rtol=0.35)  # ~ normal-theory width
+    assert math.isnan(describe([1.0])["std"])
+
+
+def test_cli_errors_exit_2(tmp_path, capsys):
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "not a metamapg sweep folder" in capsys.readouterr().err

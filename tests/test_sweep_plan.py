@@ -1,0 +1,87 @@
+"""Sweep planning: settings checked before Ray, per-arm settings, eval-aligned budgets."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from rllib_metamapg.rllib_cli import UsageError
+from rllib_metamapg.sweep import SweepSpec, parse_seeds, plan_sweep
+from rllib_metamapg.sweep.plan import _aligned_budget
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_parse_seeds_ranges_and_lists():
+    assert parse_seeds("0-3") == [0, 1, 2, 3]
+    assert parse_seeds("5,0-1,5") == [0, 1, 5]
+    for bad in ("", "a", "3-1", "-2"):
+        with pytest.raises(UsageError, match="--seeds"):
+            parse_seeds(bad)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"env": "pong"}, "--env: env='pong' has no sweep settings"),
+    ({"env": "stag_hunt", "arms": ["ippo", "lola"]}, "--arms='ippo,lola'"),
+    ({"env": "stag_hunt", "arms": ["ippo", "ippo"]}, "distinct arms"),
+    ({"env": "stag_hunt", "seeds": [0, 0]}, "--seeds"),
+    ({"env": "stag_hunt", "max_concurrent": 0}, "--max-concurrent=0"),
+    ({"env": "stag_hunt", "gpus_per_trial": -1}, "--gpus-per-trial=-1"),
+    ({"env": "stag_hunt", "gpus_per_trial": 1.5}, "whole number"),
+    ({"env": "stag_hunt", "cpus_per_trial": 0}, "--cpus-per-trial=0"),
+])
+def test_bad_settings_are_refused_naming_the_flag(kwargs, message):
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        plan_sweep(SweepSpec(**kwargs))
+
+
+def test_missing_tuned_example_names_the_file(tmp_path):
+    (tmp_path / "stag_hunt").mkdir()
+    with pytest.raises(UsageError, match="no tuned example .*stag_hunt/ippo.yaml"):
+        plan_sweep(SweepSpec(env="stag_hunt", arms=["ippo"], tuned_examples=str(tmp_path)))
+
+
+def test_tuned_example_for_the_wrong_arm_is_refused(tmp_path):
+    (tmp_path / "stag_hunt").mkdir()
+    text = (ROOT / "tuned_examples/stag_hunt/meta_mapg-smoke.yaml").read_text()
+    (tmp_path / "stag_hunt" / "ippo-smoke.yaml").write_text(text)
+    with pytest.raises(UsageError, match="config.arm: ippo"):
+        plan_sweep(SweepSpec(env="stag_hunt", arms=["ippo"], smoke=True,
+                             tuned_examples=str(tmp_path)))
+
+
+def test_param_space_is_an_arm_by_seed_grid_with_per_arm_settings():
+    plan = plan_sweep(SweepSpec(env="stag_hunt", arms=["ippo", "handoff"], seeds=[3, 4],
+                                gpus_per_trial=0.33, cpus_per_trial=2))
+    space = plan.param_space
+    assert space["arm"] == {"grid_search": ["ippo", "handoff"]}
+    assert space["seed"] == {"grid_search": [3, 4]}
+    assert space["num_gpus_per_learner"] == 0.33 and space["num_cpus_for_main_process"] == 2
+    # Only the handoff arm has a T_warm; Tune resolves it from the trial's arm.
+    choose = space["handoff_steps"].func
+    assert choose(SimpleNamespace(config={"arm": "handoff"})) == 30000
+    assert choose(SimpleNamespace(config={"arm": "ippo"})) is None
+    assert space["lr"] == 0.0003 and space["env"] == "stag_hunt"
+    # 100k steps / 256 per iteration = 391 iterations, eval every 98 -> 4 evaluations.
+    assert (plan.stop_iterations, plan.evaluation_interval) == (392, 98)
+    assert plan.metadata["tau"] == 6.0 and plan.name == "stag_hunt"
+
+
+@pytest.mark.parametrize("iterations, interval, expected", [
+    (391, 98, (392, 98)),   # rounded up to whole intervals, the last one evaluated
+    (3, 2, (4, 2)),
+    (10, 0, (10, 10)),      # no periodic evaluation: evaluate once at the end
+    (100, 7, (112, 8)),     # 14 evaluations spread over the budget
+    (7, 100, (7, 7)),       # interval past the budget: one evaluation at the end
+])
+def test_budget_is_rounded_so_the_last_iteration_is_evaluated(iterations, interval, expected):
+    stop_iterations, every = _aligned_budget(
+        {"a": {"evaluation_interval": interval}}, {"a": {"training_iteration": iterations}})
+    assert (stop_iterations, every) == expected
+    assert stop_iterations % every == 0 and stop_iterations >= iterations
+
+
+def test_arms_with_different_budgets_are_refused():
+    with pytest.raises(UsageError, match="paired arms need the same budget"):
+        _aligned_budget({"a": {"evaluation_interval": 2}, "b": {"evaluation_interval": 3}},
+                        {"a": {"training_iteration": 4}, "b": {"training_iteration": 4}})
