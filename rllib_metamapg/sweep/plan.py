@@ -10,6 +10,7 @@ from the same weights.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -137,6 +138,11 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
         "tau_note": env_spec.note, "returns_nonnegative": env_spec.returns_nonnegative,
         "stop_iterations": stop_iterations, "evaluation_interval": interval,
         "tuned_examples": files,
+        # Enough to rebuild the param space on resume (Tune needs it re-passed
+        # to resolve the classes and functions inside it).
+        "spec": {k: (list(v) if isinstance(v, tuple) else v)
+                 for k, v in dataclasses.asdict(spec).items()},
+        "arm_configs": configs,
     }
     return SweepPlan(spec, env_spec, name, param_space, stop_iterations, interval, files,
                      metadata)
@@ -200,6 +206,12 @@ def _aligned_budget(configs: Dict[str, Dict[str, Any]],
     evaluations = max(1, round(iterations / interval))
     interval = math.ceil(iterations / evaluations)
     return interval * evaluations, interval
+
+
+def param_space_from_metadata(metadata: Dict[str, Any]) -> Dict[str, Any]:
+    """The param space of a sweep, rebuilt from its ``metamapg_sweep.json``."""
+    spec = SweepSpec(**metadata["spec"])
+    return _param_space(spec, metadata["arm_configs"], int(metadata["evaluation_interval"]))
 
 
 def _param_space(spec: SweepSpec, configs: Dict[str, Dict[str, Any]],

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Dict, Tuple
 
 from rllib_metamapg.rllib_cli import UsageError
-from rllib_metamapg.sweep.plan import METADATA_FILE, METRIC, SweepPlan, SweepSpec, plan_sweep
+from rllib_metamapg.sweep.plan import (METADATA_FILE, METRIC, SweepPlan, SweepSpec,
+                                        param_space_from_metadata, plan_sweep)
 
 # Tune snapshots the experiment state at most this often; a resumed sweep can
 # only skip what the last snapshot saw finish.
@@ -109,12 +110,13 @@ def resume_sweep(path: str, *, verbose: int = 1) -> Tuple[str, int]:
     from rllib_metamapg.metamapg import MetaMAPG
 
     path = path if "://" in path else str(Path(path).expanduser().resolve())
-    read_metadata(path)
+    metadata = read_metadata(path)
     _init_ray()
     if not tune.Tuner.can_restore(path):
         raise UsageError(f"{path}: Tune saved no experiment state here yet; start it again.")
     tuner = tune.Tuner.restore(path, trainable=MetaMAPG, resume_unfinished=True,
-                               resume_errored=True)
+                               resume_errored=True,
+                               param_space=param_space_from_metadata(metadata))
     return path, _report(tuner.fit(), path)
 
 
