@@ -20,8 +20,14 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) install --quiet -c constraints.txt -e ".[test]"
 	touch $@
 
+# The tabular paired ablation + basin map, then a small paired RLlib sweep on
+# Stag Hunt (3 arms x 4 seeds, smoke budget) and its report.
 demo: $(VENV)/.installed
 	$(VENV)/bin/metamapg tabular demo --out $(DEMO_OUT)
+	rm -rf $(DEMO_OUT)/sweep
+	$(VENV)/bin/metamapg sweep --env stag_hunt --arms ippo,peer_only,meta_mapg --seeds 0-3 \
+		--smoke --max-concurrent 2 --storage-path $(DEMO_OUT)/sweep --quiet --progress-every 10
+	$(VENV)/bin/metamapg report $(DEMO_OUT)/sweep/stag_hunt-smoke --out $(DEMO_OUT)/sweep_report
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q -ra

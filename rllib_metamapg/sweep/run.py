@@ -20,6 +20,8 @@ from rllib_metamapg.sweep.plan import (METADATA_FILE, METRIC, SweepPlan, SweepSp
 # Tune snapshots the experiment state at most this often; a resumed sweep can
 # only skip what the last snapshot saw finish.
 os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")
+# ... which is deliberate, so Tune need not warn about frequent state syncs.
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
 def experiment_path(storage_path: str, name: str) -> str:
