@@ -2,6 +2,7 @@
 
     rllib train file tuned_examples/stag_hunt/meta_mapg-smoke.yaml [--stop JSON] [--storage-path DIR]
     rllib train --run MetaMAPG --env stag_hunt --config '{"arm": "peer_only"}' --stop '{"training_iteration": 5}'
+    rllib evaluate <checkpoint dir> [--env stag_hunt] [--episodes 50] [--out result.json]
 
 Tuned-example files use RLlib's classic format, ``<name>: {run, env, stop, config}``.
 Everything is checked before Ray starts -- YAML/JSON syntax, the experiment
@@ -74,19 +75,13 @@ def _check_number_dict(value: Any, what: str) -> Dict[str, float]:
 
 def build_config(env: Any, config: Dict[str, Any], where: str):
     """A validated ``MetaMAPGConfig`` from a flat config dict (no Ray session needed)."""
-    from ray.tune.registry import ENV_CREATOR, _global_registry
-
     from rllib_metamapg import MetaMAPGConfig
     from rllib_metamapg.metamapg import register
 
     register()  # Tune forgets registrations across ray.shutdown()/ray.init()
     if not isinstance(config, dict):
         raise UsageError(f"{where}.config must be a mapping of MetaMAPGConfig settings.")
-    if not isinstance(env, str) or not _global_registry.contains(ENV_CREATOR, env):
-        from rllib_metamapg.envs import MATRIX_GAMES
-
-        raise UsageError(f"{where}.env={env!r} is not a registered environment; "
-                         f"choose one of {sorted(MATRIX_GAMES)}.")
+    _check_env(env, f"{where}.env")
     base = MetaMAPGConfig()
     settable = {k for k in dir(type(base))
                 if isinstance(getattr(type(base), k, None), property)
@@ -110,6 +105,17 @@ def build_config(env: Any, config: Dict[str, Any], where: str):
     except (ValueError, TypeError) as err:
         raise UsageError(f"{where}.config: {str(err).splitlines()[0]}") from None
     return cfg
+
+
+def _check_env(env: Any, what: str) -> None:
+    from ray.tune.registry import ENV_CREATOR, _global_registry
+
+    from rllib_metamapg.envs import ENV_NAMES, register_envs
+
+    register_envs()
+    if not isinstance(env, str) or not _global_registry.contains(ENV_CREATOR, env):
+        raise UsageError(f"{what}={env!r} is not a registered environment; choose one of "
+                         f"{sorted(ENV_NAMES)}.")
 
 
 def _check_type(default: Any, value: Any, what: str) -> None:
@@ -201,11 +207,45 @@ def _parser() -> argparse.ArgumentParser:
                        help="Tune storage path (default: ~/ray_results)")
     train.add_argument("--checkpoint-freq", type=int, default=0,
                        help="checkpoint every N iterations (one at the end always)")
+    ev = sub.add_parser("evaluate", help="greedy evaluation of a saved checkpoint",
+                        description="Restore an algorithm checkpoint (e.g. a Tune trial's "
+                                    "checkpoint_000003) and run greedy (argmax) episodes.")
+    ev.add_argument("checkpoint", help="algorithm checkpoint folder")
+    ev.add_argument("--env", default=None,
+                    help="registered env to evaluate in (default: the training env)")
+    ev.add_argument("--episodes", type=int, default=50, help="number of episodes")
+    ev.add_argument("--seed", type=int, default=None, help="evaluation seed")
+    ev.add_argument("--out", default=None, help="also write the result as JSON here")
     return ap
+
+
+def evaluate(args) -> int:
+    """``rllib evaluate``: checks its input before Ray starts, prints and saves the result."""
+    from rllib_metamapg.evaluate import CheckpointError, checkpoint_config, evaluate_checkpoint
+
+    try:
+        if args.episodes < 1:
+            raise UsageError(f"--episodes={args.episodes} must be >= 1.")
+        checkpoint_config(args.checkpoint)
+        if args.env is not None:
+            _check_env(args.env, "--env")
+    except (UsageError, CheckpointError) as err:
+        print(f"rllib: error: {err}", file=sys.stderr)
+        return 2
+    result = evaluate_checkpoint(args.checkpoint, args.env, args.episodes, args.seed)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        from rllib_metamapg.atomic import write_text
+
+        write_text(args.out, text + "\n")
+    return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "evaluate":
+        return evaluate(args)
     try:
         stop = _check_number_dict(parse_json(args.stop, "--stop") if args.stop else None,
                                   "--stop")

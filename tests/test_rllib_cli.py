@@ -1,5 +1,6 @@
 """The ``rllib`` console script: tuned examples validate, bad input exits 2 before Ray, smoke run."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -73,6 +74,8 @@ def test_bad_files_exit_2_naming_the_key_before_ray_starts(name, tmp_path, capsy
     (["train", "--stop", '{"training_iteration": 1}'], "--env is required"),
     (["train", "nofile", "x.yaml"], "use 'rllib train file <yaml>'"),
     (["train", "file", "missing.yaml"], "no such file"),
+    (["evaluate", "/nonexistent"], "not an RLlib algorithm checkpoint"),
+    (["evaluate", str(ROOT), "--episodes", "0"], "--episodes=0 must be >= 1"),
 ])
 def test_bad_flags_exit_2(argv, message, capsys):
     assert rllib_cli.main(argv) == 2
@@ -96,4 +99,18 @@ def test_smoke_example_trains_end_to_end(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "stag-hunt-meta-mapg-smoke: 3 iterations" in proc.stdout
-    assert list(tmp_path.glob("stag-hunt-meta-mapg-smoke/*/checkpoint_*"))
+    (checkpoint,) = tmp_path.glob("stag-hunt-meta-mapg-smoke/*/checkpoint_*")
+
+    # A trial folder is refused with a pointer to its checkpoint, before Ray starts.
+    ev = cmd[:-5] + ["evaluate", str(checkpoint.parent)]
+    proc = subprocess.run(ev, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and f"Did you mean {checkpoint}?" in proc.stderr
+    out = tmp_path / "eval.json"
+    ev = cmd[:-5] + ["evaluate", str(checkpoint), "--episodes", "7", "--out", str(out)]
+    proc = subprocess.run(ev, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    # Greedy play of a one-step game: every episode ends in one joint action.
+    assert result["episodes"] == 7 and result["return_min"] == result["return_max"]
+    assert result["return_mean"] in (8.0, 3.0, 4.0)  # stag-stag, mixed, hare-hare
+    assert set(result["agent_return_mean"]) == {"player_0", "player_1"}

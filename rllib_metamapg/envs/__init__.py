@@ -1,4 +1,9 @@
-"""RLlib environments, registered with Tune under short names on import."""
+"""RLlib environments, registered with Tune under short names on import.
+
+Every env here is a ``MultiAgentEnv`` with ``possible_agents`` in a fixed order,
+which is what ``MetaMAPGConfig``'s default wiring (one module per agent, see
+:func:`one_module_per_agent`) needs; a YAML therefore needs no Python to run one.
+"""
 
 from ray.tune.registry import register_env
 
@@ -8,6 +13,20 @@ MATRIX_GAMES = ("stag_hunt", "ipd", "pd", "chicken", "matching_pennies", "climbi
                 "penalty")
 
 
+def _pettingzoo_ipd(cfg):
+    from rllib_metamapg.envs.pettingzoo_ipd import make_pettingzoo_ipd
+
+    return make_pettingzoo_ipd(cfg)
+
+
+CREATORS = {
+    **{name: (lambda cfg, _n=name: MatrixGameEnv({"game": _n, **dict(cfg)}))
+       for name in MATRIX_GAMES},
+    "pettingzoo_ipd": _pettingzoo_ipd,
+}
+ENV_NAMES = tuple(CREATORS)
+
+
 def register_envs() -> None:
     """(Re-)registers every environment with Tune.
 
@@ -15,10 +34,11 @@ def register_envs() -> None:
     running (or starts next) only, so call it again after a ``ray.shutdown()`` /
     ``ray.init()`` cycle.  ``MetaMAPGConfig.validate()`` calls it for you.
     """
-    for name in MATRIX_GAMES:
-        register_env(name, lambda cfg, _n=name: MatrixGameEnv({"game": _n, **dict(cfg)}))
+    for name, creator in CREATORS.items():
+        register_env(name, creator)
 
 
 register_envs()
 
-__all__ = ["MatrixGameEnv", "MATRIX_GAMES", "one_module_per_agent", "register_envs"]
+__all__ = ["ENV_NAMES", "MatrixGameEnv", "MATRIX_GAMES", "one_module_per_agent",
+           "register_envs"]

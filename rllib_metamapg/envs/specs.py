@@ -44,6 +44,10 @@ ENV_SPECS: Dict[str, EnvSpec] = {
         # 12 rounds of PD [[3,0],[5,1]]: all-C 72, all-D 24, uniform random 54.
         EnvSpec("ipd", 60.0, 100_000, 30_000, True,
                 "tau = 60 of 72 (mutual cooperation); uniform random play averages 54."),
+        # The same 12-round PD through PettingZoo; Table 2's budget for the
+        # Melting Pot stand-in.  The paper's tau = 0.5 was for its own reward scale.
+        EnvSpec("pettingzoo_ipd", 60.0, 1_000_000, 400_000, True,
+                "tau = 60 of 72 (mutual cooperation); uniform random play averages 54."),
     )
 }
 
@@ -70,11 +74,12 @@ def random_policy_return(name: str, env_config: Optional[dict] = None, episodes:
     total = 0.0
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
-        for k, agent in enumerate(env.possible_agents):
-            env.action_spaces[agent].seed(seed + 7919 * episode + k)
+        spaces = {a: env.get_action_space(a) for a in env.possible_agents}
+        for k, space in enumerate(spaces.values()):
+            space.seed(seed + 7919 * episode + k)
         done = False
         while not done:
-            actions = {a: env.action_spaces[a].sample() for a in obs}
+            actions = {a: spaces[a].sample() for a in obs}
             obs, rewards, terminated, truncated, _ = env.step(actions)
             total += float(sum(rewards.values()))
             done = terminated.get("__all__", False) or truncated.get("__all__", False)
