@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ray.tune.registry import ENV_CREATOR, _global_registry
 
 from rllib_metamapg import rllib_cli
 from rllib_metamapg.arms import RLLIB_ARMS
@@ -28,7 +29,9 @@ def test_every_tuned_example_passes_config_validation(path):
     prepared = rllib_cli.prepare(rllib_cli.load_experiments(str(path)), {}, str(path))
     for name, config, stop in prepared:
         assert stop and config.arm in path.stem.replace("-smoke", "")
-        assert set(config.policies) == {"player_0", "player_1"}
+        env = _global_registry.get(ENV_CREATOR, config.env)({})
+        # One module per agent, in the env's agent order (paired seeds depend on it).
+        assert list(config.policies) == list(env.possible_agents)
 
 
 BAD = {

@@ -19,10 +19,21 @@ def _pettingzoo_ipd(cfg):
     return make_pettingzoo_ipd(cfg)
 
 
+def _mpe(name):
+    def create(cfg):
+        from rllib_metamapg.envs.mpe import make_mpe
+
+        return make_mpe(name, cfg)
+
+    return create
+
+
+MPE_ENVS = ("mpe_simple_spread", "mpe_simple_reference", "mpe_simple_speaker_listener")
 CREATORS = {
     **{name: (lambda cfg, _n=name: MatrixGameEnv({"game": _n, **dict(cfg)}))
        for name in MATRIX_GAMES},
     "pettingzoo_ipd": _pettingzoo_ipd,
+    **{name: _mpe(name) for name in MPE_ENVS},
 }
 ENV_NAMES = tuple(CREATORS)
 

@@ -48,6 +48,15 @@ ENV_SPECS: Dict[str, EnvSpec] = {
         # Melting Pot stand-in.  The paper's tau = 0.5 was for its own reward scale.
         EnvSpec("pettingzoo_ipd", 60.0, 1_000_000, 400_000, True,
                 "tau = 60 of 72 (mutual cooperation); uniform random play averages 54."),
+        # mpe2, 25 steps per episode.  The paper's tau is per agent (its App. F
+        # returns are per-agent means); ours scores the sum over agents, so
+        # tau = paper tau x agents.
+        EnvSpec("mpe_simple_spread", -75.0, 750_000, 200_000, False,
+                "tau = 3 x -25 (paper, per agent); uniform random play sums to about -82."),
+        EnvSpec("mpe_simple_reference", -44.0, 750_000, 200_000, False,
+                "tau = 2 x -22 (paper, per agent); uniform random play sums to about -58."),
+        EnvSpec("mpe_simple_speaker_listener", -20.0, 750_000, 200_000, False,
+                "tau = 2 x -10 (paper, per agent); uniform random play sums to about -84."),
     )
 }
 
