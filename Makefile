@@ -38,6 +38,7 @@ test-fast: $(VENV)/.installed-test
 bench: $(VENV)/.installed
 	$(PY) benchmarks/tabular.py --out benchmarks/results/tabular.json
 	$(PY) benchmarks/learner.py --out benchmarks/results/learner.json
+	$(PY) benchmarks/envs.py --out benchmarks/results/envs.json
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,92 @@
+"""Env throughput: raw random-action steps/s and RLlib training env-steps/s per env.
+
+For every sweepable env: raw ``MultiAgentEnv`` steps/s with uniformly random
+actions, and RLlib training throughput (sampling + learner update, the env's
+full tuned example: batch 256, 4 epochs) for ``ippo`` and ``meta_mapg`` with 0
+and 1 env runners.  The tracked figure is training / raw (goal >= 0.5 for
+Overcooked and MPE).  Prints a table and writes JSON atomically.
+
+Usage: python benchmarks/envs.py [--out benchmarks/results/envs.json]
+       [--envs stag_hunt,mpe_simple_spread] [--iterations 5] [--raw-steps 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import ray
+
+from rllib_metamapg import __version__, atomic, rllib_cli
+from rllib_metamapg.envs.specs import ENV_SPECS
+
+ROOT = Path(__file__).resolve().parents[1]
+GOAL_RATIO = 0.5
+
+
+def raw_steps_per_s(name: str, steps: int) -> float:
+    from ray.rllib.env.env_context import EnvContext
+    from ray.tune.registry import ENV_CREATOR, _global_registry
+
+    env = _global_registry.get(ENV_CREATOR, name)(EnvContext({}, 0))
+    spaces = {a: env.get_action_space(a) for a in env.possible_agents}
+    for k, space in enumerate(spaces.values()):
+        space.seed(k)
+    obs, _ = env.reset(seed=0)
+    done, t = 0, time.perf_counter()
+    while done < steps:
+        obs, _, term, trunc, _ = env.step({a: spaces[a].sample() for a in obs})
+        done += 1
+        if term.get("__all__") or trunc.get("__all__"):
+            obs, _ = env.reset()
+    return steps / (time.perf_counter() - t)
+
+
+def training_steps_per_s(name: str, arm: str, runners: int, iterations: int) -> float:
+    path = ROOT / "tuned_examples" / name / f"{arm}.yaml"
+    ((_, config, _),) = rllib_cli.prepare(rllib_cli.load_experiments(str(path)), {}, str(path))
+    config = config.evaluation(evaluation_interval=None).env_runners(num_env_runners=runners)
+    algo = config.build_algo()
+    try:
+        algo.train()  # warm-up
+        start = algo.metrics.peek("num_env_steps_sampled_lifetime", default=0)
+        t = time.perf_counter()
+        for _ in range(iterations):
+            result = algo.train()
+        elapsed = time.perf_counter() - t
+        return (result["num_env_steps_sampled_lifetime"] - start) / elapsed
+    finally:
+        algo.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="benchmarks/results/envs.json")
+    ap.add_argument("--envs", default=",".join(ENV_SPECS))
+    ap.add_argument("--iterations", type=int, default=5)
+    ap.add_argument("--raw-steps", type=int, default=5000)
+    args = ap.parse_args()
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    rows = []
+    for name in args.envs.split(","):
+        raw = raw_steps_per_s(name, args.raw_steps)
+        for arm in ("ippo", "meta_mapg"):
+            for runners in (0, 1):
+                train = training_steps_per_s(name, arm, runners, args.iterations)
+                rows.append({"env": name, "arm": arm, "env_runners": runners,
+                             "raw_steps_per_s": raw, "train_env_steps_per_s": train,
+                             "ratio": train / raw})
+                print(f"{name:>28} {arm:>9} runners={runners}: raw {raw:9.0f}/s, training "
+                      f"{train:7.0f}/s, ratio {train / raw:.3f}", flush=True)
+    ray.shutdown()
+    atomic.write_json(args.out, {
+        "version": __version__, "machine": platform.platform(), "cpus": os.cpu_count(),
+        "iterations": args.iterations, "goal_ratio_overcooked_mpe": GOAL_RATIO, "rows": rows})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
