@@ -21,7 +21,7 @@ from pathlib import Path
 import ray
 
 from rllib_metamapg import __version__, atomic, rllib_cli
-from rllib_metamapg.envs.specs import ENV_SPECS
+from rllib_metamapg.env_specs import ENV_SPECS
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_RATIO = 0.5

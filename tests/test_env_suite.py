@@ -7,7 +7,7 @@ import pytest
 
 from rllib_metamapg import rllib_cli
 from rllib_metamapg.arms import RLLIB_ARMS
-from rllib_metamapg.envs.specs import ENV_SPECS, random_policy_return
+from rllib_metamapg.env_specs import ENV_SPECS, random_policy_return
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ from ray.tune.registry import ENV_CREATOR, _global_registry
 
 from rllib_metamapg import rllib_cli
 from rllib_metamapg.arms import RLLIB_ARMS
-from rllib_metamapg.envs.specs import ENV_SPECS
+from rllib_metamapg.env_specs import ENV_SPECS
 
 ROOT = Path(__file__).resolve().parents[1]
 RLLIB_EXAMPLES = sorted(p for p in (ROOT / "tuned_examples").rglob("*.yaml")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rllib_metamapg.arms import RLLIB_ARMS
-from rllib_metamapg.envs.specs import EnvSpec, get_env_spec
+from rllib_metamapg.env_specs import EnvSpec, get_env_spec
 from rllib_metamapg.rllib_cli import UsageError, load_experiments, prepare
 from rllib_metamapg.schedules import is_finite_number
 

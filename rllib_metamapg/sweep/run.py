@@ -96,7 +96,7 @@ def run_sweep(spec: SweepSpec, *, verbose: int = 1, progress_every_s: float = 30
     if _is_experiment(path):
         raise UsageError(f"{path} already holds a sweep; continue it with "
                          f"'metamapg sweep --resume {path}' or choose another --name.")
-    from rllib_metamapg.envs.specs import random_policy_return
+    from rllib_metamapg.env_specs import random_policy_return
 
     _init_ray()
     plan.metadata["random_return"] = random_policy_return(spec.env)

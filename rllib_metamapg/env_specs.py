@@ -1,4 +1,4 @@
-"""What the sweeps and reports need to know about each registered environment.
+"""What the sweeps and reports need to know about each registered environment (Ray-free).
 
 ``tau`` is the learner threshold on the greedy evaluation return (RLlib's
 ``episode_return_mean``: the sum over agents of one episode's rewards).  A seed
