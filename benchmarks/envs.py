@@ -21,27 +21,16 @@ from pathlib import Path
 import ray
 
 from rllib_metamapg import __version__, atomic, rllib_cli
-from rllib_metamapg.env_specs import ENV_SPECS
+from rllib_metamapg.env_specs import ENV_SPECS, make_env, random_rollout
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_RATIO = 0.5
 
 
 def raw_steps_per_s(name: str, steps: int) -> float:
-    from ray.rllib.env.env_context import EnvContext
-    from ray.tune.registry import ENV_CREATOR, _global_registry
-
-    env = _global_registry.get(ENV_CREATOR, name)(EnvContext({}, 0))
-    spaces = {a: env.get_action_space(a) for a in env.possible_agents}
-    for k, space in enumerate(spaces.values()):
-        space.seed(k)
-    obs, _ = env.reset(seed=0)
-    done, t = 0, time.perf_counter()
-    while done < steps:
-        obs, _, term, trunc, _ = env.step({a: spaces[a].sample() for a in obs})
-        done += 1
-        if term.get("__all__") or trunc.get("__all__"):
-            obs, _ = env.reset()
+    env = make_env(name)
+    t = time.perf_counter()
+    random_rollout(env, steps=steps)
     return steps / (time.perf_counter() - t)
 
 

@@ -10,7 +10,7 @@ the tuned examples use (the paper's Table 2 where it has the env).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -70,28 +70,47 @@ def get_env_spec(name: str) -> EnvSpec:
                          f"{sorted(ENV_SPECS)}.") from None
 
 
-def random_policy_return(name: str, env_config: Optional[dict] = None, episodes: int = 20,
-                         seed: int = 0) -> float:
-    """Mean joint episode return of uniformly random actions (the report's trivial-τ check)."""
+def make_env(name: str, env_config: Optional[dict] = None):
+    """An instance of a registered env, outside any Ray session."""
     from ray.rllib.env.env_context import EnvContext
     from ray.tune.registry import ENV_CREATOR, _global_registry
 
     from rllib_metamapg.envs import register_envs
 
     register_envs()
-    env = _global_registry.get(ENV_CREATOR, name)(EnvContext(dict(env_config or {}), 0))
+    return _global_registry.get(ENV_CREATOR, name)(EnvContext(dict(env_config or {}), 0))
+
+
+def random_rollout(env, *, episodes: Optional[int] = None, steps: Optional[int] = None,
+                   seed: int = 0) -> Tuple[int, int, float]:
+    """Uniformly random actions until ``episodes`` episodes or ``steps`` env steps are done.
+
+    Returns:
+        ``(episodes finished, env steps, summed reward of all agents)``.
+    """
+    spaces = {a: env.get_action_space(a) for a in env.possible_agents}
+    for k, space in enumerate(spaces.values()):
+        space.seed(seed + k)  # once: reseeding per one-step episode would cost more than it
+    finished = done_steps = 0
     total = 0.0
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        spaces = {a: env.get_action_space(a) for a in env.possible_agents}
-        for k, space in enumerate(spaces.values()):
-            space.seed(seed + 7919 * episode + k)
-        done = False
-        while not done:
-            actions = {a: spaces[a].sample() for a in obs}
-            obs, rewards, terminated, truncated, _ = env.step(actions)
+    while (episodes is None or finished < episodes) and (steps is None or done_steps < steps):
+        obs, _ = env.reset(seed=seed if finished == 0 else None)
+        over = False
+        while not over and (steps is None or done_steps < steps):
+            obs, rewards, terminated, truncated, _ = env.step(
+                {a: spaces[a].sample() for a in obs})
             total += float(sum(rewards.values()))
-            done = terminated.get("__all__", False) or truncated.get("__all__", False)
+            done_steps += 1
+            over = terminated.get("__all__", False) or truncated.get("__all__", False)
+        finished += int(over)
+    return finished, done_steps, total
+
+
+def random_policy_return(name: str, env_config: Optional[dict] = None, episodes: int = 20,
+                         seed: int = 0) -> float:
+    """Mean joint episode return of uniformly random actions (the report's trivial-τ check)."""
+    env = make_env(name, env_config)
+    _, _, total = random_rollout(env, episodes=episodes, seed=seed)
     if hasattr(env, "close"):
         env.close()
     return total / episodes

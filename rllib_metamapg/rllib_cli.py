@@ -76,9 +76,7 @@ def _check_number_dict(value: Any, what: str) -> Dict[str, float]:
 def build_config(env: Any, config: Dict[str, Any], where: str):
     """A validated ``MetaMAPGConfig`` from a flat config dict (no Ray session needed)."""
     from rllib_metamapg import MetaMAPGConfig
-    from rllib_metamapg.metamapg import register
 
-    register()  # Tune forgets registrations across ray.shutdown()/ray.init()
     if not isinstance(config, dict):
         raise UsageError(f"{where}.config must be a mapping of MetaMAPGConfig settings.")
     _check_env(env, f"{where}.env")
@@ -112,7 +110,7 @@ def _check_env(env: Any, what: str) -> None:
 
     from rllib_metamapg.envs import ENV_NAMES, register_envs
 
-    register_envs()
+    register_envs()  # Tune forgets registrations across ray.shutdown()/ray.init()
     if not isinstance(env, str) or not _global_registry.contains(ENV_CREATOR, env):
         raise UsageError(f"{what}={env!r} is not a registered environment; choose one of "
                          f"{sorted(ENV_NAMES)}.")

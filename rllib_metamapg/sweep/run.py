@@ -24,11 +24,14 @@ os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
+def storage_location(path: str) -> str:
+    """A local path made absolute (Tune needs that); a URI kept as it is."""
+    return path.rstrip("/") if "://" in path else str(Path(path).expanduser().resolve())
+
+
 def experiment_path(storage_path: str, name: str) -> str:
-    """``storage_path/name``; local paths made absolute (Tune needs that), URIs kept."""
-    if "://" in storage_path:
-        return storage_path.rstrip("/") + "/" + name
-    return str(Path(storage_path).expanduser().resolve() / name)
+    """``storage_path/name`` as Tune will write it."""
+    return storage_location(storage_path) + "/" + name
 
 
 def _filesystem(path: str):
@@ -111,7 +114,7 @@ def resume_sweep(path: str, *, verbose: int = 1) -> Tuple[str, int]:
 
     from rllib_metamapg.metamapg import MetaMAPG
 
-    path = path if "://" in path else str(Path(path).expanduser().resolve())
+    path = storage_location(path)
     metadata = read_metadata(path)
     _init_ray()
     if not tune.Tuner.can_restore(path):
@@ -129,8 +132,7 @@ def _tuner(plan: SweepPlan, verbose: int, progress_every_s: float):
     from rllib_metamapg.sweep.progress import SweepProgress
 
     spec = plan.spec
-    storage = (spec.storage_path if "://" in spec.storage_path
-               else str(Path(spec.storage_path).expanduser().resolve()))
+    storage = storage_location(spec.storage_path)
     total = len(spec.arms) * len(spec.seeds)
     run_config = tune.RunConfig(
         name=plan.name, storage_path=storage, verbose=verbose,
