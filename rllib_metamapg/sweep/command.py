@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Optional
 
 from rllib_metamapg.arms import RLLIB_ARMS
 from rllib_metamapg.rllib_cli import UsageError
@@ -15,6 +16,13 @@ def add_parser(sub) -> None:
                     "starts every arm from the same weights), each arm configured by "
                     "tuned_examples/<env>/<arm>.yaml; or continue one with --resume.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_sweep_arguments(p)
+    p.set_defaults(func=_sweep)
+
+
+def add_sweep_arguments(p, *, storage_default: Optional[str] = "metamapg_results",
+                        report_flag: bool = True) -> None:
+    """The sweep's own flags; ``metamapg submit`` forwards the same ones to the cluster."""
     p.add_argument("--env", help="registered environment with sweep settings (e.g. stag_hunt)")
     p.add_argument("--arms", default=",".join(RLLIB_ARMS),
                    help="comma-separated arms; ippo is the reference of the report's tests")
@@ -23,7 +31,7 @@ def add_parser(sub) -> None:
                    help="use each arm's *-smoke.yaml budget (minutes, not hours)")
     p.add_argument("--name", default=None,
                    help="experiment folder name (default: <env> or <env>-smoke)")
-    p.add_argument("--storage-path", default="metamapg_results",
+    p.add_argument("--storage-path", default=storage_default,
                    help="local folder or URI (s3://, gs://) for results and checkpoints")
     p.add_argument("--max-concurrent", type=int, default=12, help="trials running at once")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial")
@@ -39,26 +47,39 @@ def add_parser(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="only our progress lines, not Tune's")
     p.add_argument("--progress-every", type=float, default=30.0,
                    help="seconds between progress lines")
-    p.set_defaults(func=_sweep)
+    if report_flag:
+        p.add_argument("--report", action="store_true",
+                       help="after the sweep, write 'metamapg report' output to "
+                            "<experiment>/report")
 
 
-def _sweep(args) -> int:
+def spec_from_args(args):
+    """The :class:`SweepSpec` the sweep flags describe (``--resume`` excluded)."""
     from rllib_metamapg.sweep.plan import SweepSpec, parse_seeds
-    from rllib_metamapg.sweep.run import resume_sweep, run_sweep
 
-    verbose = 0 if args.quiet else 1
     if args.resume:
         if args.env:
             raise UsageError("--resume continues a sweep with its own settings; drop --env.")
-        _, failed = resume_sweep(args.resume, verbose=verbose)
+        return None
+    if not args.env:
+        raise UsageError("--env is required (or --resume DIR).")
+    return SweepSpec(
+        env=args.env, arms=[a.strip() for a in args.arms.split(",") if a.strip()],
+        seeds=parse_seeds(args.seeds), smoke=args.smoke, name=args.name,
+        storage_path=args.storage_path, max_concurrent=args.max_concurrent,
+        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        max_failures=args.max_failures, tuned_examples=args.tuned_examples)
+
+
+def _sweep(args) -> int:
+    from rllib_metamapg.sweep.run import resume_sweep, run_sweep, write_sweep_report
+
+    verbose = 0 if args.quiet else 1
+    spec = spec_from_args(args)
+    if spec is None:
+        path, failed = resume_sweep(args.resume, verbose=verbose)
     else:
-        if not args.env:
-            raise UsageError("--env is required (or --resume DIR).")
-        spec = SweepSpec(
-            env=args.env, arms=[a.strip() for a in args.arms.split(",") if a.strip()],
-            seeds=parse_seeds(args.seeds), smoke=args.smoke, name=args.name,
-            storage_path=args.storage_path, max_concurrent=args.max_concurrent,
-            cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-            max_failures=args.max_failures, tuned_examples=args.tuned_examples)
-        _, failed = run_sweep(spec, verbose=verbose, progress_every_s=args.progress_every)
+        path, failed = run_sweep(spec, verbose=verbose, progress_every_s=args.progress_every)
+    if args.report and not failed:
+        print(f"[metamapg sweep] report: {write_sweep_report(path)}", flush=True)
     return 1 if failed else 0

@@ -146,6 +146,42 @@ def _tuner(plan: SweepPlan, verbose: int, progress_every_s: float):
                       tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent))
 
 
+# What ``metamapg report`` reads of a trial; checkpoints stay where they are.
+_REPORT_INPUTS = ("params.json", "result.json", METADATA_FILE)
+
+
+def write_sweep_report(path: str) -> str:
+    """Writes ``metamapg report`` output to ``<path>/report``; returns that folder.
+
+    A sweep on a URI is reported from a local copy of the files the report reads,
+    and the report is uploaded beside it.
+    """
+    from rllib_metamapg.report.write import write_report
+
+    if "://" not in path:
+        write_report([path], f"{path}/report")
+        return f"{path}/report"
+    import tempfile
+
+    import pyarrow.fs
+
+    fs, root = _filesystem(path)
+    with tempfile.TemporaryDirectory(prefix="metamapg-report-") as tmp:
+        local = Path(tmp) / "sweep"
+        for info in fs.get_file_info(pyarrow.fs.FileSelector(root, recursive=True)):
+            if info.type == pyarrow.fs.FileType.File and info.base_name in _REPORT_INPUTS:
+                target = local / Path(info.path).relative_to(root)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with fs.open_input_stream(info.path) as f:
+                    target.write_bytes(f.read())
+        write_report([str(local)], str(Path(tmp) / "report"))
+        fs.create_dir(f"{root}/report", recursive=True)
+        pyarrow.fs.copy_files(str(Path(tmp) / "report"), f"{root}/report",
+                              source_filesystem=pyarrow.fs.LocalFileSystem(),
+                              destination_filesystem=fs)
+    return f"{path}/report"
+
+
 def _report(results, path: str) -> int:
     failed = sum(1 for r in results if r.error is not None)
     print(f"[metamapg sweep] {len(results) - failed}/{len(results)} trials finished; results "
