@@ -8,6 +8,7 @@ from typing import List, Optional
 
 from rllib_metamapg import __version__
 from rllib_metamapg.arms import ArmError
+from rllib_metamapg.jobs import command as submit_command
 from rllib_metamapg.report import command as report_command
 from rllib_metamapg.report.load import ReportError
 from rllib_metamapg.rllib_cli import UsageError
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     tabular_commands.add_parser(sub)
     sweep_command.add_parser(sub)
     report_command.add_parser(sub)
+    submit_command.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Running sweeps on a Ray cluster through the Ray Jobs API (``metamapg submit``)."""

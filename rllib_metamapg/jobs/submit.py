@@ -1,0 +1,249 @@
+"""Submits sweeps to a Ray cluster as Ray Jobs, follows them and finds their results.
+
+The job runs ``metamapg sweep ... --report`` on the cluster (or ``--resume``), so a
+sweep submitted here behaves exactly like one run locally: same validation, same
+Tune experiment folder, same report.  Paths are fixed at submission time and kept
+in the job's metadata, which is how ``--attach`` finds them again later.
+
+Token authentication follows Ray's own rules: the token comes from
+``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``; it is sent
+only in the request header and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from rllib_metamapg.rllib_cli import UsageError
+
+DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+# Exit codes of ``--wait``/``--follow`` by terminal job status; a failed job
+# returns its driver's exit code when Ray knows it.
+EXIT_CODES = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 3}
+# Never uploaded with a working_dir, whatever the .gitignore says.
+WORKING_DIR_EXCLUDES = [".git", ".venv", "**/__pycache__", "*.egg-info", ".pytest_cache",
+                        "demo_out", "metamapg_results", "build", "dist"]
+TOKEN_HELP = ("Give the cluster's token (on the head node: 'ray get-auth-token') through "
+              "RAY_AUTH_TOKEN_PATH=<file holding it> or RAY_AUTH_TOKEN, or put it in "
+              "~/.ray/auth_token; RAY_AUTH_MODE=token is then implied.")
+
+
+class SubmitError(UsageError):
+    """The cluster refused or could not be reached; the message says what to do."""
+
+
+@dataclass
+class Submission:
+    """What a submitted sweep job is and where its results will be.
+
+    Attributes:
+        job_id: Ray's submission id.
+        address: Dashboard address the job was submitted to.
+        experiment: The Tune experiment folder on the cluster (path or URI).
+        report: Where ``metamapg report`` output is written when the sweep succeeds.
+        entrypoint: The shell command the job runs.
+    """
+
+    job_id: str
+    address: str
+    experiment: str
+    report: str
+    entrypoint: str = ""
+    metadata: Dict[str, str] = field(default_factory=dict)
+
+
+def resolve_address(address: Optional[str]) -> str:
+    """``--address``, else ``$RAY_API_SERVER_ADDRESS``/``$RAY_ADDRESS`` (http ones), else local."""
+    for candidate in (address, os.environ.get("RAY_API_SERVER_ADDRESS"),
+                      os.environ.get("RAY_ADDRESS")):
+        if candidate and candidate != "auto":
+            if "://" not in candidate:
+                candidate = "http://" + candidate
+            if not candidate.startswith(("http://", "https://")):
+                raise UsageError(f"--address {candidate}: give the dashboard's http(s) address "
+                                 f"(default port 8265), e.g. {DEFAULT_ADDRESS}.")
+            return candidate.rstrip("/")
+    return DEFAULT_ADDRESS
+
+
+def enable_token_auth_from_environment() -> None:
+    """Sends the token when one is configured, as ``ray job submit`` users expect.
+
+    Ray's client only attaches a token in ``RAY_AUTH_MODE=token``; a user who set
+    ``RAY_AUTH_TOKEN``/``RAY_AUTH_TOKEN_PATH`` (or has ``~/.ray/auth_token``) clearly
+    means to use it.  Must run before Ray is imported: Ray reads the mode once.
+    """
+    if os.environ.get("RAY_AUTH_MODE"):
+        return
+    if (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+            or (Path.home() / ".ray" / "auth_token").is_file()):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def check_storage_path(storage_path: Optional[str]) -> str:
+    """A sweep on a cluster needs storage every node and the report can reach."""
+    if not storage_path:
+        raise UsageError("--storage-path is required for a cluster sweep: a URI (s3://bucket/"
+                         "metamapg, gs://...) or an absolute path every node mounts (NFS).")
+    if "://" not in storage_path and not os.path.isabs(storage_path):
+        raise UsageError(f"--storage-path {storage_path}: a relative path would land in the "
+                         "job's temporary working folder on the cluster; give an absolute "
+                         "shared path or a URI.")
+    return storage_path.rstrip("/") if "://" in storage_path else os.path.normpath(storage_path)
+
+
+def project_root(start: Optional[Path] = None) -> Optional[Path]:
+    """The checkout holding ``setup.cfg``, ``rllib_metamapg/`` and ``tuned_examples/``, if any."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if all((folder / p).exists() for p in ("setup.cfg", "rllib_metamapg", "tuned_examples")):
+            return folder
+    return None
+
+
+def runtime_env(working_dir: Optional[str], env_vars: Dict[str, str],
+                pip: List[str]) -> Dict:
+    """The job's runtime_env: the uploaded checkout (or nothing: the installed package)."""
+    env: Dict = {}
+    if working_dir:
+        folder = Path(working_dir).expanduser().resolve()
+        if not (folder / "rllib_metamapg").is_dir():
+            raise UsageError(f"--working-dir {working_dir}: no rllib_metamapg/ package in it; "
+                             "pass the project checkout, or --installed to use the package "
+                             "installed on the cluster.")
+        env["working_dir"] = str(folder)
+        env["excludes"] = list(WORKING_DIR_EXCLUDES)
+    if env_vars:
+        env["env_vars"] = dict(env_vars)
+    if pip:
+        env["pip"] = list(pip)
+    return env
+
+
+def parse_env_vars(items: List[str]) -> Dict[str, str]:
+    """``["K=V", ...]`` -> dict, refusing malformed items and anything auth-related."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--env-var {item!r}: expected KEY=VALUE.")
+        if key.startswith("RAY_AUTH"):
+            raise UsageError(f"--env-var {key}: the cluster's nodes already hold the token; "
+                             "never ship it in a runtime_env.")
+        out[key] = value
+    return out
+
+
+def sweep_command(argv: List[str]) -> str:
+    """The job's entrypoint: the sweep CLI run by the cluster's Python."""
+    return shlex.join(["python", "-m", "rllib_metamapg.cli", "sweep", *argv])
+
+
+def _client(address: str):
+    enable_token_auth_from_environment()
+    from ray.exceptions import AuthenticationError
+    from ray.job_submission import JobSubmissionClient
+
+    try:
+        return JobSubmissionClient(address)
+    except AuthenticationError as e:
+        raise SubmitError(_auth_message(address, str(e))) from None
+    except ConnectionError:
+        raise SubmitError(f"cannot reach a Ray dashboard at {address}: is the cluster up and "
+                          "is this its dashboard address (port 8265; 'ray dashboard "
+                          "cluster.yaml' or 'kubectl port-forward ... 8265:8265' forwards "
+                          "it)?") from None
+
+
+def _auth_message(address: str, ray_message: str) -> str:
+    if "Forbidden" in ray_message or "Authentication failed" in ray_message:
+        what = "refused the token sent (403: not this cluster's token)"
+    else:
+        what = "requires a token and none was sent (401)"
+    return f"the Ray cluster at {address} {what}. {TOKEN_HELP}"
+
+
+def _call(address: str, fn: Callable, *args, **kwargs):
+    from ray.exceptions import AuthenticationError
+
+    try:
+        return fn(*args, **kwargs)
+    except AuthenticationError as e:
+        raise SubmitError(_auth_message(address, str(e))) from None
+
+
+def submit(address: str, entrypoint: str, runtime: Dict, experiment: str,
+           job_id: Optional[str] = None) -> Submission:
+    """Submits ``entrypoint`` and returns where its results will be."""
+    client = _client(address)
+    report = experiment + "/report"
+    metadata = {"metamapg_experiment": experiment, "metamapg_report": report}
+    job = _call(address, client.submit_job, entrypoint=entrypoint, runtime_env=runtime or None,
+                submission_id=job_id, metadata=metadata)
+    return Submission(job, address, experiment, report, entrypoint, metadata)
+
+
+def attach(address: str, job_id: str) -> Submission:
+    """The submission of an existing job, from the metadata saved with it."""
+    client = _client(address)
+    try:
+        info = _call(address, client.get_job_info, job_id)
+    except RuntimeError as e:
+        raise SubmitError(f"job {job_id} not found at {address} ({e}).") from None
+    meta = info.metadata or {}
+    if "metamapg_experiment" not in meta:
+        raise SubmitError(f"job {job_id} was not submitted by 'metamapg submit'.")
+    return Submission(job_id, address, meta["metamapg_experiment"], meta["metamapg_report"],
+                      info.entrypoint, dict(meta))
+
+
+def follow(sub: Submission, out=sys.stdout) -> None:
+    """Streams the job's logs until it ends."""
+    import asyncio
+
+    client = _client(sub.address)
+
+    async def tail():
+        async for lines in client.tail_job_logs(sub.job_id):
+            out.write(lines)
+            out.flush()
+
+    _call(sub.address, asyncio.run, tail())
+
+
+def wait(sub: Submission, poll_s: float = 2.0, timeout_s: Optional[float] = None,
+         on_status: Optional[Callable[[str], None]] = None) -> str:
+    """Blocks until the job reaches a terminal status; returns it (``SUCCEEDED``...)."""
+    client = _client(sub.address)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    last = None
+    while True:
+        status = str(_call(sub.address, client.get_job_status, sub.job_id).value)
+        if status != last and on_status:
+            on_status(status)
+        last = status
+        if status in EXIT_CODES:
+            return status
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"job {sub.job_id} still {status} after {timeout_s} s")
+        time.sleep(poll_s)
+
+
+def exit_code(sub: Submission, status: str) -> int:
+    """The exit code matching a terminal status (a failed driver's own code when known)."""
+    if status == "FAILED":
+        info = _call(sub.address, _client(sub.address).get_job_info, sub.job_id)
+        code = getattr(info, "driver_exit_code", None)
+        return code if isinstance(code, int) and code > 0 else EXIT_CODES["FAILED"]
+    return EXIT_CODES[status]
+
+
+def logs(sub: Submission) -> str:
+    """The job's whole log so far."""
+    return _call(sub.address, _client(sub.address).get_job_logs, sub.job_id)
