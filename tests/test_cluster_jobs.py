@@ -52,12 +52,14 @@ def _finished(exp: Path):
     return done
 
 
-def test_submit_waits_for_success_and_finds_the_report(head, tmp_path):
-    run = _metamapg(_sweep_args(head, tmp_path / "results", "accept", "0-1") + ["--wait"],
+def test_submit_follows_to_success_and_finds_the_report(head, tmp_path):
+    run = _metamapg(_sweep_args(head, tmp_path / "results", "accept", "0-1") + ["--follow"],
                     head.client_env(tmp_path / "home"))
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]
     assert "SUCCEEDED" in out and head.token_path.read_text() not in out
+    # The job's own log was streamed: the sweep's summary line came through.
+    assert "[metamapg sweep] 4/4 trials finished" in run.stdout
     report = tmp_path / "results" / "accept" / "report"
     assert f"report: {report}" in out
     doc = json.loads((report / "report.json").read_text())

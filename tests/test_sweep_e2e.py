@@ -49,7 +49,11 @@ def test_sweep_interrupted_resumed_and_reported(tmp_path):
     before = _finished(exp, 4)
     assert 2 <= len(before) < 6, before
 
-    resumed = _metamapg("sweep", "--resume", str(exp), "--quiet")
+    # The same command again continues it (what a retried cluster job does).
+    resumed = _metamapg("sweep", "--env", "stag_hunt", "--arms", "ippo,meta_mapg",
+                        "--seeds", "0-2", "--smoke", "--max-concurrent", "1",
+                        "--storage-path", str(tmp_path / "results"), "--name", "e2e",
+                        "--resume-if-exists", "--quiet")
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, out[-3000:]
     after = _finished(exp, 4)

@@ -85,3 +85,19 @@ def test_arms_with_different_budgets_are_refused():
     with pytest.raises(UsageError, match="paired arms need the same budget"):
         _aligned_budget({"a": {"evaluation_interval": 2}, "b": {"evaluation_interval": 3}},
                         {"a": {"training_iteration": 4}, "b": {"training_iteration": 4}})
+
+
+@pytest.mark.parametrize("flag, message", [([], "already holds a sweep"),
+                                           (["--resume-if-exists"], "arms, seeds differ")])
+def test_an_existing_sweep_is_never_overwritten(tmp_path, capsys, flag, message):
+    from test_report import make_sweep
+
+    from rllib_metamapg.cli import main
+
+    make_sweep(tmp_path / "results" / "x")  # stag_hunt smoke: ippo, peer_only x seeds 0-5
+    before = sorted(p.name for p in (tmp_path / "results" / "x").iterdir())
+    assert main(["sweep", "--env", "stag_hunt", "--arms", "ippo,meta_mapg", "--seeds", "0-1",
+                 "--smoke", "--storage-path", str(tmp_path / "results"), "--name", "x",
+                 *flag]) == 2
+    assert message in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "results" / "x").iterdir()) == before

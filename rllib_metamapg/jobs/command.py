@@ -62,7 +62,8 @@ def cluster_argv(args) -> List[str]:
             value = getattr(args, key)
             if value is not None:
                 argv += ["--" + key.replace("_", "-"), str(value)]
-        argv += ["--smoke"] if args.smoke else []
+        argv += [f"--{flag}" for flag in ("smoke", "resume-if-exists")
+                 if getattr(args, flag.replace("-", "_"))]
     return argv + (["--quiet"] if args.quiet else []) + ["--report"]
 
 

@@ -44,6 +44,9 @@ def add_sweep_arguments(p, *, storage_default: Optional[str] = "metamapg_results
                         "./tuned_examples, or the one beside the package)")
     p.add_argument("--resume", metavar="DIR", default=None,
                    help="continue the sweep in DIR: finished trials are not rerun")
+    p.add_argument("--resume-if-exists", action="store_true",
+                   help="if <storage-path>/<name> already holds this sweep, continue it "
+                        "(for jobs that may be retried) instead of refusing")
     p.add_argument("--quiet", action="store_true", help="only our progress lines, not Tune's")
     p.add_argument("--progress-every", type=float, default=30.0,
                    help="seconds between progress lines")
@@ -79,7 +82,8 @@ def _sweep(args) -> int:
     if spec is None:
         path, failed = resume_sweep(args.resume, verbose=verbose)
     else:
-        path, failed = run_sweep(spec, verbose=verbose, progress_every_s=args.progress_every)
+        path, failed = run_sweep(spec, verbose=verbose, progress_every_s=args.progress_every,
+                                 resume_existing=args.resume_if_exists)
     if args.report and not failed:
         print(f"[metamapg sweep] report: {write_sweep_report(path)}", flush=True)
     return 1 if failed else 0

@@ -87,18 +87,31 @@ def _init_ray() -> None:
     register()
 
 
-def run_sweep(spec: SweepSpec, *, verbose: int = 1, progress_every_s: float = 30.0
-              ) -> Tuple[str, int]:
+def run_sweep(spec: SweepSpec, *, verbose: int = 1, progress_every_s: float = 30.0,
+              resume_existing: bool = False) -> Tuple[str, int]:
     """Runs a new sweep; returns ``(experiment folder, number of failed trials)``.
 
+    Args:
+        resume_existing: If the experiment folder already holds this same sweep,
+            continue it (what a retried cluster job wants) instead of refusing.
+
     Raises:
-        UsageError: Bad settings or an existing sweep at the same place (resume it).
+        UsageError: Bad settings, or an existing sweep at the same place (resume it)
+            or, with ``resume_existing``, a different sweep there.
     """
     plan = plan_sweep(spec)
     path = experiment_path(spec.storage_path, plan.name)
     if _is_experiment(path):
-        raise UsageError(f"{path} already holds a sweep; continue it with "
-                         f"'metamapg sweep --resume {path}' or choose another --name.")
+        if not resume_existing:
+            raise UsageError(f"{path} already holds a sweep; continue it with "
+                             f"'metamapg sweep --resume {path}' or choose another --name.")
+        found = read_metadata(path)
+        differs = [k for k in ("env", "arms", "seeds", "smoke")
+                   if found.get(k) != plan.metadata.get(k)]
+        if differs:
+            raise UsageError(f"{path} holds a different sweep ({', '.join(differs)} differ); "
+                             "choose another --name.")
+        return resume_sweep(path, verbose=verbose)
     from rllib_metamapg.env_specs import random_policy_return
 
     _init_ray()
