@@ -10,7 +10,6 @@ import pytest
 from rllib_metamapg.cli import build_parser, main
 from rllib_metamapg.jobs import submit as jobs
 from rllib_metamapg.jobs.command import cluster_argv
-from rllib_metamapg.rllib_cli import UsageError
 from rllib_metamapg.sweep.run import write_sweep_report
 
 from test_report import make_sweep
