@@ -48,6 +48,7 @@ class Submission:
         experiment: The Tune experiment folder on the cluster (path or URI).
         report: Where ``metamapg report`` output is written when the sweep succeeds.
         entrypoint: The shell command the job runs.
+        metadata: The job metadata holding ``experiment`` and ``report``.
     """
 
     job_id: str
@@ -243,7 +244,3 @@ def exit_code(sub: Submission, status: str) -> int:
         return code if isinstance(code, int) and code > 0 else EXIT_CODES["FAILED"]
     return EXIT_CODES[status]
 
-
-def logs(sub: Submission) -> str:
-    """The job's whole log so far."""
-    return _call(sub.address, _client(sub.address).get_job_logs, sub.job_id)
