@@ -82,7 +82,13 @@ def test_submission_without_the_valid_token_is_refused(head, tmp_path, token):
     assert ("403" if token else "401") in message
     assert "RAY_AUTH_TOKEN_PATH" in message and "ray get-auth-token" in message
     assert head.token_path.read_text() not in run.stdout + message
-    assert not (tmp_path / "results").exists()
+    # Nothing reached the cluster: no job runs a sweep named "refused".
+    listed = subprocess.run([str(Path(sys.executable).parent / "ray"), "job", "list",
+                             "--address", head.address],
+                            env={**head.client_env(tmp_path / "home"), "RAY_AUTH_MODE": "token"},
+                            capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert "--name refused" not in listed.stdout
 
 
 def _training_workers(head):
