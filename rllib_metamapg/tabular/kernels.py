@@ -27,6 +27,16 @@ def _uniform(x):
     return x, (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
+@njit(cache=True, inline="always")
+def _return_times_score_dot(sc, ret, b, j, grads, i, k):
+    """``ret[b, j] * <sc[b, j], grads[i, k]>``: player j's return times its score
+    in episode b dotted with i's gradient estimate with respect to k."""
+    u = 0.0
+    for s in range(sc.shape[2]):
+        u += sc[b, j, s] * grads[i, k, s]
+    return ret[b, j] * u
+
+
 @njit(cache=True)
 def _estimate_run(sc, vis, ret, p0, eta, want, v, own, peer):
     """Estimates for one run from per-episode scores ``sc`` and visits ``vis``
@@ -50,20 +60,14 @@ def _estimate_run(sc, vis, ret, p0, eta, want, v, own, peer):
         pp = np.zeros(s_num)
         vw = np.zeros(s_num)
         for b in range(batch):
-            u = 0.0
-            for s in range(s_num):
-                u += sc[b, i, s] * grads[i, i, s]
-            c = ret[b, i] * u
+            c = _return_times_score_dot(sc, ret, b, i, grads, i, i)
             for s in range(s_num):
                 o[s] += c * sc[b, i, s]
                 vw[s] += ret[b, i] * vis[b, i, s]
             for j in range(n):
                 if j == i:
                     continue
-                u = 0.0
-                for s in range(s_num):
-                    u += sc[b, j, s] * grads[i, j, s]
-                c = ret[b, j] * u
+                c = _return_times_score_dot(sc, ret, b, j, grads, i, j)
                 for s in range(s_num):
                     pp[s] += c * sc[b, i, s]
         for s in range(s_num):
