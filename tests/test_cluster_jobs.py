@@ -15,12 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from ray_head import start_head
+from ray_head import clean_env, start_head
+from test_sweep_e2e import finished_trials
 
 pytest.importorskip("aiohttp", reason="the Jobs API needs ray[default] (the 'cluster' extra)")
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_LAST_ITERATION = 4  # stag_hunt smoke budget, in training iterations
+
+
+def _finished(exp: Path):
+    return finished_trials(exp, SMOKE_LAST_ITERATION)
 
 
 @pytest.fixture(scope="module")
@@ -42,16 +47,6 @@ def _sweep_args(head, storage, name, seeds):
             "--storage-path", str(storage), "--name", name, "--quiet"]
 
 
-def _finished(exp: Path):
-    """Trial folder -> its result rows, for trials that reached the last iteration."""
-    done = {}
-    for result in exp.glob("MetaMAPG_*/result.json"):
-        rows = [json.loads(l) for l in result.read_text().splitlines() if l.strip()]
-        if rows and rows[-1]["training_iteration"] >= SMOKE_LAST_ITERATION:
-            done[result.parent.name] = rows
-    return done
-
-
 def test_submit_follows_to_success_and_finds_the_report(head, tmp_path):
     run = _metamapg(_sweep_args(head, tmp_path / "results", "accept", "0-1") + ["--follow"],
                     head.client_env(tmp_path / "home"))
@@ -71,8 +66,6 @@ def test_submit_follows_to_success_and_finds_the_report(head, tmp_path):
 
 @pytest.mark.parametrize("token", [None, "not-the-token"])
 def test_submission_without_the_valid_token_is_refused(head, tmp_path, token):
-    from ray_head import clean_env
-
     env = clean_env(tmp_path / "home")
     if token:
         env["RAY_AUTH_TOKEN"] = token
@@ -136,7 +129,7 @@ def test_worker_loss_is_retried_and_a_killed_driver_resumes(head, tmp_path):
     attach = _metamapg(["submit", "--address", head.address, "--attach", "faults-1", "--wait"],
                        env)
     assert attach.returncode == 3 and "STOPPED" in attach.stdout, attach.stdout + attach.stderr
-    before = {k: len(v) for k, v in _finished(exp).items()}
+    before = _finished(exp)
     assert 2 <= len(before) < 6, before
 
     # 3. Resume as a new job: all six finish, the finished ones are not rerun.
@@ -145,7 +138,7 @@ def test_worker_loss_is_retried_and_a_killed_driver_resumes(head, tmp_path):
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-4000:]
     after = _finished(exp)
     assert len(after) == 6
-    assert {k: len(after[k]) for k in before} == before
+    assert {k: after[k] for k in before} == before
     # The killed worker's trial failed once (Tune kept its error) and was retried
     # to the end by the first driver (FailureConfig), before the driver was stopped.
     retried = [d.name for d in exp.glob("MetaMAPG_*") if (d / "error.txt").is_file()]

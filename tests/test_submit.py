@@ -2,6 +2,7 @@
 runtime_env, token settings, and the sweep report written to a URI."""
 
 import json
+import os
 import shlex
 from pathlib import Path
 
@@ -81,13 +82,13 @@ def test_token_settings_imply_token_mode(monkeypatch, tmp_path):
     for var in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
         monkeypatch.delenv(var, raising=False)
     jobs.enable_token_auth_from_environment()
-    assert "RAY_AUTH_MODE" not in __import__("os").environ
+    assert "RAY_AUTH_MODE" not in os.environ
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "t"))
     jobs.enable_token_auth_from_environment()
-    assert __import__("os").environ["RAY_AUTH_MODE"] == "token"
+    assert os.environ["RAY_AUTH_MODE"] == "token"
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # an explicit choice is kept
     jobs.enable_token_auth_from_environment()
-    assert __import__("os").environ["RAY_AUTH_MODE"] == "disabled"
+    assert os.environ["RAY_AUTH_MODE"] == "disabled"
 
 
 def test_runtime_env_uploads_the_checkout_without_local_clutter():

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _finished(exp: Path, last_iteration: int):
+def finished_trials(exp: Path, last_iteration: int):
     """Trial folder -> number of result rows, for trials that reached the last iteration."""
     done = {}
     for result in exp.glob("MetaMAPG_*/result.json"):
@@ -40,13 +40,13 @@ def test_sweep_interrupted_resumed_and_reported(tmp_path):
                       "--storage-path", str(tmp_path / "results"), "--name", "e2e",
                       "--quiet", "--progress-every", "0")
     deadline = time.time() + 400
-    while len(_finished(exp, 4)) < 2 and sweep.poll() is None and time.time() < deadline:
+    while len(finished_trials(exp, 4)) < 2 and sweep.poll() is None and time.time() < deadline:
         time.sleep(1)
     time.sleep(6)  # let Tune snapshot the experiment state (TUNE_GLOBAL_CHECKPOINT_S=5)
     assert sweep.poll() is None, sweep.stdout.read()[-3000:]
     os.killpg(sweep.pid, signal.SIGKILL)  # the driver and the Ray it started
     sweep.wait()
-    before = _finished(exp, 4)
+    before = finished_trials(exp, 4)
     assert 2 <= len(before) < 6, before
 
     # The same command again continues it (what a retried cluster job does).
@@ -56,7 +56,7 @@ def test_sweep_interrupted_resumed_and_reported(tmp_path):
                         "--resume-if-exists", "--quiet")
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, out[-3000:]
-    after = _finished(exp, 4)
+    after = finished_trials(exp, 4)
     assert len(after) == 6, out[-3000:]
     # Trials that had finished were not run again: their result rows are unchanged.
     assert {k: after[k] for k in before} == before

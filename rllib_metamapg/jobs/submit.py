@@ -12,6 +12,7 @@ only in the request header and never printed.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import sys
@@ -96,6 +97,8 @@ def check_storage_path(storage_path: Optional[str]) -> str:
         raise UsageError(f"--storage-path {storage_path}: a relative path would land in the "
                          "job's temporary working folder on the cluster; give an absolute "
                          "shared path or a URI.")
+    # Not sweep.run.storage_location: that resolves against this machine, and this
+    # path lives on the cluster.
     return storage_path.rstrip("/") if "://" in storage_path else os.path.normpath(storage_path)
 
 
@@ -146,15 +149,14 @@ def sweep_command(argv: List[str]) -> str:
     return shlex.join(["python", "-m", "rllib_metamapg.cli", "sweep", *argv])
 
 
+@functools.lru_cache(maxsize=None)
 def _client(address: str):
+    """One client per address: creating one checks the connection and the token."""
     enable_token_auth_from_environment()
-    from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
     try:
-        return JobSubmissionClient(address)
-    except AuthenticationError as e:
-        raise SubmitError(_auth_message(address, str(e))) from None
+        return _call(address, JobSubmissionClient, address)
     except ConnectionError:
         raise SubmitError(f"cannot reach a Ray dashboard at {address}: is the cluster up and "
                           "is this its dashboard address (port 8265; 'ray dashboard "
