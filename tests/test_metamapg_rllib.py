@@ -64,10 +64,12 @@ def test_bad_settings_are_refused_naming_the_field(training, match):
 
 
 def test_nonsummable_anneal_needs_the_override():
-    cfg = MetaMAPGConfig().environment("stag_hunt").training(
-        arm="handoff", handoff_steps=10, lambda_schedule="anneal", anneal_power=1.0,
-        allow_nonsummable=True)
-    cfg.validate()
+    settings = dict(arm="handoff", handoff_steps=10, lambda_schedule="anneal",
+                    anneal_power=1.0)
+    with pytest.raises(ValueError, match="anneal_power=1"):
+        MetaMAPGConfig().environment("stag_hunt").training(**settings).validate()
+    MetaMAPGConfig().environment("stag_hunt").training(
+        **settings, allow_nonsummable=True).validate()
 
 
 def test_defaults_wire_one_module_per_agent_and_register_with_tune():
