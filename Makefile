@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast bench clean overcooked
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,24 @@ $(VENV)/.installed: $(PY) setup.cfg pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e .
 	touch $@
 
+# overcooked (the NumPy-2 fork of overcooked-ai) and multi-agent-rlenv declare
+# pygame and opencv-python, which clash with mpe2's pygame-ce and headless
+# OpenCV, so they go in without their dependencies; the ones they do need come
+# with the [overcooked] extra.
+OVERCOOKED_NO_DEPS := $(PIP) install --quiet -c constraints.txt --no-deps \
+	overcooked multi-agent-rlenv
+
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install --quiet -c constraints.txt -e ".[test]"
+	$(PIP) install --quiet -c constraints.txt -e ".[test,overcooked]"
+	$(OVERCOOKED_NO_DEPS)
 	touch $@
+
+$(VENV)/.installed-overcooked: $(VENV)/.installed
+	$(PIP) install --quiet -c constraints.txt -e ".[overcooked]"
+	$(OVERCOOKED_NO_DEPS)
+	touch $@
+
+overcooked: $(VENV)/.installed-overcooked
 
 # The tabular paired ablation + basin map, then a small paired RLlib sweep on
 # Stag Hunt (3 arms x 4 seeds, smoke budget) and its report.

@@ -10,6 +10,7 @@ the tuned examples use (the paper's Table 2 where it has the env).
 from __future__ import annotations
 
 from dataclasses import dataclass
+import importlib.util
 from typing import Dict, Optional, Tuple
 
 
@@ -25,6 +26,9 @@ class EnvSpec:
         returns_nonnegative: Whether every reward is >= 0 (then ``tau = 0``
             would count any policy as a learner).
         note: Where ``tau`` comes from.
+        requires: Top-level module the env imports that is not a core
+            dependency, or ``None``.
+        install: How to install ``requires``.
     """
 
     name: str
@@ -33,7 +37,19 @@ class EnvSpec:
     t_warm: int
     returns_nonnegative: bool
     note: str = ""
+    requires: Optional[str] = None
+    install: str = ""
 
+    def missing(self) -> Optional[str]:
+        """Why the env cannot be built here (a missing module and its install), or ``None``."""
+        if self.requires is None or importlib.util.find_spec(self.requires) is not None:
+            return None
+        return (f"env {self.name!r} needs the {self.requires!r} package, which is not "
+                f"installed: {self.install}")
+
+
+_MPE = ("mpe2", "pip install -c constraints.txt 'rllib-metamapg[mpe]'")
+_OVERCOOKED = ("overcooked", "`make overcooked` (see README, 'Overcooked')")
 
 ENV_SPECS: Dict[str, EnvSpec] = {
     spec.name: spec for spec in (
@@ -52,11 +68,19 @@ ENV_SPECS: Dict[str, EnvSpec] = {
         # returns are per-agent means); ours scores the sum over agents, so
         # tau = paper tau x agents.
         EnvSpec("mpe_simple_spread", -75.0, 750_000, 200_000, False,
-                "tau = 3 x -25 (paper, per agent); uniform random play sums to about -82."),
+                "tau = 3 x -25 (paper, per agent); uniform random play sums to about -82.",
+                *_MPE),
         EnvSpec("mpe_simple_reference", -44.0, 750_000, 200_000, False,
-                "tau = 2 x -22 (paper, per agent); uniform random play sums to about -58."),
+                "tau = 2 x -22 (paper, per agent); uniform random play sums to about -58.",
+                *_MPE),
         EnvSpec("mpe_simple_speaker_listener", -20.0, 750_000, 200_000, False,
-                "tau = 2 x -10 (paper, per agent); uniform random play sums to about -84."),
+                "tau = 2 x -10 (paper, per agent); uniform random play sums to about -84.",
+                *_MPE),
+        # Horizon 400.  Like MPE, the paper's tau = 3.0 is per agent (its
+        # 0.75-step returns are half of one weighted onion-in-pot reward).
+        EnvSpec("overcooked_forced_coordination", 6.0, 1_000_000, 500_000, True,
+                "tau = 2 x 3.0 (paper, per agent); uniform random play sums to about 2.",
+                *_OVERCOOKED),
     )
 }
 
@@ -68,6 +92,14 @@ def get_env_spec(name: str) -> EnvSpec:
     except KeyError:
         raise ValueError(f"env={name!r} has no sweep settings; choose one of "
                          f"{sorted(ENV_SPECS)}.") from None
+
+
+def check_installed(name: str) -> None:
+    """Raises ``ValueError`` (with the install command) if env ``name`` cannot be built here."""
+    spec = ENV_SPECS.get(name)
+    reason = spec.missing() if spec is not None else None
+    if reason:
+        raise ValueError(reason)
 
 
 def make_env(name: str, env_config: Optional[dict] = None):

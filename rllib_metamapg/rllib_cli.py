@@ -116,6 +116,15 @@ def _check_env(env: Any, what: str) -> None:
                          f"{sorted(ENV_NAMES)}.")
 
 
+def _check_installed(env: str, what: str) -> None:
+    from rllib_metamapg.env_specs import check_installed
+
+    try:
+        check_installed(env)
+    except ValueError as err:
+        raise UsageError(f"{what}: {err}") from None
+
+
 def _check_type(default: Any, value: Any, what: str) -> None:
     if default is None or value is None:
         return
@@ -224,9 +233,11 @@ def evaluate(args) -> int:
     try:
         if args.episodes < 1:
             raise UsageError(f"--episodes={args.episodes} must be >= 1.")
-        checkpoint_config(args.checkpoint)
+        trained_on = checkpoint_config(args.checkpoint).get("env")
         if args.env is not None:
             _check_env(args.env, "--env")
+        if isinstance(args.env or trained_on, str):
+            _check_installed(args.env or trained_on, "--env" if args.env else "checkpoint env")
     except (UsageError, CheckpointError) as err:
         print(f"rllib: error: {err}", file=sys.stderr)
         return 2
@@ -262,6 +273,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             exp = {"run": args.run or "MetaMAPG", "env": args.env,
                    "config": parse_json(args.config, "--config"), "stop": stop}
             prepared = prepare({f"{args.env}-cli": exp}, {}, "command line")
+        for name, config, _ in prepared:
+            _check_installed(config.env, f"{name}.env")
     except UsageError as err:
         print(f"rllib: error: {err}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ from ray.tune.registry import ENV_CREATOR, _global_registry
 from rllib_metamapg import rllib_cli
 from rllib_metamapg.arms import RLLIB_ARMS
 from rllib_metamapg.env_specs import ENV_SPECS
+from env_support import skip_unless_installed
 
 ROOT = Path(__file__).resolve().parents[1]
 RLLIB_EXAMPLES = sorted(p for p in (ROOT / "tuned_examples").rglob("*.yaml")
@@ -29,6 +30,7 @@ def test_every_tuned_example_passes_config_validation(path):
     prepared = rllib_cli.prepare(rllib_cli.load_experiments(str(path)), {}, str(path))
     for name, config, stop in prepared:
         assert stop and config.arm in path.stem.replace("-smoke", "")
+        skip_unless_installed(config.env)
         env = _global_registry.get(ENV_CREATOR, config.env)({})
         # One module per agent, in the env's agent order (paired seeds depend on it).
         assert list(config.policies) == list(env.possible_agents)
@@ -83,6 +85,21 @@ def test_bad_files_exit_2_naming_the_key_before_ray_starts(name, tmp_path, capsy
 def test_bad_flags_exit_2(argv, message, capsys):
     assert rllib_cli.main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_env_whose_package_is_missing_exits_2_with_the_install_command(monkeypatch,
+                                                                          capsys):
+    import dataclasses
+
+    import ray
+
+    monkeypatch.setitem(ENV_SPECS, "stag_hunt", dataclasses.replace(
+        ENV_SPECS["stag_hunt"], requires="no_such_package_here", install="pip install it"))
+    argv = ["train", "file", str(ROOT / "tuned_examples/stag_hunt/ippo-smoke.yaml")]
+    assert rllib_cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "'no_such_package_here' package, which is not installed: pip install it" in err
+    assert not ray.is_initialized()
 
 
 def test_help_documents_every_option(capsys):

@@ -28,12 +28,22 @@ def _mpe(name):
     return create
 
 
+def _overcooked(layout):
+    def create(cfg):
+        from rllib_metamapg.envs.overcooked import OvercookedEnv
+
+        return OvercookedEnv({"layout": layout, **dict(cfg)})
+
+    return create
+
+
 MPE_ENVS = ("mpe_simple_spread", "mpe_simple_reference", "mpe_simple_speaker_listener")
 CREATORS = {
     **{name: (lambda cfg, _n=name: MatrixGameEnv({"game": _n, **dict(cfg)}))
        for name in MATRIX_GAMES},
     "pettingzoo_ipd": _pettingzoo_ipd,
     **{name: _mpe(name) for name in MPE_ENVS},
+    "overcooked_forced_coordination": _overcooked("forced_coordination"),
 }
 ENV_NAMES = tuple(CREATORS)
 
