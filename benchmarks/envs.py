@@ -8,11 +8,13 @@ Overcooked and MPE).  Prints a table and writes JSON atomically.
 
 Usage: python benchmarks/envs.py [--out benchmarks/results/envs.json]
        [--envs stag_hunt,mpe_simple_spread] [--iterations 5] [--raw-steps 5000]
+       [--update]   (keep the other envs' rows already in --out)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
@@ -57,10 +59,17 @@ def main() -> None:
     ap.add_argument("--envs", default=",".join(ENV_SPECS))
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--raw-steps", type=int, default=5000)
+    ap.add_argument("--update", action="store_true",
+                    help="keep the rows of envs not measured now from the existing --out")
     args = ap.parse_args()
+    names = args.envs.split(",")
+    for name in names:
+        reason = ENV_SPECS[name].missing() if name in ENV_SPECS else f"unknown env {name!r}"
+        if reason:
+            ap.error(f"--envs: {reason}")
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     rows = []
-    for name in args.envs.split(","):
+    for name in names:
         raw = raw_steps_per_s(name, args.raw_steps)
         for arm in ("ippo", "meta_mapg"):
             for runners in (0, 1):
@@ -71,6 +80,10 @@ def main() -> None:
                 print(f"{name:>28} {arm:>9} runners={runners}: raw {raw:9.0f}/s, training "
                       f"{train:7.0f}/s, ratio {train / raw:.3f}", flush=True)
     ray.shutdown()
+    if args.update and Path(args.out).is_file():
+        kept = [r for r in json.loads(Path(args.out).read_text())["rows"]
+                if r["env"] not in names]
+        rows = kept + rows
     atomic.write_json(args.out, {
         "version": __version__, "machine": platform.platform(), "cpus": os.cpu_count(),
         "iterations": args.iterations, "goal_ratio_overcooked_mpe": GOAL_RATIO, "rows": rows})
