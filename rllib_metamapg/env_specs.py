@@ -49,7 +49,8 @@ class EnvSpec:
 
 
 _MPE = ("mpe2", "pip install -c constraints.txt 'rllib-metamapg[mpe]'")
-_OVERCOOKED = ("overcooked", "`make overcooked` (see README, 'Overcooked')")
+_OVERCOOKED = ("overcooked", "`make overcooked` (see docs/sweeps.md, 'Overcooked')")
+_MELTINGPOT = ("meltingpot", "the offline-safe recipe in docs/sweeps.md ('Melting Pot')")
 
 ENV_SPECS: Dict[str, EnvSpec] = {
     spec.name: spec for spec in (
@@ -81,6 +82,11 @@ ENV_SPECS: Dict[str, EnvSpec] = {
         EnvSpec("overcooked_forced_coordination", 6.0, 1_000_000, 500_000, True,
                 "tau = 2 x 3.0 (paper, per agent); uniform random play sums to about 2.",
                 *_OVERCOOKED),
+        # Table 2's budget.  No tau: the paper's 0.5 belongs to its PettingZoo
+        # fallback, and the substrate's reward scale is not measured here.
+        EnvSpec("meltingpot_pd_in_the_matrix", None, 1_000_000, 400_000, False,
+                "no tau yet: measure random play on the substrate, then pass "
+                "`metamapg report --tau`.", *_MELTINGPOT),
     )
 }
 

@@ -80,6 +80,7 @@ def build_config(env: Any, config: Dict[str, Any], where: str):
     if not isinstance(config, dict):
         raise UsageError(f"{where}.config must be a mapping of MetaMAPGConfig settings.")
     _check_env(env, f"{where}.env")
+    _check_installed(env, f"{where}.env")  # validate() builds the env to list its agents
     base = MetaMAPGConfig()
     settable = {k for k in dir(type(base))
                 if isinstance(getattr(type(base), k, None), property)
@@ -273,8 +274,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             exp = {"run": args.run or "MetaMAPG", "env": args.env,
                    "config": parse_json(args.config, "--config"), "stop": stop}
             prepared = prepare({f"{args.env}-cli": exp}, {}, "command line")
-        for name, config, _ in prepared:
-            _check_installed(config.env, f"{name}.env")
     except UsageError as err:
         print(f"rllib: error: {err}", file=sys.stderr)
         return 2

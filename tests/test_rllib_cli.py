@@ -27,10 +27,10 @@ def test_every_sweepable_env_has_every_arm_and_its_smoke(env):
 
 @pytest.mark.parametrize("path", RLLIB_EXAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_tuned_example_passes_config_validation(path):
+    skip_unless_installed(path.parent.name)
     prepared = rllib_cli.prepare(rllib_cli.load_experiments(str(path)), {}, str(path))
     for name, config, stop in prepared:
         assert stop and config.arm in path.stem.replace("-smoke", "")
-        skip_unless_installed(config.env)
         env = _global_registry.get(ENV_CREATOR, config.env)({})
         # One module per agent, in the env's agent order (paired seeds depend on it).
         assert list(config.policies) == list(env.possible_agents)

@@ -37,6 +37,15 @@ def _overcooked(layout):
     return create
 
 
+def _meltingpot(name):
+    def create(cfg):
+        from rllib_metamapg.envs.meltingpot import make_meltingpot
+
+        return make_meltingpot(name, cfg)
+
+    return create
+
+
 MPE_ENVS = ("mpe_simple_spread", "mpe_simple_reference", "mpe_simple_speaker_listener")
 CREATORS = {
     **{name: (lambda cfg, _n=name: MatrixGameEnv({"game": _n, **dict(cfg)}))
@@ -44,6 +53,7 @@ CREATORS = {
     "pettingzoo_ipd": _pettingzoo_ipd,
     **{name: _mpe(name) for name in MPE_ENVS},
     "overcooked_forced_coordination": _overcooked("forced_coordination"),
+    "meltingpot_pd_in_the_matrix": _meltingpot("meltingpot_pd_in_the_matrix"),
 }
 ENV_NAMES = tuple(CREATORS)
 

@@ -26,7 +26,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 INSTALL_HINT = ("pip install -c constraints.txt 'rllib-metamapg[overcooked]' && "
                 "pip install -c constraints.txt --no-deps overcooked multi-agent-rlenv "
-                "(or `make overcooked`; see README, 'Overcooked')")
+                "(or `make overcooked`; see docs/sweeps.md, 'Overcooked')")
 AGENTS = ("cook_0", "cook_1")
 CONFIG_KEYS = ("layout", "horizon", "shaped_reward_coef", "counters_visible")
 

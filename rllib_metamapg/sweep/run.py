@@ -114,9 +114,6 @@ def run_sweep(spec: SweepSpec, *, verbose: int = 1, progress_every_s: float = 30
         return resume_sweep(path, verbose=verbose)
     from rllib_metamapg.env_specs import random_policy_return
 
-    missing = plan.env_spec.missing()
-    if missing:
-        raise UsageError(f"--env: {missing}")
     _init_ray()
     plan.metadata["random_return"] = random_policy_return(spec.env)
     write_metadata(path, plan.metadata)
