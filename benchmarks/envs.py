@@ -56,7 +56,9 @@ def training_steps_per_s(name: str, arm: str, runners: int, iterations: int) -> 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="benchmarks/results/envs.json")
-    ap.add_argument("--envs", default=",".join(ENV_SPECS))
+    ap.add_argument("--envs", default=",".join(n for n, s in ENV_SPECS.items()
+                                               if s.missing() is None),
+                    help="comma-separated envs (default: every env whose package is here)")
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--raw-steps", type=int, default=5000)
     ap.add_argument("--update", action="store_true",
