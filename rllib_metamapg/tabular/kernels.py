@@ -96,24 +96,28 @@ def reinforce_taylor(p0, cdf, pay, discount, horizon, batch, eta, seeds, want):
         sc = np.zeros((batch, n, s_num))
         vis = np.zeros((batch, n, s_num))
         ret = np.zeros((batch, n))
+        seen = np.zeros(s_num)
         for b in range(batch):
             state = 0
             w = 1.0
+            seen[:] = 0.0
             for _t in range(horizon):
                 x, u = _uniform(x)
+                # Branch-free inverse CDF and action bits: the draws are random,
+                # so branches on them mispredict about half the time.
                 k = 0
-                while k < k_num - 1 and u > cdf[r, state, k]:
-                    k += 1
+                for c in range(k_num - 1):
+                    k += u > cdf[r, state, c]
+                seen[state] += 1.0  # every player visits the same state
                 for j in range(n):
-                    vis[b, j, state] += 1.0
-                    if (k >> (n - 1 - j)) & 1 == 0:
-                        sc[b, j, state] += 1.0
+                    sc[b, j, state] += 1 - ((k >> (n - 1 - j)) & 1)
                     ret[b, j] += w * pay[j, k]
                 w *= discount
                 state = 1 + k
             for j in range(n):
                 for s in range(s_num):
-                    sc[b, j, s] -= p0[r, j, s] * vis[b, j, s]
+                    vis[b, j, s] = seen[s]
+                    sc[b, j, s] -= p0[r, j, s] * seen[s]
         _estimate_run(sc, vis, ret, p0[r], eta, want, v[r], own[r], peer[r])
     return v, own, peer
 
