@@ -42,12 +42,12 @@ class Script:
         self.env = env
         self.rewards = []
         self.infos = []
-        env.reset(seed=0)
+        self.obs, _ = env.reset(seed=0)
 
     def act(self, cook, *actions):
         for action in actions:
             joint = {"cook_0": STAY, "cook_1": STAY, cook: action}
-            _, rewards, _, _, infos = self.env.step(joint)
+            self.obs, rewards, _, _, infos = self.env.step(joint)
             self.rewards.append(rewards)
             self.infos.append(infos)
         return self.rewards[-1]
@@ -128,8 +128,7 @@ def test_counters_visible_shows_an_onion_on_the_counter_to_the_other_cook():
         env = OvercookedEnv({"counters_visible": visible})
         play = Script(env)
         play.act("cook_1", W, INTERACT, E, INTERACT)  # onion now on counter (2, 2)
-        obs = env._obs()["cook_0"]
-        np.testing.assert_array_equal(obs[8:10], expected)
+        np.testing.assert_array_equal(play.obs["cook_0"][8:10], expected)
 
 
 @pytest.mark.parametrize("config, field", [
