@@ -20,7 +20,11 @@ def finished_trials(exp: Path, last_iteration: int):
     """Trial folder -> number of result rows, for trials that reached the last iteration."""
     done = {}
     for result in exp.glob("MetaMAPG_*/result.json"):
-        rows = [json.loads(l) for l in result.read_text().splitlines() if l.strip()]
+        lines = [l for l in result.read_text().splitlines() if l.strip()]
+        try:
+            rows = [json.loads(l) for l in lines]
+        except json.JSONDecodeError:  # polled while Tune appends a row: skip the partial one
+            rows = [json.loads(l) for l in lines[:-1]]
         if rows and rows[-1]["training_iteration"] >= last_iteration:
             done[result.parent.name] = len(rows)
     return done
