@@ -23,7 +23,8 @@ from pathlib import Path
 import ray
 
 from rllib_metamapg import __version__, atomic, rllib_cli
-from rllib_metamapg.env_specs import ENV_SPECS, make_env, random_rollout
+from rllib_metamapg.env_specs import (ENV_SPECS, check_installed, get_env_spec, make_env,
+                                      random_rollout)
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_RATIO = 0.5
@@ -66,9 +67,11 @@ def main() -> None:
     args = ap.parse_args()
     names = args.envs.split(",")
     for name in names:
-        reason = ENV_SPECS[name].missing() if name in ENV_SPECS else f"unknown env {name!r}"
-        if reason:
-            ap.error(f"--envs: {reason}")
+        try:
+            get_env_spec(name)
+            check_installed(name)
+        except ValueError as err:
+            ap.error(f"--envs: {err}")
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     rows = []
     for name in names:
