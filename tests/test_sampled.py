@@ -193,6 +193,26 @@ def test_kernel_sampling_is_unbiased_and_reproducible():
                                first.sample_taylor(theta[:5], 16, 0.5)[0])
 
 
+@pytest.mark.parametrize("batch", [64, 65])
+def test_two_player_kernel_sampler_is_the_generic_sampler_bit_for_bit(batch):
+    from rllib_metamapg.tabular import kernels
+    rng = np.random.default_rng(4)
+    p0 = rng.uniform(0.05, 0.95, (2, 5))
+    joint = np.stack([p0[0] * p0[1], p0[0] * (1 - p0[1]),
+                      (1 - p0[0]) * p0[1], (1 - p0[0]) * (1 - p0[1])], -1)
+    pay = np.array([[3.0, 0.0, 5.0, 1.0], [3.0, 5.0, 0.0, 1.0]])
+    seed = np.uint64(0x1234ABCD)
+    out = []
+    for fn in (kernels.episodes_generic, kernels.episodes_two_player):
+        stats = (np.zeros((batch, 2, 5)), np.zeros((batch, 2, 5)), np.zeros((batch, 2)))
+        fn(p0, np.cumsum(joint, -1), pay, 0.96, 12, seed, *stats)
+        out.append(stats)
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+    # Not vacuous: both players acted, and visits count every round.
+    assert np.all(out[0][1].sum(-1) == 12) and np.ptp(out[0][2]) > 0
+
+
 @pytest.mark.parametrize("name, kind", [("stag_hunt", "bernoulli"), ("climbing", "softmax")])
 def test_one_shot_count_estimator_equals_the_generic_form(name, kind):
     est, _, policy = make(name, kind)
