@@ -63,7 +63,7 @@ def main():
         print(f"{key:<24} best {best:7.2f} s  (goal <= {GOALS[key]} s)", flush=True)
     per_game = {}
     for name in ("stag_hunt", "ipd"):
-        best, all_ = best_of(lambda: ablation_game(name), 1 if name == "ipd" else args.repeat)
+        best, all_ = best_of(lambda: ablation_game(name), args.repeat)
         per_game[name] = best
         print(f"ablation {name:<15} best {best:7.2f} s", flush=True)
     total = sum(per_game.values())
