@@ -4,7 +4,9 @@ For every sweepable env: raw ``MultiAgentEnv`` steps/s with uniformly random
 actions, and RLlib training throughput (sampling + learner update, the env's
 full tuned example: batch 256, 4 epochs) for ``ippo`` and ``meta_mapg`` with 0
 and 1 env runners.  The tracked figure is training / raw (goal >= 0.5 for
-Overcooked and MPE).  Prints a table and writes JSON atomically.
+Overcooked and MPE).  Row ``rllib_ppo`` is RLlib's own PPO with the ``ippo``
+example's settings: the ceiling set by RLlib's sampler and learner, which our
+arms cannot beat.  Prints a table and writes JSON atomically.
 
 Usage: python benchmarks/envs.py [--out benchmarks/results/envs.json]
        [--envs stag_hunt,mpe_simple_spread] [--iterations 5] [--raw-steps 5000]
@@ -37,9 +39,21 @@ def raw_steps_per_s(name: str, steps: int) -> float:
     return steps / (time.perf_counter() - t)
 
 
+def stock_ppo(config):
+    """RLlib's PPO with every PPO setting of ``config`` (ours and callbacks dropped)."""
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    keys = set(PPOConfig().to_dict())
+    return PPOConfig().update_from_dict({k: v for k, v in config.to_dict().items()
+                                         if k in keys and "callback" not in k})
+
+
 def training_steps_per_s(name: str, arm: str, runners: int, iterations: int) -> float:
-    path = ROOT / "tuned_examples" / name / f"{arm}.yaml"
+    example = "ippo" if arm == "rllib_ppo" else arm
+    path = ROOT / "tuned_examples" / name / f"{example}.yaml"
     ((_, config, _),) = rllib_cli.prepare(rllib_cli.load_experiments(str(path)), {}, str(path))
+    if arm == "rllib_ppo":
+        config = stock_ppo(config)
     config = config.evaluation(evaluation_interval=None).env_runners(num_env_runners=runners)
     algo = config.build_algo()
     try:
@@ -76,7 +90,7 @@ def main() -> None:
     rows = []
     for name in names:
         raw = raw_steps_per_s(name, args.raw_steps)
-        for arm in ("ippo", "meta_mapg"):
+        for arm in ("rllib_ppo", "ippo", "meta_mapg"):
             for runners in (0, 1):
                 train = training_steps_per_s(name, arm, runners, args.iterations)
                 rows.append({"env": name, "arm": arm, "env_runners": runners,
