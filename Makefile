@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-fast bench clean overcooked
+.PHONY: demo test test-fast bench clean overcooked meltingpot
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,28 @@ $(VENV)/.installed-overcooked: $(VENV)/.installed
 	touch $@
 
 overcooked: $(VENV)/.installed-overcooked
+
+# dm-meltingpot is an sdist whose build downloads its assets (the bots' and
+# scenarios' saved models) from outside the package registry. Substrates do not
+# read them, so an empty assets tarball in the place the build looks first lets
+# it build offline; bots and scenarios then stay unavailable. It goes in with
+# --no-deps for the same reason as overcooked; the [meltingpot] extra brings
+# what it needs at run time.
+MELTINGPOT_SRC := $(VENV)/meltingpot-src
+
+$(VENV)/.installed-meltingpot: $(VENV)/.installed
+	$(PIP) install --quiet -c constraints.txt -e ".[meltingpot]"
+	rm -rf $(MELTINGPOT_SRC) && mkdir -p $(MELTINGPOT_SRC)/empty/assets
+	$(PIP) download --quiet -c constraints.txt --no-deps --no-binary :all: \
+		dm-meltingpot -d $(MELTINGPOT_SRC)
+	tar xzf $(MELTINGPOT_SRC)/dm_meltingpot-*.tar.gz -C $(MELTINGPOT_SRC)
+	cd $(MELTINGPOT_SRC)/dm-meltingpot-*/ && mkdir -p assets && tar czf \
+		assets/meltingpot-assets-$$(sed -n "s/^ASSETS_VERSION = '\(.*\)'/\1/p" setup.py).tar.gz \
+		-C ../empty assets
+	$(PIP) install --quiet --no-deps $(MELTINGPOT_SRC)/dm-meltingpot-*/
+	touch $@
+
+meltingpot: $(VENV)/.installed-meltingpot
 
 # The tabular paired ablation + basin map, then a small paired RLlib sweep on
 # Stag Hunt (3 arms x 4 seeds, smoke budget) and its report.

@@ -7,9 +7,8 @@ own observations (everything but the global ``WORLD.*`` views) are flattened,
 in key order, into one float32 vector, with ``uint8`` images scaled to [0, 1],
 so the default MLP module takes them.
 
-``dm-meltingpot`` is not on our tested pins: its sdist downloads assets while
-building, which fails offline.  See docs/sweeps.md ("Melting Pot") for an
-offline-safe recipe.
+``make meltingpot`` builds ``dm-meltingpot`` offline (its sdist would download
+the bots' assets, which substrates do not read); see docs/sweeps.md ("Melting Pot").
 """
 
 from __future__ import annotations
