@@ -123,7 +123,7 @@ def _two_player_stats(cnt, r0, r1, p0, b, sc, vis, ret):
 
 @njit(cache=True)
 def episodes_two_player(p0, cdf, pay, discount, horizon, seed, sc, vis, ret):
-    """:func:`episodes_generic` for two players, bit for bit, about 1.4x faster.
+    """:func:`episodes_generic` for two players (four joint actions), bit for bit.
 
     Each episode's state chain (draw, inverse CDF, next state) is a serial
     dependency, so two episodes run interleaved to keep the core busy.  Their
@@ -186,7 +186,7 @@ def reinforce_taylor(p0, cdf, pay, discount, horizon, batch, eta, seeds, want):
         sc = np.zeros((batch, n, s_num))
         vis = np.zeros((batch, n, s_num))
         ret = np.zeros((batch, n))
-        if n == 2:
+        if n == 2 and cdf.shape[2] == 4:
             episodes_two_player(p0[r], cdf[r], pay, discount, horizon, seeds[r], sc, vis, ret)
         else:
             episodes_generic(p0[r], cdf[r], pay, discount, horizon, seeds[r], sc, vis, ret)
