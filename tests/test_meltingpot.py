@@ -1,10 +1,11 @@
 """The Melting Pot adapter against a stand-in substrate with dm_env's interface;
-the real substrate when dm-meltingpot is installed (it does not install offline)."""
+the real substrate when dm-meltingpot is installed (`make meltingpot`)."""
 
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from env_support import skip_unless_installed
 
 from rllib_metamapg.envs.meltingpot import MeltingPotEnv, make_meltingpot
 
@@ -94,8 +95,7 @@ def test_unknown_config_key_is_named():
 
 
 def test_the_real_substrate_steps():
-    pytest.importorskip("meltingpot", reason="dm-meltingpot is not installed (it does not "
-                        "install offline; see docs/sweeps.md 'Melting Pot')")
+    skip_unless_installed("meltingpot_pd_in_the_matrix")
     env = make_meltingpot("meltingpot_pd_in_the_matrix")
     obs, _ = env.reset(seed=0)
     for _ in range(10):
