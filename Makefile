@@ -16,21 +16,18 @@ $(VENV)/.installed: $(PY) setup.cfg pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e .
 	touch $@
 
+# The tests cover Overcooked, so they install it too.
+$(VENV)/.installed-test: $(VENV)/.installed-overcooked
+	$(PIP) install --quiet -c constraints.txt -e ".[test]"
+	touch $@
+
 # overcooked (the NumPy-2 fork of overcooked-ai) and multi-agent-rlenv declare
 # pygame and opencv-python, which clash with mpe2's pygame-ce and headless
 # OpenCV, so they go in without their dependencies; the ones they do need come
 # with the [overcooked] extra.
-OVERCOOKED_NO_DEPS := $(PIP) install --quiet -c constraints.txt --no-deps \
-	overcooked multi-agent-rlenv
-
-$(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install --quiet -c constraints.txt -e ".[test,overcooked]"
-	$(OVERCOOKED_NO_DEPS)
-	touch $@
-
 $(VENV)/.installed-overcooked: $(VENV)/.installed
 	$(PIP) install --quiet -c constraints.txt -e ".[overcooked]"
-	$(OVERCOOKED_NO_DEPS)
+	$(PIP) install --quiet -c constraints.txt --no-deps overcooked multi-agent-rlenv
 	touch $@
 
 overcooked: $(VENV)/.installed-overcooked

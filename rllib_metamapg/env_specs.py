@@ -48,9 +48,13 @@ class EnvSpec:
                 f"installed: {self.install}")
 
 
-_MPE = ("mpe2", "pip install -c constraints.txt 'rllib-metamapg[mpe]'")
-_OVERCOOKED = ("overcooked", "`make overcooked` (see docs/sweeps.md, 'Overcooked')")
-_MELTINGPOT = ("meltingpot", "`make meltingpot` (see docs/sweeps.md, 'Melting Pot')")
+# How to install each optional package; the env modules quote these too.
+MPE_INSTALL = "pip install -c constraints.txt 'rllib-metamapg[mpe]'"
+OVERCOOKED_INSTALL = "`make overcooked` (see docs/sweeps.md, 'Overcooked')"
+MELTINGPOT_INSTALL = "`make meltingpot` (see docs/sweeps.md, 'Melting Pot')"
+_MPE = ("mpe2", MPE_INSTALL)
+_OVERCOOKED = ("overcooked", OVERCOOKED_INSTALL)
+_MELTINGPOT = ("meltingpot", MELTINGPOT_INSTALL)
 
 ENV_SPECS: Dict[str, EnvSpec] = {
     spec.name: spec for spec in (

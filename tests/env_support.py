@@ -2,11 +2,11 @@
 
 import pytest
 
-from rllib_metamapg.env_specs import ENV_SPECS
+from rllib_metamapg.env_specs import check_installed
 
 
 def skip_unless_installed(env: str) -> None:
-    spec = ENV_SPECS.get(env)
-    reason = spec.missing() if spec is not None else None
-    if reason:
-        pytest.skip(reason)
+    try:
+        check_installed(env)
+    except ValueError as err:
+        pytest.skip(str(err))

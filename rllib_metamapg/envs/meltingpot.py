@@ -19,8 +19,9 @@ import gymnasium as gym
 import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
+from rllib_metamapg.env_specs import MELTINGPOT_INSTALL
+
 SUBSTRATES = {"meltingpot_pd_in_the_matrix": "prisoners_dilemma_in_the_matrix__repeated"}
-INSTALL_HINT = "the `meltingpot` extra, installed as in docs/sweeps.md ('Melting Pot')"
 WORLD_PREFIX = "WORLD."
 
 
@@ -99,7 +100,7 @@ def make_meltingpot(name: str, config: Optional[Dict[str, Any]] = None) -> Melti
         roles: Player roles (default: the substrate's ``default_player_roles()``).
 
     Raises:
-        ImportError: ``meltingpot`` is missing, with where to find the install recipe.
+        ImportError: ``meltingpot`` is missing, with how to install it.
         ValueError: An unknown config key.
     """
     config = dict(config or {})
@@ -109,7 +110,7 @@ def make_meltingpot(name: str, config: Optional[Dict[str, Any]] = None) -> Melti
     try:
         from meltingpot import substrate
     except ModuleNotFoundError as err:
-        raise ImportError(f"env {name!r} needs dm-meltingpot ({err}): {INSTALL_HINT}.") \
+        raise ImportError(f"env {name!r} needs dm-meltingpot ({err}): {MELTINGPOT_INSTALL}.") \
             from None
     roles: Optional[Sequence[str]] = config.get("roles")
     if roles is None:

@@ -24,9 +24,8 @@ import gymnasium as gym
 import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-INSTALL_HINT = ("pip install -c constraints.txt 'rllib-metamapg[overcooked]' && "
-                "pip install -c constraints.txt --no-deps overcooked multi-agent-rlenv "
-                "(or `make overcooked`; see docs/sweeps.md, 'Overcooked')")
+from rllib_metamapg.env_specs import OVERCOOKED_INSTALL
+
 AGENTS = ("cook_0", "cook_1")
 CONFIG_KEYS = ("layout", "horizon", "shaped_reward_coef", "counters_visible")
 
@@ -38,7 +37,7 @@ def _overcooked():
         from overcooked.planning.planners import MotionPlanner
     except ModuleNotFoundError as err:
         raise ImportError(f"Overcooked envs need the `overcooked` package ({err}): "
-                          f"{INSTALL_HINT}.") from None
+                          f"{OVERCOOKED_INSTALL}.") from None
     return Action, OvercookedGridworld, MotionPlanner
 
 
