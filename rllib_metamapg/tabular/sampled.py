@@ -22,6 +22,7 @@ from typing import List, Optional
 import numpy as np
 import torch
 
+from rllib_metamapg.dice import reward_to_go, surrogate_weights
 from rllib_metamapg.tabular.values import GameValues
 
 
@@ -230,7 +231,7 @@ class SampledEstimator:
             return x
         if self.estimator == "reinforce":
             return x.sum(-1, keepdim=True).expand_as(x)
-        return x.flip(-1).cumsum(-1).flip(-1)
+        return reward_to_go(x)
 
     def _prefix(self, x: torch.Tensor) -> torch.Tensor:
         """Score accumulated up to t (causal) or over the whole episode (REINFORCE)."""
@@ -368,9 +369,12 @@ class SampledEstimator:
             flat = lp.reshape(r, -1)
             idx = ep.states * lp.shape[-1] + ep.actions[j]
             logp = logp + torch.gather(flat, 1, idx.reshape(r, -1)).reshape(idx.shape)
-        lam = logp.cumsum(-1)
-        magic = torch.exp(lam - lam.detach())
-        per_ep = (self._discounted(ep) * magic.unsqueeze(-1)).sum(2)  # (R, E, N)
+        # The trajectory surrogate at the sampling parameters: weights W_t - W_{t-1}
+        # of the magic box of every agent's cumulative log-probability.
+        weights = surrogate_weights(logp - logp.detach(), "trajectory")
+        to_go = reward_to_go(self._discounted(ep), dim=2)
+        # + W_{-1} R_0 (a constant) makes the value the sampled return as well.
+        per_ep = (to_go * weights.unsqueeze(-1)).sum(2) + to_go[:, :, 0]  # (R, E, N)
         if ep.counts is not None:
             per_ep = per_ep * ep.counts.unsqueeze(-1)
         out = per_ep.sum(1) / ep.batch_size
