@@ -165,7 +165,8 @@ def test_meta_mapg_reports_correction_metrics_and_differs_from_ippo(ray_local):
     assert 0.0 <= learner["metamapg_clipped"] <= 1.0
     assert results["meta_mapg"]["metamapg"]["phase"] == "shaping"
     assert results["ippo"]["metamapg"] == {"lambda": 0.0, "phase": "plain", "phase_id": 2,
-                                           "handoff_at": None}
+                                           "handoff_at": None,
+                                           "correction_estimator": "trajectory"}
     assert "metamapg_peer_norm" not in results["ippo"]["learners"]["player_0"]
     assert not same(trained["ippo"], trained["meta_mapg"])
 

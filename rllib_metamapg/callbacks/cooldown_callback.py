@@ -20,7 +20,8 @@ class CooldownCallback(RLlibCallback):
     result-dict value at ``handoff_metric`` has been ``>= handoff_threshold`` for
     ``handoff_patience`` consecutive iterations, it sets the handoff time on
     every learner (local and remote); it applies from the next iteration.  It
-    also reports ``result["metamapg"] = {lambda, phase, phase_id, handoff_at}``.
+    also reports ``result["metamapg"] = {lambda, phase, phase_id, handoff_at,
+    correction_estimator}``.
     The state lives in the learners, so it is saved and restored with them.
     """
 
@@ -41,6 +42,8 @@ class CooldownCallback(RLlibCallback):
             "lambda": state["lambda"], "phase": state["phase"],
             "phase_id": PHASES.index(state["phase"]),
             "handoff_at": state["handoff_at"],
+            # Which estimator produced the corrections (the results must say).
+            "correction_estimator": algorithm.config.correction_estimator,
         }
 
 

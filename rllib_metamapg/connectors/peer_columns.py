@@ -24,6 +24,12 @@ from ray.rllib.utils.annotations import override
 
 PEER_SOURCE_COLUMNS = (Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP,
                        Postprocessing.ADVANTAGES, Columns.LOSS_MASK)
+# Episode structure of each row: which episode chunk of this train batch it belongs
+# to (the same number in every module's batch for one multi-agent episode chunk),
+# and its step index within that chunk.  The trajectory estimator groups rows by
+# these columns, so it never depends on row order (minibatching shuffles rows).
+EPISODE_COLUMN = "metamapg_episode"
+STEP_COLUMN = "metamapg_t"
 
 
 def peer_column(slot: int, column: str) -> str:
@@ -32,7 +38,14 @@ def peer_column(slot: int, column: str) -> str:
 
 
 class AddPeerColumns(ConnectorV2):
-    """Adds ``metamapg_peer{k}_{obs,actions,action_logp,advantages,loss_mask}`` columns.
+    """Adds peer columns and the episode structure to every module's rows.
+
+    Columns added: ``metamapg_peer{k}_{obs,actions,action_logp,advantages,loss_mask}``
+    (peer slot k's row at the same env step), ``metamapg_episode`` (episode chunk
+    number within this batch) and ``metamapg_t`` (step within that chunk).  A
+    chunk is what the env runner returned for one episode in this sample, or a
+    slice of it that RLlib gave to one learner; the estimators treat each chunk
+    as an episode that starts at its first row.
 
     Peers of an agent are the other agents of its episode in sorted agent-id
     order.  Needs simultaneous moves (every agent acts at every env step) and
@@ -51,7 +64,12 @@ class AddPeerColumns(ConnectorV2):
 
     @override(ConnectorV2)
     def __call__(self, *, rl_module, episodes, batch: Dict[str, Any], **kwargs):
-        rows, slots = self._locate(episodes, batch)
+        rows, slots, structure = self._locate(episodes, batch)
+        for mid, (episode, step) in structure.items():
+            device = batch[mid][Columns.ACTIONS].device if torch.is_tensor(
+                batch[mid][Columns.ACTIONS]) else None
+            batch[mid][EPISODE_COLUMN] = torch.as_tensor(episode, device=device)
+            batch[mid][STEP_COLUMN] = torch.as_tensor(step, device=device)
         for mid, peer_mids in slots.items():
             for k, peer_mid in enumerate(peer_mids):
                 idx = torch.as_tensor(np.concatenate(rows[mid][k]), dtype=torch.long)
@@ -64,11 +82,14 @@ class AddPeerColumns(ConnectorV2):
         return batch
 
     def _locate(self, episodes, batch) -> Tuple[Dict[str, List[List[np.ndarray]]],
-                                                 Dict[str, List[str]]]:
-        """Per module and peer slot, the peer's row indices for each own row."""
+                                                 Dict[str, List[str]],
+                                                 Dict[str, Tuple[np.ndarray, np.ndarray]]]:
+        """Per module and peer slot, the peer's row indices for each own row; and
+        per module, each row's episode chunk number and step within it."""
         offsets: Dict[str, int] = {}
         spans = []  # per multi-agent episode: {agent: (module, start, len, t_started)}
-        for episode in episodes:
+        parts: Dict[str, Tuple[List[np.ndarray], List[np.ndarray]]] = {}
+        for number, episode in enumerate(episodes):
             span = {}
             for agent_id in episode.agent_ids:
                 sa = episode.agent_episodes[agent_id]
@@ -78,7 +99,12 @@ class AddPeerColumns(ConnectorV2):
                 start = offsets.get(mid, 0)
                 span[agent_id] = (mid, start, len(sa), sa.t_started)
                 offsets[mid] = start + len(sa)
+                ep_ids, steps = parts.setdefault(mid, ([], []))
+                ep_ids.append(np.full(len(sa), number, np.int64))
+                steps.append(np.arange(len(sa), dtype=np.int64))
             spans.append(span)
+        structure = {mid: (np.concatenate(e), np.concatenate(t))
+                     for mid, (e, t) in parts.items()}
         for mid, n in offsets.items():
             have = len(batch[mid][Columns.ACTIONS])
             if have != n:
@@ -111,4 +137,4 @@ class AddPeerColumns(ConnectorV2):
                             f"{agent_id!r} has {length} steps from t={t0} but agent "
                             f"{peer!r} has {p_len} from t={p_t0}.")
                     per_slot[k].append(np.arange(p_start, p_start + p_len))
-        return rows, slots
+        return rows, slots, structure

@@ -25,6 +25,7 @@ from ray.rllib.utils.annotations import override
 from rllib_metamapg.arms import ArmError, get_arm
 from rllib_metamapg.callbacks.cooldown_callback import CooldownCallback
 from rllib_metamapg.cooldown import CooldownController
+from rllib_metamapg.dice import ESTIMATORS
 from rllib_metamapg.envs.matrix_game import one_module_per_agent
 from rllib_metamapg.schedules import ScheduleError, is_finite_number
 
@@ -49,6 +50,8 @@ class MetaMAPGConfig(PPOConfig):
         self.correction_form = "dice"
         self.correction_clip = 1.0
         self.correction_granularity = "batch"
+        self.correction_estimator = "trajectory"
+        self.correction_split = True
         self.lambda_schedule = None
         self.handoff_steps = None
         self.anneal_power = 2.0
@@ -74,6 +77,8 @@ class MetaMAPGConfig(PPOConfig):
         correction_form: Optional[str] = NotProvided,
         correction_clip: Optional[float] = NotProvided,
         correction_granularity: Optional[str] = NotProvided,
+        correction_estimator: Optional[str] = NotProvided,
+        correction_split: Optional[bool] = NotProvided,
         lambda_schedule: Optional[str] = NotProvided,
         handoff_steps: Optional[float] = NotProvided,
         anneal_power: Optional[float] = NotProvided,
@@ -102,7 +107,20 @@ class MetaMAPGConfig(PPOConfig):
                 pre-update parameters -- the point PPO's surrogate is anchored
                 at -- and added to every minibatch step; ``"minibatch"``:
                 re-estimated on each minibatch at the current parameters
-                (several times the cost).
+                (several times the cost; ``per_step`` estimator only).
+            correction_estimator: ``"trajectory"`` (default): DiCE over whole
+                episodes -- each reward weighted by the magic box of every
+                agent's log-probabilities up to its step -- the Meta-MAPG
+                terms in every game, estimated per episode so ``inner_lr`` is
+                a step on the episode value as in the tabular engine;
+                ``"per_step"``: the paper's App. E.2 proxy (same-step
+                dependence only, averaged per timestep), equal to the
+                trajectory estimator in one-shot games only.
+            correction_split: ``True`` (default): each inner step and the
+                outer objective are estimated on disjoint sets of the batch's
+                episodes, so their product -- the correction -- is unbiased
+                (the tabular engine's fresh batch per step); ``False``: all on
+                the whole batch (less variance, a bias of order 1/episodes).
             lambda_schedule: For ``arm="handoff"``: ``"hard"`` (default; lambda = 0
                 after the handoff) or ``"anneal"`` (power-law decay).
             handoff_steps: Time trigger T_warm in lifetime env steps.
@@ -123,7 +141,9 @@ class MetaMAPGConfig(PPOConfig):
                 arm=arm, own_coef=own_coef, peer_coef=peer_coef, inner_lr=inner_lr,
                 unroll_length=unroll_length, correction_form=correction_form,
                 correction_clip=correction_clip,
-                correction_granularity=correction_granularity, lambda_schedule=lambda_schedule,
+                correction_granularity=correction_granularity,
+                correction_estimator=correction_estimator, correction_split=correction_split,
+                lambda_schedule=lambda_schedule,
                 handoff_steps=handoff_steps, anneal_power=anneal_power,
                 anneal_scale=anneal_scale, handoff_metric=handoff_metric,
                 handoff_threshold=handoff_threshold, handoff_patience=handoff_patience,
@@ -186,6 +206,20 @@ class MetaMAPGConfig(PPOConfig):
             raise ValueError("MetaMAPGConfig: correction_granularity="
                              f"{self.correction_granularity!r}; choose one of "
                              f"{GRANULARITIES}.")
+        if self.correction_estimator not in ESTIMATORS:
+            raise ValueError("MetaMAPGConfig: correction_estimator="
+                             f"{self.correction_estimator!r}; choose one of {ESTIMATORS}.")
+        if not isinstance(self.correction_split, bool):
+            raise ValueError(f"MetaMAPGConfig: correction_split={self.correction_split!r} "
+                             "must be True or False.")
+        if (self.correction_estimator == "trajectory"
+                and self.correction_granularity == "minibatch"):
+            raise ValueError(
+                "MetaMAPGConfig: correction_granularity='minibatch' needs "
+                "correction_estimator='per_step': minibatches are shuffled rows that cut "
+                "episodes apart, and the trajectory estimator needs whole episodes. Use "
+                "correction_granularity='batch' (the default) to keep the trajectory "
+                "estimator.")
         if self.correction_clip is not None and not (
                 is_finite_number(self.correction_clip) and self.correction_clip > 0):
             raise ValueError(f"MetaMAPGConfig: correction_clip={self.correction_clip!r} "

@@ -30,6 +30,7 @@ class MetaMAPGLearner(PPOLearner):
         self._correction_state = self._controller.initial_state()
         self._peer_columns: Optional[AddPeerColumns] = None
         self._batch_corrections: Dict[str, Any] = {}
+        self._last_corrections: Dict[str, Any] = {}
         if self._controller.arm.corrected:
             recurrent = sorted(mid for mid, m in self.module._rl_modules.items()
                                if m.unwrapped().is_stateful())

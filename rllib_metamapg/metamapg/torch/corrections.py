@@ -3,12 +3,17 @@
 For agent ``i`` (slot 0 of ``agents``) and every agent ``k`` (slot 0 and its
 peers) on the same joint timesteps:
 
-* the inner policy gradient of agent k is the gradient of the importance-
-  weighted DiCE objective ``mean(w * A_k)`` with ``w = exp(sum_m logp_m -
-  sum_m logp_old_m)``.  ``w`` carries every agent's log-probability, so its
-  derivative with respect to ``theta_i`` carries the cross terms
-  ``d/dtheta_i grad_k V_k`` the peer correction needs; at ``theta = theta_old``
-  ``w`` is DiCE's "magic box";
+* the inner policy gradient of agent k is the gradient of the DiCE surrogate
+  ``sum_rows w * A_k`` (normalised per episode or per row, see below).  ``w``
+  carries every agent's log-probability, so its derivative with respect to
+  ``theta_i`` carries the cross terms ``d/dtheta_i grad_k V_k`` the peer
+  correction needs.  The surrogate is the one of :mod:`rllib_metamapg.dice`:
+  ``estimator="trajectory"`` weighs step t by ``W_t - W_{t-1}``, ``W_t`` the
+  exponentiated log-ratio of *every agent's actions up to t in the episode*
+  (unbiased in every derivative; the episode structure comes from
+  :class:`EpisodeLayout`), ``estimator="per_step"`` by the ratio of step t alone
+  (the paper's App. E.2 proxy: right for the policy gradient, not for the
+  corrections in multi-step games);
 * ``unroll_length`` functional inner steps ``theta^{l+1} = theta^l + eta * g(theta^l)``
   are taken for every agent at once (``torch.func.functional_call``);
 * ``form="dice"`` evaluates agent i's objective at ``theta^L`` (importance
@@ -19,6 +24,11 @@ peers) on the same joint timesteps:
   ``sum_{k != i} (d theta^L_k / d theta_i)^T G_k`` -- the split of the exact
   engine's ``unroll`` form, which is the oracle these estimates are tested
   against.
+
+Normalisation: the trajectory surrogate is a per-episode sum averaged over
+episodes, so ``J`` estimates the episode's value and ``inner_lr`` is the step on
+that value -- the same quantity as the tabular engine's ``inner_lr``.  The
+per-step proxy averages over rows, as PPO's loss does.
 """
 
 from __future__ import annotations
@@ -30,6 +40,8 @@ import torch
 from torch.func import functional_call
 
 from ray.rllib.core.columns import Columns
+
+from rllib_metamapg.dice import ESTIMATORS, surrogate_weights
 
 Params = Dict[str, torch.Tensor]
 
@@ -57,11 +69,80 @@ class AgentSlice:
 
 @dataclasses.dataclass
 class Corrections:
-    """Per-parameter correction vectors for agent i (ascent directions)."""
+    """Per-parameter correction vectors for agent i (ascent directions).
+
+    Attributes:
+        pg, own, peer: In the units of the estimator's objective (per episode for
+            ``trajectory``, per row for ``per_step``); ``None`` when not computed.
+        steps_per_episode: Valid rows per unit of the objective (mean episode
+            length for ``trajectory``, 1 for ``per_step``); :meth:`per_step`
+            divides by it.
+    """
 
     pg: List[torch.Tensor]
     own: Optional[List[torch.Tensor]]
     peer: Optional[List[torch.Tensor]]
+    steps_per_episode: float = 1.0
+
+    def per_step(self) -> "Corrections":
+        """The same terms per timestep: the scale of PPO's (row-averaged) loss."""
+        if self.steps_per_episode == 1.0:
+            return self
+        f = 1.0 / self.steps_per_episode
+        scale = (lambda v: None if v is None else [f * x for x in v])
+        return Corrections(scale(self.pg), scale(self.own), scale(self.peer), 1.0)
+
+
+class EpisodeLayout:
+    """Where each row sits in its episode, for the trajectory estimator.
+
+    Rows are scattered into a dense ``(episodes, steps)`` grid by their episode
+    number and step index (never by row order), the surrogate weights are taken
+    along the step axis, and gathered back.
+
+    Args:
+        episode: ``(rows,)`` integer episode (chunk) number of each row.
+        step: ``(rows,)`` step index of each row within its episode.
+        valid: ``(rows,)`` bool, rows that count (loss mask).
+    """
+
+    def __init__(self, episode: torch.Tensor, step: torch.Tensor, valid: torch.Tensor):
+        episode, step = episode.long(), step.long()
+        if step.numel() and int(step.min()) < 0:
+            raise ValueError("EpisodeLayout: step indices must be >= 0.")
+        _, dense_ep = torch.unique(episode, return_inverse=True)
+        width = int(step.max()) + 1 if step.numel() else 1
+        flat = dense_ep * width + step
+        if torch.unique(flat).numel() != flat.numel():
+            raise ValueError("EpisodeLayout: two rows share an (episode, step) pair; "
+                             "each row must be one agent's step of one episode.")
+        self.index = flat
+        self.episode = dense_ep
+        self.shape = (int(dense_ep.max()) + 1 if dense_ep.numel() else 0, width)
+        self.valid = valid
+
+    def count_episodes(self, rows: torch.Tensor) -> int:
+        """Number of episodes with at least one of the selected rows."""
+        return int(torch.unique(self.episode[rows]).numel())
+
+    def split(self, parts: int) -> List[torch.Tensor]:
+        """``parts`` disjoint row masks of valid rows, whole episodes each
+        (episode ``e`` goes to part ``e mod parts``)."""
+        group = self.episode % parts
+        return [self.valid & (group == p) for p in range(parts)]
+
+    @classmethod
+    def one_step(cls, rows: int, valid: torch.Tensor, device=None) -> "EpisodeLayout":
+        """Every row its own one-step episode (one-shot games)."""
+        return cls(torch.arange(rows, device=device), torch.zeros(rows, dtype=torch.long,
+                                                                   device=device), valid)
+
+    def weights(self, step_logratio: torch.Tensor) -> torch.Tensor:
+        """Trajectory surrogate weights ``W_t - W_{t-1}`` per row."""
+        lr = torch.where(self.valid, step_logratio, torch.zeros_like(step_logratio))
+        dense = lr.new_zeros(self.shape[0] * self.shape[1]).index_put((self.index,), lr)
+        w = surrogate_weights(dense.view(self.shape), "trajectory")
+        return w.reshape(-1)[self.index]
 
 
 def trainable_params(module: torch.nn.Module) -> Params:
@@ -87,7 +168,10 @@ def _grad(output: torch.Tensor, params: Params, **kwargs) -> Params:
 
 def compute_corrections(agents: Sequence[AgentSlice], mask: Optional[torch.Tensor], *,
                         inner_lr: float, unroll_length: int = 1, form: str = "dice",
-                        own: bool = True, peer: bool = True) -> Corrections:
+                        own: bool = True, peer: bool = True,
+                        estimator: str = "trajectory",
+                        layout: Optional[EpisodeLayout] = None,
+                        split: bool = True) -> Corrections:
     """Agent 0's policy gradient and own/peer corrections on shared timesteps.
 
     Args:
@@ -98,6 +182,17 @@ def compute_corrections(agents: Sequence[AgentSlice], mask: Optional[torch.Tenso
         form: ``"dice"`` (through the inner steps) or ``"taylor"`` (first order).
         own: Compute the own term.
         peer: Compute the peer term.
+        estimator: ``"trajectory"`` or ``"per_step"`` (see the module docstring).
+        layout: Episode structure of the rows; ``None`` treats every row as a
+            one-step episode (one-shot games).
+        split: Estimate each inner step and the outer objective on disjoint sets
+            of episodes (every (L+1)-th episode each), as the tabular engine
+            draws a fresh batch per step.  The corrections multiply estimates
+            of the inner step and of the outer gradient; from one shared batch
+            that product carries an O(1/episodes) bias (their covariance), from
+            disjoint ones it is unbiased.  ``False``: every stage uses the whole
+            batch (less variance, that bias).  The policy gradient always uses
+            the whole batch.
 
     Returns:
         ``Corrections`` with lists aligned to ``agents[0].params``; the terms
@@ -107,43 +202,56 @@ def compute_corrections(agents: Sequence[AgentSlice], mask: Optional[torch.Tenso
         raise ValueError(f"correction_form={form!r}: choose 'dice' or 'taylor'.")
     if form == "taylor" and unroll_length != 1:
         raise ValueError("correction_form='taylor' is first order: unroll_length must be 1.")
-    weights = (torch.ones_like(agents[0].advantages) if mask is None
-               else mask.to(agents[0].advantages.dtype))
-    denom = weights.sum().clamp_min(1.0)
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"correction_estimator={estimator!r}: choose one of {ESTIMATORS}.")
+    adv = agents[0].advantages
+    valid = (torch.ones_like(adv, dtype=torch.bool) if mask is None else mask.bool())
+    if layout is None:
+        layout = EpisodeLayout.one_step(adv.shape[0], valid, adv.device)
+    trajectory = estimator == "trajectory"
+    step_weights = layout.weights if trajectory else torch.exp
 
-    def mean(x):
-        return (x * weights).sum() / denom
+    def averager(part):
+        """Mean over the part's episodes (trajectory) or rows (per_step)."""
+        denom = max(layout.count_episodes(part) if trajectory else int(part.sum()), 1)
+        weights = part.to(adv.dtype) / denom
+        return lambda x: (x * weights).sum()
 
+    rows = int(valid.sum())
+    per_episode = rows / max(layout.count_episodes(valid), 1) if trajectory else 1.0
     theta = [a.params for a in agents]
     logp_old = sum(a.logp_old for a in agents)
 
     def importance(params_list):
-        return torch.exp(sum(action_logp(a, p) for a, p in zip(agents, params_list))
-                         - logp_old)
+        return step_weights(sum(action_logp(a, p) for a, p in zip(agents, params_list))
+                            - logp_old)
 
     w0 = importance(theta)
-    if not (own or peer):  # only the policy gradient: no inner steps needed
-        pg = _grad(mean(w0 * agents[0].advantages), theta[0])
-        return Corrections([x.detach() for x in pg.values()], None, None)
+    corrected = own or peer
+    pg = [x.detach() for x in _grad(averager(valid)(w0 * adv), theta[0],
+                                    retain_graph=corrected).values()]
+    if not corrected:  # only the policy gradient: no inner steps needed
+        return Corrections(pg, None, None, per_episode)
+    stages = unroll_length + 1
+    means = ([averager(p) for p in layout.split(stages)] if split
+             else [averager(valid)] * stages)
     # Every agent steps, even for one term alone: J_i is evaluated at everyone's
     # updated parameters in the exact ``unroll`` form too.
-    cur, pg = theta, None
+    cur = theta
     for step in range(unroll_length):
         w = w0 if step == 0 else importance(cur)
         nxt = []
         for k, agent in enumerate(agents):
-            g = _grad(mean(w * agent.advantages), cur[k], create_graph=True)
-            if step == 0 and k == 0:
-                pg = [x.detach() for x in g.values()]
+            g = _grad(means[step](w * agent.advantages), cur[k], create_graph=True)
             nxt.append({n: cur[k][n] + inner_lr * g[n] for n in cur[k]})
         cur = nxt
 
     targets = ([0] if own else []) + (list(range(1, len(agents))) if peer else [])
     if form == "dice":
-        objective = mean(importance(cur) * agents[0].advantages)
+        objective = means[-1](importance(cur) * adv)
         at = cur
     else:
-        objective = mean(w0 * agents[0].advantages)
+        objective = means[-1](w0 * adv)
         at = theta
     flat = [(k, n) for k in targets for n in at[k]]
     outer = torch.autograd.grad(objective, [at[k][n] for k, n in flat],
@@ -160,7 +268,7 @@ def compute_corrections(agents: Sequence[AgentSlice], mask: Optional[torch.Tenso
     if peer:
         peer_vec = (through(range(1, len(agents)), retain=False) if len(agents) > 1
                     else [torch.zeros_like(x) for x in pg])
-    return Corrections(pg, own_vec, peer_vec)
+    return Corrections(pg, own_vec, peer_vec, per_episode)
 
 
 def _norm(vecs: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -12,10 +12,10 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.annotations import override
 
-from rllib_metamapg.connectors.peer_columns import peer_column
+from rllib_metamapg.connectors.peer_columns import EPISODE_COLUMN, STEP_COLUMN, peer_column
 from rllib_metamapg.metamapg.metamapg_learner import MetaMAPGLearner
 from rllib_metamapg.metamapg.torch.corrections import (
-    AgentSlice, combine, compute_corrections, trainable_params)
+    AgentSlice, Corrections, EpisodeLayout, combine, compute_corrections, trainable_params)
 
 
 class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
@@ -46,6 +46,11 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
             losses[mid] = losses[mid] - sum((p * d).sum() for p, d in zip(params, step))
         return losses
 
+    def last_corrections(self) -> Dict[str, Corrections]:
+        """The raw estimates of the latest update per module (objective units,
+        before clip and lambda): what the oracle tests compare with the exact engine."""
+        return dict(self._last_corrections)
+
     def _slices(self, mid: str, b: Dict[str, Any]):
         peers = self._peer_columns.peer_modules.get(mid, [])
         if not peers or peer_column(0, Columns.ACTIONS) not in b:
@@ -72,11 +77,20 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
         cfg = self.config.get_config_for_module(mid)
         arm = self._controller.arm
         agents, mask = self._slices(mid, b)
+        valid = (torch.ones_like(b[Columns.ACTIONS], dtype=torch.bool) if mask is None
+                 else mask.bool())
+        layout = EpisodeLayout(b[EPISODE_COLUMN], b[STEP_COLUMN], valid)
         corr = compute_corrections(agents, mask, inner_lr=cfg.inner_lr,
                                    unroll_length=cfg.unroll_length,
-                                   form=cfg.correction_form, own=arm.own, peer=arm.peer)
-        out = combine(corr, own_coef=cfg.own_coef, peer_coef=cfg.peer_coef, lam=lam,
-                      clip=cfg.correction_clip)
+                                   form=cfg.correction_form, own=arm.own, peer=arm.peer,
+                                   estimator=cfg.correction_estimator, layout=layout,
+                                   split=cfg.correction_split)
+        self._last_corrections[mid] = corr
+        # The estimate is in the units of its objective (per episode for the
+        # trajectory estimator); PPO's loss averages over timesteps, so the step
+        # is applied per timestep, and the clip compares it with the per-step PG.
+        out = combine(corr.per_step(), own_coef=cfg.own_coef, peer_coef=cfg.peer_coef,
+                      lam=lam, clip=cfg.correction_clip)
         out.metrics["lambda"] = lam
         self.metrics.log_dict({f"metamapg_{k}": v for k, v in out.metrics.items()},
                               key=mid, reduce="mean")
