@@ -72,6 +72,8 @@ def test_cooldown_and_alignment_run(tmp_path):
     (["basin", "--grid", "1"], "grid=1"),
     (["ablation", "--games", "ipd", "nope"], "game='nope'"),
     (["cooldown", "--game", "ipd_infinite", "--mode", "sampled"], "finite horizon"),
+    (["basin", "--game", "penalty"], "game 'penalty': its target"),
+    (["ablation", "--games", "stag_hunt", "matching_pennies"], "game 'matching_pennies'"),
 ])
 def test_bad_input_exits_2_naming_the_field_and_writes_nothing(tmp_path, argv, field):
     out = tmp_path / "never"

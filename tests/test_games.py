@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from rllib_metamapg.tabular.games import (GameError, MemoryOneGame, NormalFormGame, get_game,
-                                          list_games, load_payoffs)
+from rllib_metamapg.tabular.games import (NO_CONFLICT_MODIFIED, GameError, MemoryOneGame,
+                                          NormalFormGame, get_game, list_games, load_payoffs)
 
 
 def test_stag_hunt_is_symmetric_with_reference_payoffs():
@@ -20,16 +20,74 @@ def test_ipd_reference_settings():
     np.testing.assert_array_equal(g.payoffs[0], [[3, 0], [5, 1]])
 
 
-def test_no_conflict_games_have_optimal_common_outcome():
-    names = [f"no_conflict_{k}" for k in range(1, 22)]
-    assert set(names) <= set(list_games())
-    seen = set()
-    for n in names:
-        p = get_game(n).payoffs
-        # (A, A) is optimal for both players in every no-conflict game.
-        assert p[0, 0, 0] == p[0].max() and p[1, 0, 0] == p[1].max(), n
-        seen.add(p.tobytes())
-    assert len(seen) == 21
+NO_CONFLICT = [f"no_conflict_{k}" for k in range(1, 22)]
+
+
+def unmodified(k):
+    """Game k's payoffs before the MA-PROPS paper's (A, A) modification."""
+    p = get_game(f"no_conflict_{k}").payoffs.copy()
+    if k in NO_CONFLICT_MODIFIED:
+        p[:, 0, 0] = NO_CONFLICT_MODIFIED[k]
+    return p
+
+
+def canonical(p):
+    """The smallest payoff tuple over relabelling actions and swapping players."""
+    forms = []
+    for q in (p, np.stack([p[1].T, p[0].T])):          # swap players
+        for rows in ((0, 1), (1, 0)):
+            for cols in ((0, 1), (1, 0)):
+                forms.append(tuple(q[:, rows][:, :, cols].ravel()))
+    return min(forms)
+
+
+def test_no_conflict_games_are_the_21_strict_ordinal_games():
+    assert set(NO_CONFLICT) <= set(list_games())
+    for k in range(1, 22):
+        p = unmodified(k)
+        for i in range(2):  # strictly ordinal: each player ranks the 4 outcomes 1..4
+            assert sorted(p[i].ravel()) == [1, 2, 3, 4], (k, i, p[i])
+        # no conflict: one joint action, (A, A), is the unique best for both.
+        assert p[0, 0, 0] == 4 and p[1, 0, 0] == 4, k
+    assert len({canonical(unmodified(k)) for k in range(1, 22)}) == 21
+    # Every 2x2 strict ordinal game with a common best outcome is one of them.
+    import itertools
+
+    classes = set()
+    for r1 in itertools.permutations([1, 2, 3]):
+        for r2 in itertools.permutations([1, 2, 3]):
+            p = np.array([[[4, r1[0]], [r1[1], r1[2]]], [[4, r2[0]], [r2[1], r2[2]]]], float)
+            classes.add(canonical(p))
+    assert classes == {canonical(unmodified(k)) for k in range(1, 22)}
+
+
+def uniform_gradient(p):
+    """d V_i / d p_i(A) for each player at uniform policies."""
+    return np.array([0.5 * (p[0, 0].sum() - p[0, 1].sum()),
+                     0.5 * (p[1][:, 0].sum() - p[1][:, 1].sum())])
+
+
+def test_no_conflict_modification_points_the_uniform_gradient_at_a_a():
+    for k in range(1, 22):
+        after = uniform_gradient(get_game(f"no_conflict_{k}").payoffs)
+        before = uniform_gradient(unmodified(k))
+        if k in (16, 17):  # the paper leaves agent 2's zero gradient here (open point)
+            assert after[0] > 0 and after[1] == 0, (k, after)
+        else:
+            assert (after > 0).all(), (k, after)
+        # The modified games are exactly those where some gradient was not toward A.
+        assert (k in NO_CONFLICT_MODIFIED) == ((before <= 0).any() and k not in (16, 17)), \
+            (k, before)
+        assert get_game(f"no_conflict_{k}").targets == ((0, 0),)
+
+
+def test_targets_are_a_property_of_each_game():
+    assert get_game("penalty").targets == ((0, 2), (2, 0))
+    assert not get_game("penalty").targets_action_zero
+    assert get_game("matching_pennies").targets == ()
+    assert get_game("stag_hunt").targets_action_zero and get_game("ipd").targets_action_zero
+    with pytest.raises(GameError, match="targets"):
+        NormalFormGame("bad", np.zeros((2, 2, 2)), targets=((0, 5),))
 
 
 def test_climbing_and_penalty():

@@ -2,9 +2,12 @@
 
 Every game carries a payoff tensor ``payoffs`` of shape ``(N, A_1, ..., A_N)``:
 ``payoffs[i, a_1, ..., a_N]`` is player ``i``'s reward for the joint action.
-Action index 0 is the "cooperate"/"stag"/target action throughout, so the
-success criterion of the experiments (probability of action 0 in the start
-state) means the same thing in every game.
+Each game also names its ``targets``: the joint action(s) a method should select.
+In most built-in games that is action 0 of every player ("cooperate", "stag",
+(A, A)), which is also the default for a user's payoffs; Penalty's optima are
+(A, C) and (C, A), and matching pennies has none.  The experiments whose success
+criterion is the probability of action 0 in the start state refuse games whose
+target is anything else.
 
 A :class:`MemoryOneGame` repeats a stage game: state 0 is the start state and
 state ``1 + ravel(a_1, ..., a_N)`` remembers the last joint action, which for
@@ -17,7 +20,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -39,11 +42,24 @@ class NormalFormGame:
     name: str
     payoffs: np.ndarray
     action_names: Optional[Sequence[str]] = None
+    targets: Optional[Tuple[Tuple[int, ...], ...]] = None
 
     def __post_init__(self):
         p = np.asarray(self.payoffs, dtype=np.float64)
         _check_payoffs(p, field="payoffs")
         object.__setattr__(self, "payoffs", p)
+        targets = ((0,) * p.shape[0],) if self.targets is None else tuple(
+            tuple(int(a) for a in t) for t in self.targets)
+        for t in targets:
+            if len(t) != p.shape[0] or any(not 0 <= a < n for a, n in zip(t, p.shape[1:])):
+                raise GameError(f"targets: {t} is not a joint action of this "
+                                f"{p.shape[0]}-player game with actions {p.shape[1:]}.")
+        object.__setattr__(self, "targets", targets)
+
+    @property
+    def targets_action_zero(self) -> bool:
+        """Whether the target is action 0 of every player (what p(action 0) measures)."""
+        return self.targets == ((0,) * self.num_players,)
 
     @property
     def num_players(self) -> int:
@@ -63,7 +79,7 @@ class NormalFormGame:
 
     def describe(self) -> dict:
         return {"kind": "normal_form", "name": self.name,
-                "payoffs": self.payoffs.tolist()}
+                "payoffs": self.payoffs.tolist(), "targets": [list(t) for t in self.targets]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +125,14 @@ class MemoryOneGame:
     def num_states(self) -> int:
         return 1 + int(np.prod(self.num_actions))
 
+    @property
+    def targets(self) -> Tuple[Tuple[int, ...], ...]:
+        return self.stage.targets
+
+    @property
+    def targets_action_zero(self) -> bool:
+        return self.stage.targets_action_zero
+
     def describe(self) -> dict:
         return {"kind": "memory_one", "name": self.name,
                 "payoffs": self.payoffs.tolist(), "discount": self.discount,
@@ -150,37 +174,44 @@ def bimatrix(name: str, pairs, action_names=None) -> NormalFormGame:
     return NormalFormGame(name, np.moveaxis(arr, 2, 0), action_names)
 
 
-def common_payoff(name: str, matrix, action_names=None) -> NormalFormGame:
+def common_payoff(name: str, matrix, action_names=None, targets=None) -> NormalFormGame:
     """Fully cooperative game: both players receive ``matrix[a1][a2]``."""
     m = np.asarray(matrix, dtype=np.float64)
-    return NormalFormGame(name, np.stack([m, m]), action_names)
+    return NormalFormGame(name, np.stack([m, m]), action_names, targets)
 
 
-# The 21 structurally distinct 2x2 no-conflict games (MA-PROPS paper, App. E,
-# Fig. 9), with the optimal outcome (A, A) already modified as that paper did.
+# The 21 structurally distinct 2x2 no-conflict games of Rapoport & Guyer as the
+# MA-PROPS paper uses them, cells (payoff 1, payoff 2) indexed [a1][a2], with that
+# paper's modifications applied: games 7-12 raise agent 2's (A, A) payoff from 4 to
+# 5, games 19-21 raise both, so the gradient at uniform policies points to (A, A).
+# Unmodified, each player's payoffs are 1..4 (tests/test_games.py checks that, and
+# that the 21 are distinct up to relabelling actions and players).
 _NO_CONFLICT = [
     [[(4, 4), (3, 3)], [(2, 2), (1, 1)]],
-    [[(4, 4), (3, 3)], [(2, 1), (2, 1)]],
+    [[(4, 4), (3, 3)], [(1, 2), (2, 1)]],
     [[(4, 4), (3, 2)], [(2, 3), (1, 1)]],
-    [[(4, 4), (3, 2)], [(3, 2), (1, 1)]],
-    [[(4, 4), (3, 1)], [(2, 1), (1, 3)]],
-    [[(4, 4), (3, 3)], [(2, 1), (1, 2)]],
-    [[(4, 5), (3, 2)], [(1, 1), (1, 1)]],
+    [[(4, 4), (3, 2)], [(1, 3), (2, 1)]],
+    [[(4, 4), (3, 1)], [(1, 3), (2, 2)]],
+    [[(4, 4), (2, 3)], [(3, 2), (1, 1)]],
+    [[(4, 5), (3, 3)], [(2, 1), (1, 2)]],
+    [[(4, 5), (3, 3)], [(1, 1), (2, 2)]],
+    [[(4, 5), (3, 2)], [(2, 1), (1, 3)]],
     [[(4, 5), (3, 2)], [(1, 1), (2, 3)]],
-    [[(4, 5), (3, 2)], [(2, 3), (1, 1)]],
-    [[(4, 5), (3, 1)], [(1, 1), (2, 2)]],
-    [[(4, 5), (3, 1)], [(1, 1), (2, 3)]],
-    [[(4, 5), (3, 1)], [(2, 3), (2, 1)]],
-    [[(4, 4), (2, 3)], [(3, 1), (1, 3)]],
-    [[(4, 4), (2, 3)], [(3, 1), (2, 2)]],
-    [[(4, 4), (2, 2)], [(3, 1), (1, 3)]],
-    [[(4, 4), (2, 2)], [(3, 1), (2, 1)]],
+    [[(4, 5), (2, 3)], [(3, 1), (1, 2)]],
+    [[(4, 5), (2, 2)], [(3, 1), (1, 3)]],
     [[(4, 4), (3, 1)], [(2, 2), (1, 3)]],
+    [[(4, 4), (3, 1)], [(1, 2), (2, 3)]],
+    [[(4, 4), (2, 1)], [(3, 2), (1, 3)]],
+    [[(4, 4), (2, 3)], [(1, 1), (3, 2)]],
+    [[(4, 4), (2, 2)], [(1, 1), (3, 3)]],
     [[(4, 4), (2, 1)], [(1, 2), (3, 3)]],
     [[(5, 5), (1, 3)], [(3, 1), (2, 2)]],
-    [[(5, 5), (1, 2)], [(3, 1), (2, 2)]],
+    [[(5, 5), (1, 2)], [(3, 1), (2, 3)]],
     [[(5, 5), (1, 2)], [(2, 1), (3, 3)]],
 ]
+# Which of them the paper modified, and how ((A, A) payoffs before the change).
+NO_CONFLICT_MODIFIED = {**{k: (4, 4) for k in range(7, 13)},
+                        **{k: (4, 4) for k in range(19, 22)}}
 
 _CLIMBING = [[11, -30, 0], [-30, 7, 0], [0, 6, 5]]
 _CLIMBING_MODIFIED = [[11, -3, 0], [-3, 7, 0], [0, 3, 2]]
@@ -202,14 +233,16 @@ def _builtin() -> Dict[str, object]:
         "matching_pennies": NormalFormGame(
             "matching_pennies",
             np.stack([np.array([[1.0, -1.0], [-1.0, 1.0]]),
-                      -np.array([[1.0, -1.0], [-1.0, 1.0]])]), ["heads", "tails"]),
+                      -np.array([[1.0, -1.0], [-1.0, 1.0]])]), ["heads", "tails"],
+            targets=()),  # zero-sum: no joint action to select
         "ipd": MemoryOneGame("ipd", _ipd_stage(), discount=0.96, horizon=12),
         "ipd_infinite": MemoryOneGame("ipd_infinite", _ipd_stage(), discount=0.96,
                                       horizon=None),
         "climbing": common_payoff("climbing", _CLIMBING, ["A", "B", "C"]),
         "climbing_modified": common_payoff("climbing_modified", _CLIMBING_MODIFIED,
                                            ["A", "B", "C"]),
-        "penalty": common_payoff("penalty", _penalty(7.0), ["A", "B", "C"]),
+        "penalty": common_payoff("penalty", _penalty(7.0), ["A", "B", "C"],
+                                 targets=((0, 2), (2, 0))),
     }
     for k, pairs in enumerate(_NO_CONFLICT, start=1):
         name = f"no_conflict_{k}"

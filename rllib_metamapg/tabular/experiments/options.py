@@ -127,7 +127,19 @@ def learning_settings(v: Dict[str, Any]) -> LearningSettings:
 
 
 def resolve_game(name: str, payoff=None):
-    """A built-in game, or one defined by ``--payoff`` (inline JSON or a file path)."""
+    """A built-in game, or one defined by ``--payoff`` (inline JSON or a file path),
+    refused when its target is not action 0: these experiments score p(action 0)."""
+    game = _load_game(name, payoff)
+    if not game.targets_action_zero:
+        raise GameError(
+            f"game {game.name!r}: its target joint action(s) {list(game.targets)} are not "
+            "action 0 of every player, and this experiment scores success as p(action 0 | "
+            "start); choose a game whose target is action 0 (e.g. stag_hunt, ipd, "
+            "no_conflict_1..21, climbing).")
+    return game
+
+
+def _load_game(name: str, payoff=None):
     if payoff is None:
         return get_game(name)
     if isinstance(payoff, (list, dict)):
