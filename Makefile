@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-fast bench clean overcooked meltingpot
+.PHONY: demo test test-fast lint bench clean overcooked meltingpot
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q -ra
+
+# ruff's settings live in pyproject.toml; CI runs this before the tests.
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
 
 test-fast: $(VENV)/.installed-test
 	$(PY) -m pytest -q -ra -m "not slow"

@@ -1,7 +1,9 @@
 """The ``rllib`` command (Ray 2.60 no longer ships one): train MetaMAPG from tuned examples.
 
-    rllib train file tuned_examples/stag_hunt/meta_mapg-smoke.yaml [--stop JSON] [--storage-path DIR]
-    rllib train --run MetaMAPG --env stag_hunt --config '{"arm": "peer_only"}' --stop '{"training_iteration": 5}'
+    rllib train file tuned_examples/stag_hunt/meta_mapg-smoke.yaml [--stop JSON]
+        [--storage-path DIR]
+    rllib train --run MetaMAPG --env stag_hunt --config '{"arm": "peer_only"}'
+        --stop '{"training_iteration": 5}'
     rllib evaluate <checkpoint dir> [--env stag_hunt] [--episodes 50] [--out result.json]
 
 Tuned-example files use RLlib's classic format, ``<name>: {run, env, stop, config}``.

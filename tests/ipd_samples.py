@@ -20,7 +20,7 @@ from rllib_metamapg.metamapg.torch.corrections import (
     AgentSlice, EpisodeLayout, trainable_params)
 from rllib_metamapg.models import TabularPPOTorchRLModule
 from rllib_metamapg.tabular.exact import ExactEngine
-from rllib_metamapg.tabular.games import game_from_spec, get_game
+from rllib_metamapg.tabular.games import get_game
 from rllib_metamapg.tabular.policies import TabularPolicy
 from rllib_metamapg.tabular.sampled import SampledEstimator
 from rllib_metamapg.tabular.values import GameValues

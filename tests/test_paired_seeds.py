@@ -32,7 +32,7 @@ def test_initial_weights_do_not_depend_on_python_hash_seed():
         out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
                              timeout=300, env={**os.environ, "PYTHONHASHSEED": hash_seed})
         assert out.returncode == 0, out.stderr[-2000:]
-        lines = [l.split() for l in out.stdout.splitlines() if l.startswith("DIGEST")]
-        assert [l[1] for l in lines] == ["ippo", "meta_mapg"]
-        digests.update(l[2] for l in lines)
+        lines = [ln.split() for ln in out.stdout.splitlines() if ln.startswith("DIGEST")]
+        assert [ln[1] for ln in lines] == ["ippo", "meta_mapg"]
+        digests.update(ln[2] for ln in lines)
     assert len(digests) == 1, digests

@@ -1,4 +1,5 @@
-"""The ``rllib`` console script: tuned examples validate, bad input exits 2 before Ray, smoke run."""
+"""The ``rllib`` console script: tuned examples validate, bad input exits 2 before Ray,
+smoke run."""
 
 import json
 import shutil

@@ -20,11 +20,11 @@ def finished_trials(exp: Path, last_iteration: int):
     """Trial folder -> number of result rows, for trials that reached the last iteration."""
     done = {}
     for result in exp.glob("MetaMAPG_*/result.json"):
-        lines = [l for l in result.read_text().splitlines() if l.strip()]
+        lines = [ln for ln in result.read_text().splitlines() if ln.strip()]
         try:
-            rows = [json.loads(l) for l in lines]
+            rows = [json.loads(ln) for ln in lines]
         except json.JSONDecodeError:  # polled while Tune appends a row: skip the partial one
-            rows = [json.loads(l) for l in lines[:-1]]
+            rows = [json.loads(ln) for ln in lines[:-1]]
         if rows and rows[-1]["training_iteration"] >= last_iteration:
             done[result.parent.name] = len(rows)
     return done

@@ -45,7 +45,8 @@ def add_parser(sub) -> None:
                      help="block until the job ends; exit 0 SUCCEEDED, the driver's code "
                           "(or 1) FAILED, 3 STOPPED")
     job.add_argument("--timeout", type=float, default=None,
-                     help="with --wait: give up after this many seconds (exit 124; the job runs on)")
+                     help="with --wait: give up after this many seconds "
+                          "(exit 124; the job runs on)")
     add_sweep_arguments(p.add_argument_group("sweep (as 'metamapg sweep'; the job always "
                                              "writes the report)"),
                         storage_default=None, report_flag=False)

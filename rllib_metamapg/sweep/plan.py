@@ -74,7 +74,8 @@ class SweepPlan:
 
 
 def find_tuned_examples(folder: Optional[str] = None) -> Path:
-    """The tuned-examples folder: explicit, ``$METAMAPG_TUNED_EXAMPLES``, cwd, or beside the package."""
+    """The tuned-examples folder: explicit, ``$METAMAPG_TUNED_EXAMPLES``, cwd, or beside
+    the package."""
     here = Path(__file__).resolve().parents[2] / "tuned_examples"
     candidates = ([Path(folder)] if folder else
                   [Path(p) for p in [os.environ.get(TUNED_EXAMPLES_ENV)] if p]

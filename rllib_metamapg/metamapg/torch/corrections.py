@@ -89,7 +89,10 @@ class Corrections:
         if self.steps_per_episode == 1.0:
             return self
         f = 1.0 / self.steps_per_episode
-        scale = (lambda v: None if v is None else [f * x for x in v])
+
+        def scale(v):
+            return None if v is None else [f * x for x in v]
+
         return Corrections(scale(self.pg), scale(self.own), scale(self.peer), 1.0)
 
 

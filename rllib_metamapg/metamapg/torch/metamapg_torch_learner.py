@@ -23,7 +23,8 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
 
     The correction is a fixed (detached) vector ``d`` per module, so it enters
     the loss as ``-<theta, d>``: one ``backward`` then yields the PPO gradient
-    minus ``d``.  With several learners ``d`` is averaged across them first.  With lambda = 0 (``ippo`` arm, or after handoff) nothing is
+    minus ``d``.  With several learners ``d`` is averaged across them first.
+    With lambda = 0 (``ippo`` arm, or after handoff) nothing is
     added and the update is PPO's, bit for bit.
     """
 
