@@ -60,7 +60,7 @@ def cluster_argv(args) -> List[str]:
     else:
         argv = []
         for key in _FORWARDED:
-            value = getattr(args, key)
+            value = getattr(args, key, None)
             if value is not None:
                 argv += ["--" + key.replace("_", "-"), str(value)]
         argv += [f"--{flag}" for flag in ("smoke", "resume-if-exists")
@@ -77,7 +77,7 @@ def _prepare(args):
     if spec is None:
         return cluster_argv(args), check_storage_path(args.resume)
     args.storage_path = spec.storage_path = check_storage_path(args.storage_path)
-    if args.name is None:
+    if getattr(args, "name", None) is None:
         # Unique per submission, so re-submitting never collides with an older sweep.
         args.name = spec.name = (f"{spec.env}{'-smoke' if spec.smoke else ''}-"
                                  f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 from typing import Optional
 
 from rllib_metamapg.arms import RLLIB_ARMS
@@ -23,23 +25,32 @@ def add_parser(sub) -> None:
 def add_sweep_arguments(p, *, storage_default: Optional[str] = "metamapg_results",
                         report_flag: bool = True) -> None:
     """The sweep's own flags; ``metamapg submit`` forwards the same ones to the cluster."""
+    # The flags that define a sweep are absent unless given (their defaults are in
+    # SWEEP_DEFAULTS), so --resume can tell a given flag from a default and refuse it.
+    unset = argparse.SUPPRESS
     p.add_argument("--env", help="registered environment with sweep settings (e.g. stag_hunt)")
-    p.add_argument("--arms", default=",".join(RLLIB_ARMS),
-                   help="comma-separated arms; ippo is the reference of the report's tests")
-    p.add_argument("--seeds", default="0-24", help="seeds: '0-24', '0,1,5' or a mix")
+    p.add_argument("--arms", default=unset,
+                   help="comma-separated arms; ippo is the reference of the report's tests "
+                        "(default: all)")
+    p.add_argument("--seeds", default=unset,
+                   help="seeds: '0-24', '0,1,5' or a mix (default: 0-24)")
     p.add_argument("--smoke", action="store_true",
                    help="use each arm's *-smoke.yaml budget (minutes, not hours)")
-    p.add_argument("--name", default=None,
+    p.add_argument("--name", default=unset,
                    help="experiment folder name (default: <env> or <env>-smoke)")
     p.add_argument("--storage-path", default=storage_default,
                    help="local folder or URI (s3://, gs://) for results and checkpoints")
-    p.add_argument("--max-concurrent", type=int, default=12, help="trials running at once")
-    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial")
-    p.add_argument("--gpus-per-trial", type=float, default=0.0,
-                   help="GPUs per trial; fractions share a GPU (0.33: 3 trials per GPU)")
-    p.add_argument("--max-failures", type=int, default=2,
-                   help="retries of a failed trial (e.g. a lost worker node)")
-    p.add_argument("--tuned-examples", default=None,
+    p.add_argument("--max-concurrent", type=int, default=unset,
+                   help="trials running at once (default: 12)")
+    p.add_argument("--cpus-per-trial", type=float, default=unset,
+                   help="CPUs per trial (default: 1)")
+    p.add_argument("--gpus-per-trial", type=float, default=unset,
+                   help="GPUs per trial; fractions share a GPU (0.33: 3 trials per GPU); "
+                        "refused before the sweep starts when the Ray cluster has too few "
+                        "(default: 0)")
+    p.add_argument("--max-failures", type=int, default=unset,
+                   help="retries of a failed trial, e.g. a lost worker node (default: 2)")
+    p.add_argument("--tuned-examples", default=unset,
                    help="tuned-examples folder (default: $METAMAPG_TUNED_EXAMPLES, "
                         "./tuned_examples, or the one beside the package)")
     p.add_argument("--resume", metavar="DIR", default=None,
@@ -56,34 +67,100 @@ def add_sweep_arguments(p, *, storage_default: Optional[str] = "metamapg_results
                             "<experiment>/report")
 
 
+SWEEP_DEFAULTS = {"arms": ",".join(RLLIB_ARMS), "seeds": "0-24", "name": None,
+                  "max_concurrent": 12, "cpus_per_trial": 1.0, "gpus_per_trial": 0.0,
+                  "max_failures": 2, "tuned_examples": None}
+
+
+def sweep_setting(args, key):
+    """A sweep flag's value: as given, else its default."""
+    return getattr(args, key, SWEEP_DEFAULTS[key])
+
+
 def spec_from_args(args):
     """The :class:`SweepSpec` the sweep flags describe (``--resume`` excluded)."""
     from rllib_metamapg.sweep.plan import SweepSpec, parse_seeds
 
     if args.resume:
-        if args.env:
-            raise UsageError("--resume continues a sweep with its own settings; drop --env.")
+        given = [k for k in SWEEP_DEFAULTS if hasattr(args, k)]
+        given += ["env"] if args.env else []
+        given += ["smoke"] if args.smoke else []
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise UsageError(
+                f"--resume continues a sweep with the settings it was started with, so "
+                f"{flags} would be ignored; drop {flags}. To change them (e.g. the "
+                "resources), start a new sweep with --name.")
         return None
     if not args.env:
         raise UsageError("--env is required (or --resume DIR).")
+    v = {k: sweep_setting(args, k) for k in SWEEP_DEFAULTS}
     return SweepSpec(
-        env=args.env, arms=[a.strip() for a in args.arms.split(",") if a.strip()],
-        seeds=parse_seeds(args.seeds), smoke=args.smoke, name=args.name,
-        storage_path=args.storage_path, max_concurrent=args.max_concurrent,
-        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-        max_failures=args.max_failures, tuned_examples=args.tuned_examples)
+        env=args.env, arms=[a.strip() for a in v["arms"].split(",") if a.strip()],
+        seeds=parse_seeds(v["seeds"]), smoke=args.smoke, name=v["name"],
+        storage_path=args.storage_path, max_concurrent=v["max_concurrent"],
+        cpus_per_trial=v["cpus_per_trial"], gpus_per_trial=v["gpus_per_trial"],
+        max_failures=v["max_failures"], tuned_examples=v["tuned_examples"])
 
 
 def _sweep(args) -> int:
-    from rllib_metamapg.sweep.run import resume_sweep, run_sweep, write_sweep_report
+    from rllib_metamapg.sweep.run import (resume_sweep, run_sweep, shutdown_ray,
+                                          write_sweep_report)
 
     verbose = 0 if args.quiet else 1
     spec = spec_from_args(args)
-    if spec is None:
-        path, failed = resume_sweep(args.resume, verbose=verbose)
-    else:
-        path, failed = run_sweep(spec, verbose=verbose, progress_every_s=args.progress_every,
-                                 resume_existing=args.resume_if_exists)
+    stop = _GracefulStop()
+    path = None
+    try:
+        if spec is None:
+            path, failed = resume_sweep(args.resume, verbose=verbose,
+                                        on_ray_started=stop.install)
+        else:
+            path, failed = run_sweep(spec, verbose=verbose,
+                                     progress_every_s=args.progress_every,
+                                     resume_existing=args.resume_if_exists,
+                                     on_ray_started=stop.install)
+    except KeyboardInterrupt:  # a signal before Tune took over its handling
+        if not stop.received:
+            raise
+    finally:
+        stop.restore()
+        shutdown_ray()  # the local Ray this process started: nothing may be left running
+    if stop.received:
+        hint = (f"Tune saved its state; continue it: metamapg sweep --resume {path}"
+                if path else "it stopped before any trial started")
+        print(f"[metamapg sweep] stopped by signal {stop.received}; {hint}", flush=True)
+        return 128 + stop.received
     if args.report and not failed:
         print(f"[metamapg sweep] report: {write_sweep_report(path)}", flush=True)
     return 1 if failed else 0
+
+
+class _GracefulStop:
+    """SIGTERM stops the sweep the way Ctrl-C does: Tune saves its state and returns.
+
+    Tune stops gracefully on SIGINT and SIGUSR1 but not on SIGTERM, which is what
+    ``timeout``, ``kill`` and job schedulers send (and Ray's driver answers SIGTERM
+    by exiting, leaving its processes behind); so the first SIGTERM is passed on
+    as SIGUSR1 and a second one ends the process at once.  ``install`` runs again
+    once Ray has started, to take the signal back from Ray's handler.
+    """
+
+    def __init__(self):
+        self.received = 0
+        self._previous = signal.getsignal(signal.SIGTERM)
+        self.install()
+
+    def install(self):
+        if not self.received:
+            signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame):
+        self.received = signum
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, None):
+            raise KeyboardInterrupt  # Tune is not running (yet): stop right here
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    def restore(self):
+        signal.signal(signal.SIGTERM, self._previous)

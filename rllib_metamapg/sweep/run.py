@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from rllib_metamapg.rllib_cli import UsageError
 from rllib_metamapg.sweep.plan import (METADATA_FILE, METRIC, SweepPlan, SweepSpec,
@@ -76,24 +76,140 @@ def _is_experiment(path: str) -> bool:
     return info.type != pyarrow.fs.FileType.NotFound
 
 
-def _init_ray() -> None:
+_STARTED_LOCAL_RAY = False
+
+
+def _init_ray(on_ray_started: Optional[Callable[[], None]] = None) -> bool:
+    """Starts or joins Ray; True when this process started a local instance."""
+    global _STARTED_LOCAL_RAY
     import ray
 
     from rllib_metamapg.metamapg import register
 
     if not ray.is_initialized():
-        # Connects to RAY_ADDRESS (a cluster, or the job's cluster) when set.
-        ray.init(log_to_driver=False)
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(log_to_driver=False)  # a cluster, or the job's cluster
+        else:
+            # A fresh local instance (not whatever `ray start` left running): its
+            # resources are all there will ever be, so the resource check is exact.
+            ray.init(address="local", log_to_driver=False)
+            _STARTED_LOCAL_RAY = True
+    if on_ray_started is not None:
+        on_ray_started()
     register()
+    return _STARTED_LOCAL_RAY
+
+
+def shutdown_ray() -> None:
+    """Stops the local Ray instance this process started (a cluster is left alone)."""
+    global _STARTED_LOCAL_RAY
+    if _STARTED_LOCAL_RAY:
+        import ray
+
+        ray.shutdown()
+        _STARTED_LOCAL_RAY = False
+
+
+def trial_request(spec: SweepSpec, arm_configs: Dict[str, Dict[str, Any]]):
+    """RLlib's own resource request of each arm's trial: ``{arm: [bundle, ...]}``."""
+    from rllib_metamapg.metamapg import MetaMAPG
+
+    out = {}
+    for arm, cfg in arm_configs.items():
+        config = {("_model_config" if k == "model_config" else k): v for k, v in cfg.items()}
+        config.update(num_cpus_for_main_process=spec.cpus_per_trial,
+                      num_gpus_per_learner=spec.gpus_per_trial)
+        out[arm] = [dict(b) for b in MetaMAPG.default_resource_request(config).bundles]
+    return out
+
+
+def local_resources() -> Optional[Dict[str, float]]:
+    """CPUs and GPUs a fresh local Ray instance would detect, without starting it
+    (``None`` when Ray's GPU detection cannot be reached)."""
+    try:  # Ray's own detection, so the answer is the one ray.init would reach
+        from ray._private.accelerators import get_accelerator_manager_for_resource
+
+        gpu = get_accelerator_manager_for_resource("GPU")
+        visible = gpu.get_current_process_visible_accelerator_ids()
+        gpus = gpu.get_current_node_num_accelerators() if visible is None else len(visible)
+    except Exception:  # noqa: BLE001 - a private API; the check after ray.init remains
+        return None
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"CPU": float(cpus or 1), "GPU": float(gpus)}
+
+
+def check_resources(spec: SweepSpec, arm_configs: Dict[str, Dict[str, Any]], *,
+                    exact: bool, total: Optional[Dict[str, float]] = None) -> None:
+    """Refuses a sweep whose trials can never be scheduled on this Ray cluster.
+
+    Args:
+        exact: The cluster cannot grow (a local instance this process started):
+            a shortfall is refused.  Otherwise (a running cluster, which may
+            autoscale) a shortfall is only reported.
+        total: Resources of a one-node cluster to check against instead of
+            asking Ray (the pre-check before a local instance starts).
+    """
+    if total is None:
+        import ray
+
+        total = ray.cluster_resources()
+        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    else:
+        nodes = [total]
+    problems = []
+    for arm, bundles in trial_request(spec, arm_configs).items():
+        need: Dict[str, float] = {}
+        for b in bundles:
+            for k, v in b.items():
+                need[k] = need.get(k, 0.0) + v
+        short = {k: v for k, v in need.items() if v > total.get(k, 0.0) + 1e-9}
+        unplaceable = [b for b in bundles if not any(
+            all(v <= node.get(k, 0.0) + 1e-9 for k, v in b.items()) for node in nodes)]
+        if short or unplaceable:
+            problems.append((arm, need))
+    if not problems:
+        return
+    have = {k: total.get(k, 0.0) for k in ("CPU", "GPU")}
+    arm, need = problems[0]
+    text = (f"each trial needs {_fmt(need)} (arm {arm!r}: --cpus-per-trial "
+            f"{spec.cpus_per_trial:g}, --gpus-per-trial {spec.gpus_per_trial:g}, plus its "
+            f"env runners), but the Ray cluster has {_fmt(have)} in all")
+    if exact:
+        fix = ("use --gpus-per-trial 0 on a machine without GPUs" if need.get("GPU", 0.0) >
+               have["GPU"] else "lower --cpus-per-trial or the tuned example's "
+               "num_env_runners")
+        raise UsageError(f"{text}: no trial could ever start. Fix: {fix}, or run on a "
+                         "cluster that has them (RAY_ADDRESS, or metamapg submit).")
+    print(f"[metamapg sweep] warning: {text} right now; trials stay PENDING until the "
+          "cluster grows (autoscaler) and forever if it cannot.", flush=True)
+
+
+def _precheck_local(spec: SweepSpec, arm_configs: Dict[str, Dict[str, Any]]) -> None:
+    """The resource check before a local Ray starts (seconds sooner); exact after."""
+    import ray
+
+    if ray.is_initialized() or os.environ.get("RAY_ADDRESS"):
+        return
+    total = local_resources()
+    if total is not None:
+        check_resources(spec, arm_configs, exact=True, total=total)
+
+
+def _fmt(resources: Dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:g}" for k, v in sorted(resources.items())
+                     if k in ("CPU", "GPU") or v) or "nothing"
 
 
 def run_sweep(spec: SweepSpec, *, verbose: int = 1, progress_every_s: float = 30.0,
-              resume_existing: bool = False) -> Tuple[str, int]:
+              resume_existing: bool = False,
+              on_ray_started: Optional[Callable[[], None]] = None) -> Tuple[str, int]:
     """Runs a new sweep; returns ``(experiment folder, number of failed trials)``.
 
     Args:
         resume_existing: If the experiment folder already holds this same sweep,
             continue it (what a retried cluster job wants) instead of refusing.
+        on_ray_started: Called once Ray runs (Ray's driver installs its own SIGTERM
+            handler; the CLI puts its graceful one back here).
 
     Raises:
         UsageError: Bad settings, or an existing sweep at the same place (resume it)
@@ -111,17 +227,20 @@ def run_sweep(spec: SweepSpec, *, verbose: int = 1, progress_every_s: float = 30
         if differs:
             raise UsageError(f"{path} holds a different sweep ({', '.join(differs)} differ); "
                              "choose another --name.")
-        return resume_sweep(path, verbose=verbose)
+        return resume_sweep(path, verbose=verbose, on_ray_started=on_ray_started)
     from rllib_metamapg.env_specs import random_policy_return
 
-    _init_ray()
+    _precheck_local(spec, plan.metadata["arm_configs"])
+    exact = _init_ray(on_ray_started)
+    check_resources(spec, plan.metadata["arm_configs"], exact=exact)
     plan.metadata["random_return"] = random_policy_return(spec.env)
     write_metadata(path, plan.metadata)
     tuner = _tuner(plan, verbose, progress_every_s)
     return path, _report(tuner.fit(), path)
 
 
-def resume_sweep(path: str, *, verbose: int = 1) -> Tuple[str, int]:
+def resume_sweep(path: str, *, verbose: int = 1,
+                 on_ray_started: Optional[Callable[[], None]] = None) -> Tuple[str, int]:
     """Continues an interrupted sweep: finished trials stay, the rest resume or restart."""
     from ray import tune
 
@@ -129,7 +248,10 @@ def resume_sweep(path: str, *, verbose: int = 1) -> Tuple[str, int]:
 
     path = storage_location(path)
     metadata = read_metadata(path)
-    _init_ray()
+    spec = SweepSpec(**metadata["spec"])
+    _precheck_local(spec, metadata["arm_configs"])
+    exact = _init_ray(on_ray_started)
+    check_resources(spec, metadata["arm_configs"], exact=exact)
     if not tune.Tuner.can_restore(path):
         raise UsageError(f"{path}: Tune saved no experiment state here yet; start it again.")
     tuner = tune.Tuner.restore(path, trainable=MetaMAPG, resume_unfinished=True,
@@ -196,8 +318,8 @@ def write_sweep_report(path: str) -> str:
 
 
 def _report(results, path: str) -> int:
-    failed = sum(1 for r in results if r.error is not None)
-    print(f"[metamapg sweep] {len(results) - failed}/{len(results)} trials finished; results "
-          f"in {path}\n[metamapg sweep] next: metamapg report {path} --out "
-          f"{path}/report", flush=True)
+    failed = results.num_errors
+    print(f"[metamapg sweep] {results.num_terminated}/{len(results)} trials finished, "
+          f"{failed} failed; results in {path}\n[metamapg sweep] next: metamapg report "
+          f"{path} --out {path}/report", flush=True)
     return failed

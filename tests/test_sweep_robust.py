@@ -1,0 +1,80 @@
+"""A sweep never hangs on resources it cannot get, never ignores a flag, and stops
+cleanly on SIGTERM so that ``--resume`` finishes it."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rllib_metamapg.sweep.run import local_resources
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def metamapg(*args, **kwargs):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)
+    return subprocess.Popen([sys.executable, "-m", "rllib_metamapg.cli", *args], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, **kwargs)
+
+
+@pytest.mark.skipif((local_resources() or {}).get("GPU", 0) > 0, reason="this machine has a GPU")
+def test_readme_gpu_sweep_on_a_machine_without_gpu_exits_2_at_once(tmp_path):
+    start = time.monotonic()
+    proc = metamapg("sweep", "--env", "stag_hunt", "--arms", "ippo,peer_only,meta_mapg",
+                    "--seeds", "0-3", "--smoke", "--gpus-per-trial", "0.33",
+                    "--storage-path", str(tmp_path / "results"))
+    out, _ = proc.communicate(timeout=60)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 2, out[-2000:]
+    assert "GPU 0.33" in out and "GPU 0 in all" in out and "--gpus-per-trial 0" in out
+    assert elapsed < 10, elapsed
+    assert not (tmp_path / "results").exists()  # nothing left to block a corrected rerun
+
+
+@pytest.mark.parametrize("flag", [["--gpus-per-trial", "0"], ["--seeds", "0-3"], ["--smoke"],
+                                  ["--max-concurrent", "4"]])
+def test_resume_refuses_flags_it_would_ignore(tmp_path, flag):
+    proc = metamapg("sweep", "--resume", str(tmp_path / "somewhere"), *flag)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, out
+    assert f"{flag[0]} would be ignored" in out
+
+
+def ray_daemons():
+    out = subprocess.run(["pgrep", "-f", "raylet|gcs_server"], capture_output=True, text=True)
+    return set(out.stdout.split())
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_sweep_cleanly_and_resume_finishes_it(tmp_path):
+    exp = tmp_path / "results" / "term"
+    before = ray_daemons()
+    sweep = metamapg("sweep", "--env", "stag_hunt", "--arms", "ippo", "--seeds", "0-2",
+                     "--smoke", "--max-concurrent", "1", "--storage-path",
+                     str(tmp_path / "results"), "--name", "term", "--quiet",
+                     "--progress-every", "1")
+    deadline = time.time() + 300
+    while time.time() < deadline and sweep.poll() is None and not any(
+            (d / "result.json").exists() and (d / "result.json").stat().st_size
+            for d in exp.glob("MetaMAPG_*")):
+        time.sleep(0.5)
+    assert sweep.poll() is None, sweep.stdout.read()[-3000:]
+    sweep.send_signal(signal.SIGTERM)  # what `timeout` and job schedulers send
+    t0 = time.monotonic()
+    out, _ = sweep.communicate(timeout=60)
+    assert time.monotonic() - t0 < 30
+    assert sweep.returncode == 128 + signal.SIGTERM, out[-3000:]
+    assert "metamapg sweep --resume" in out
+    time.sleep(2)
+    assert ray_daemons() <= before, "Ray processes left running"
+
+    resumed = metamapg("sweep", "--resume", str(exp), "--quiet")
+    out, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out[-3000:]
+    assert "3/3 trials finished, 0 failed" in out
