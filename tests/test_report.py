@@ -21,8 +21,10 @@ CURVES = {
 }
 
 
-def make_sweep(root, curves=CURVES, tau=6.0, random_return=4.5, digests=None, cut=()):
-    """A sweep folder laid out like Tune's: params.json + result.json per trial."""
+def make_sweep(root, curves=CURVES, tau=6.0, random_return=4.5, digests=None, cut=(),
+               started=None):
+    """A sweep folder laid out like Tune's: params.json + result.json per trial
+    (only for the (arm, seed) pairs in ``started`` when given)."""
     root.mkdir(parents=True, exist_ok=True)
     seeds = list(range(len(next(iter(curves.values())))))
     (root / METADATA_FILE).write_text(json.dumps({
@@ -31,6 +33,8 @@ def make_sweep(root, curves=CURVES, tau=6.0, random_return=4.5, digests=None, cu
         "stop_iterations": 4, "evaluation_interval": 2, "random_return": random_return}))
     for arm, per_seed in curves.items():
         for seed, (first, last) in enumerate(per_seed):
+            if started is not None and (arm, seed) not in started:
+                continue
             d = root / f"MetaMAPG_stag_hunt_{arm}_{seed}"
             d.mkdir()
             (d / "params.json").write_text(json.dumps({"arm": arm, "seed": seed}))
@@ -108,10 +112,38 @@ def test_thresholds_that_cannot_separate_learners_are_refused(tmp_path, kwargs, 
 def test_unfinished_trials_are_listed_not_scored(tmp_path):
     folder = make_sweep(tmp_path / "sw", cut={("peer_only", 4)})
     (result,) = write_report([str(folder)], str(tmp_path / "out"))["results"]
-    assert result["incomplete"] == ["peer_only/seed 4"]
+    assert result["incomplete"] == ["peer_only/seed 4 (stopped at iteration 2 of 4)"]
     assert result["arms"]["peer_only"]["n"] == 5
     assert result["tests_vs_ippo"]["peer_only"]["pairs"] == 5
     assert "Not scored" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_sweep_killed_after_2_of_8_trials_lists_the_6_missing_and_the_true_n(tmp_path):
+    curves = {arm: v[:4] for arm, v in CURVES.items()}  # 2 arms x 4 seeds = 8 planned
+    folder = make_sweep(tmp_path / "sw", curves=curves, cut={("peer_only", 0)},
+                        started={("ippo", 0), ("ippo", 1), ("peer_only", 0)})
+    (tmp_path / "sw" / "MetaMAPG_stag_hunt_peer_only_0" / "error.txt").write_text("boom")
+    (result,) = write_report([str(folder)], str(tmp_path / "out"))["results"]
+    assert (result["planned_trials"], result["scored_trials"]) == (8, 2)
+    assert len(result["missing"]) == 6
+    status = {(m["arm"], m["seed"]): m["status"] for m in result["missing"]}
+    assert status[("peer_only", 0)] == "errored at iteration 2 of 4"
+    assert status[("ippo", 3)] == status[("peer_only", 3)] == "never started"
+    assert result["arms"]["ippo"]["n"] == 2 and result["arms"]["peer_only"]["n"] == 0
+    assert result["small_n"] == ["peer_only"]
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "Scored 2 of 8 planned trials" in md and "**6 missing**" in md
+    assert "ippo/seed 2 (never started)" in md
+
+
+def test_n_below_2_is_flagged_and_not_tested(tmp_path):
+    folder = make_sweep(tmp_path / "sw", started={("ippo", 0), ("ippo", 1), ("peer_only", 0)})
+    (result,) = write_report([str(folder)], str(tmp_path / "out"))["results"]
+    assert result["arms"]["peer_only"]["n"] == 1 and result["small_n"] == ["peer_only"]
+    assert result["tests_vs_ippo"]["peer_only"] == {"pairs": 1, "mcnemar": None,
+                                                    "wilcoxon": None}
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "**n < 2** for peer_only" in md and "needs 2 pairs" in md
 
 
 def test_broken_pairing_is_flagged(tmp_path):

@@ -95,16 +95,46 @@ def analyse(sweep: Sweep, tau: float) -> Dict[str, Any]:
             continue
         done = _complete(sweep.trials, arm)
         seeds = sorted(set(ref) & set(done))
+        if len(seeds) < 2:  # no paired test on fewer than two pairs
+            tests[arm] = {"pairs": len(seeds), "mcnemar": None, "wilcoxon": None}
+            continue
         a = [ref[s].final_return for s in seeds]
         b = [done[s].final_return for s in seeds]
         tests[arm] = {"pairs": len(seeds),
                       "mcnemar": mcnemar_paired([v >= tau for v in a], [v >= tau for v in b]),
                       "wilcoxon": wilcoxon_paired(a, b)}
+    missing = missing_trials(sweep)
+    planned = len(sweep.metadata["arms"]) * len(sweep.metadata["seeds"])
     return {"env": sweep.env, "tau": tau, "metric": sweep.metadata["metric"],
             "arms": per_arm, "tests_vs_ippo": tests,
-            "incomplete": sorted(f"{t.arm}/seed {t.seed}" for t in sweep.trials
-                                 if not (t.complete and t.evals)),
+            "planned_trials": planned, "scored_trials": planned - len(missing),
+            "missing": missing,
+            "incomplete": [f"{m['arm']}/seed {m['seed']} ({m['status']})" for m in missing],
+            "small_n": sorted(a for a, r in per_arm.items() if r["n"] < 2),
             "pairing_broken": unpaired_seeds(sweep.trials)}
+
+
+def missing_trials(sweep: Sweep) -> List[Dict[str, Any]]:
+    """Every planned (arm, seed) without a score, and why: never started, errored,
+    or stopped before the last iteration."""
+    found = {(t.arm, t.seed): t for t in sweep.trials}
+    last = int(sweep.metadata["stop_iterations"])
+    out = []
+    for arm in sweep.metadata["arms"]:
+        for seed in sweep.metadata["seeds"]:
+            t = found.get((arm, seed))
+            if t is not None and t.complete and t.evals:
+                continue
+            if t is None:
+                status = "never started"
+            elif t.errored:
+                status = f"errored at iteration {t.last_iteration} of {last}"
+            elif t.complete:
+                status = "no evaluation"
+            else:
+                status = f"stopped at iteration {t.last_iteration} of {last}"
+            out.append({"arm": arm, "seed": seed, "status": status})
+    return out
 
 
 def unpaired_seeds(trials: List[TrialRecord]) -> List[int]:

@@ -36,12 +36,16 @@ def learning_curves(sweep: Sweep, tau: float):
         if not steps.size:
             continue
         mean, low, high = bootstrap_band(matrix)
-        (line,) = ax.plot(steps, mean, marker="o", ms=3, label=f"{arm} (n={len(trials)})")
-        ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, lw=0)
+        n = len(trials)
+        (line,) = ax.plot(steps, mean, marker="o", ms=3,
+                          label=f"{arm} (n={n}{'' if n > 1 else ', no band'})")
+        if n > 1:
+            ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, lw=0)
     ax.axhline(tau, color="k", ls="--", lw=1, label=f"tau = {tau:g}")
     ax.set_xlabel("env steps")
     ax.set_ylabel("greedy evaluation return")
-    ax.set_title(f"{sweep.env}: mean over seeds, 95% bootstrap band")
+    ax.set_title(f"{sweep.env}: mean over seeds; band: 95% percentile bootstrap over seeds "
+                 "(arms with n >= 2)", fontsize=9)
     ax.legend(fontsize=8)
     return fig
 

@@ -33,6 +33,8 @@ class TrialRecord:
     evals: List[Tuple[float, float]] = field(default_factory=list)
     complete: bool = False
     init_digest: Optional[str] = None
+    last_iteration: int = 0
+    errored: bool = False
 
     @property
     def final_return(self) -> Optional[float]:
@@ -59,7 +61,8 @@ class Sweep:
 
 def load_trial(folder: Path, metric: str, interval: int, last_iteration: int) -> TrialRecord:
     params = json.loads((folder / "params.json").read_text())
-    record = TrialRecord(arm=params["arm"], seed=int(params["seed"]), path=str(folder))
+    record = TrialRecord(arm=params["arm"], seed=int(params["seed"]), path=str(folder),
+                         errored=any((folder / f).exists() for f in ("error.txt", "error.pkl")))
     result_file = folder / "result.json"
     if not result_file.is_file():
         return record
@@ -76,6 +79,7 @@ def load_trial(folder: Path, metric: str, interval: int, last_iteration: int) ->
             step = float(row.get(STEPS_KEY) or lookup(row, f"env_runners/{STEPS_KEY}") or 0)
             record.evals = [e for e in record.evals if e[0] != step] + [(step, float(value))]
         record.complete = record.complete or iteration >= last_iteration
+        record.last_iteration = max(record.last_iteration, iteration)
     return record
 
 

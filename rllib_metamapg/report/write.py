@@ -32,6 +32,9 @@ def _markdown(result: Dict[str, Any], sweep: Sweep, names: Dict[str, str]) -> st
              f"{'smoke' if meta.get('smoke') else 'full'} budget. Score: final greedy "
              f"evaluation return (`{result['metric']}`); learner: final return >= tau = "
              f"{tau:g}. {meta.get('tau_note', '')}", "",
+             f"Scored {result['scored_trials']} of {result['planned_trials']} planned trials "
+             f"(n per arm below)." + (f" **{len(result['missing'])} missing**, listed at the "
+                                      "end." if result["missing"] else ""), "",
              "| arm | n | mean | std | min | p25 | median | p75 | max |",
              "|---|---|---|---|---|---|---|---|---|"]
     for arm, r in arms.items():
@@ -49,11 +52,17 @@ def _markdown(result: Dict[str, Any], sweep: Sweep, names: Dict[str, str]) -> st
                   "Wilcoxon W (non-tied pairs) | Wilcoxon p |", "|---|---|---|---|---|---|"]
         for arm, t in result["tests_vs_ippo"].items():
             m, w = t["mcnemar"], t["wilcoxon"]
+            if m is None:
+                lines.append(f"| `{arm}` | {t['pairs']} | – | – (needs 2 pairs) | – | – |")
+                continue
             lines.append(f"| `{arm}` | {t['pairs']} | {m['a_only']} / {m['b_only']} | "
                          f"{_fmt(m['p_value'], 3)} | {_fmt(w['statistic'], 1)} "
                          f"({w['nonzero']}) | {_fmt(w['p_value'], 3)} |")
+    if result["small_n"]:
+        lines += ["", f"**n < 2** for {', '.join(result['small_n'])}: no spread, interval or "
+                      "paired test is meaningful there; finish more seeds."]
     if result["incomplete"]:
-        lines += ["", f"**Not scored** (unfinished or no evaluation): "
+        lines += ["", f"**Not scored** ({len(result['incomplete'])} planned trials): "
                       f"{', '.join(result['incomplete'])}. Resume the sweep to finish them."]
     if result["pairing_broken"]:
         lines += ["", f"**Pairing broken**: seeds {result['pairing_broken']} did not start "
@@ -86,7 +95,8 @@ def write_report(paths: List[str], out: str, tau: Optional[float] = None,
         for arm, r in result["arms"].items():
             test = result["tests_vs_ippo"].get(arm, {})
             summary.append([sweep.env, arm] + [r[k] for k in SUMMARY_COLUMNS[2:14]] + [
-                test.get("mcnemar", {}).get("p_value"), test.get("wilcoxon", {}).get("p_value")])
+                (test.get("mcnemar") or {}).get("p_value"),
+                (test.get("wilcoxon") or {}).get("p_value")])
         for tr in sorted(sweep.trials, key=lambda x: (x.arm, x.seed)):
             final = tr.final_return
             seeds.append([sweep.env, tr.arm, tr.seed, final,
