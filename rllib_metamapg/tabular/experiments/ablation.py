@@ -98,11 +98,12 @@ def run_ablation(games: List, arms: Sequence[Arm], settings: LearningSettings,
                          f"{e['wilson95'][0]:.4f}", f"{e['wilson95'][1]:.4f}",
                          vs.get("gained", ""), vs.get("lost", ""),
                          "" if not vs else f"{vs['mcnemar_p']:.3g}"])
-    atomic.write_csv(out / "ablation.csv", ["game", "arm", "n", "successes", "rate",
-                                            "wilson_lo", "wilson_hi", "gained_vs_pg",
-                                            "lost_vs_pg", "mcnemar_p_vs_pg"], rows)
-    atomic.write_figure(out / "ablation.png", ablation_figure(doc))
-    atomic.write_json(out / "ablation.json", doc)
+    with atomic.file_set(out) as stage:  # the set appears whole or not at all
+        atomic.write_csv(stage / "ablation.csv", ["game", "arm", "n", "successes", "rate",
+                                                  "wilson_lo", "wilson_hi", "gained_vs_pg",
+                                                  "lost_vs_pg", "mcnemar_p_vs_pg"], rows)
+        atomic.write_figure(stage / "ablation.png", ablation_figure(doc))
+        atomic.write_json(stage / "ablation.json", doc)
     return doc
 
 

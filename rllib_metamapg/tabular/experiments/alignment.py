@@ -136,10 +136,11 @@ def run_alignment(game, arms: Sequence[Arm], settings: LearningSettings,
     rows = [[r["lambda"], f"{r['shift']:.6g}", f"{r['shift_first_order']:.6g}",
              "" if r["rho_lambda"] is None else f"{r['rho_lambda']:.6g}"]
             for r in geometry["by_lambda"]]
-    atomic.write_csv(out / "alignment.csv", ["lambda", "shift_norm", "shift_first_order",
-                                             "rho_lambda"], rows)
-    atomic.write_figure(out / "alignment.png", _figure(doc, cos, probs, gained))
-    atomic.write_json(out / "alignment.json", doc)
+    with atomic.file_set(out) as stage:  # the set appears whole or not at all
+        atomic.write_csv(stage / "alignment.csv", ["lambda", "shift_norm",
+                                                   "shift_first_order", "rho_lambda"], rows)
+        atomic.write_figure(stage / "alignment.png", _figure(doc, cos, probs, gained))
+        atomic.write_json(stage / "alignment.json", doc)
     return doc
 
 

@@ -120,9 +120,6 @@ def write_basin(result: BasinResult, out, settings_record: Dict, extra: Dict = N
                 fc = result.final_coop[k, i, j]
                 rows.append([arm, i, j, f"{p1:.6g}", f"{p2:.6g}", int(result.success[k, i, j]),
                              f"{fc[0]:.6g}", f"{fc[1]:.6g}"])
-    atomic.write_csv(out / "basin.csv", ["arm", "i", "j", "p1_init", "p2_init", "success",
-                                         "p1_final", "p2_final"], rows)
-    atomic.write_figure(out / "basin.png", basin_figure(result))
     doc = {
         "experiment": "basin", "game": result.game, "threshold": result.threshold,
         "grid": [float(x) for x in result.probs],
@@ -132,7 +129,11 @@ def write_basin(result: BasinResult, out, settings_record: Dict, extra: Dict = N
                          for k, a in enumerate(result.arms)},
     }
     doc.update(extra or {})
-    atomic.write_json(out / "basin.json", doc)
+    with atomic.file_set(out) as stage:  # the set appears whole or not at all
+        atomic.write_csv(stage / "basin.csv", ["arm", "i", "j", "p1_init", "p2_init",
+                                               "success", "p1_final", "p2_final"], rows)
+        atomic.write_figure(stage / "basin.png", basin_figure(result))
+        atomic.write_json(stage / "basin.json", doc)
     return doc
 
 

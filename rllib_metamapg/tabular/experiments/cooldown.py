@@ -109,11 +109,13 @@ def run_cooldown(game, arms: Sequence[Arm], settings: LearningSettings, settings
         rows.append([name, seeds, s, f"{s / seeds:.4f}", f"{lo:.4f}", f"{hi:.4f}",
                      _fmt(entry.get("dist_to_phi_star_median")),
                      _fmt(entry.get("dist_to_shaped_median"))])
-    atomic.write_csv(out / "cooldown.csv", ["arm", "n", "successes", "rate", "wilson_lo",
-                                            "wilson_hi", "median_dist_phi_star",
-                                            "median_dist_shaped"], rows)
-    atomic.write_figure(out / "cooldown.png", _figure(doc, res, settings))
-    atomic.write_json(out / "cooldown.json", doc)
+    with atomic.file_set(out) as stage:  # the set appears whole or not at all
+        atomic.write_csv(stage / "cooldown.csv", ["arm", "n", "successes", "rate",
+                                                  "wilson_lo", "wilson_hi",
+                                                  "median_dist_phi_star",
+                                                  "median_dist_shaped"], rows)
+        atomic.write_figure(stage / "cooldown.png", _figure(doc, res, settings))
+        atomic.write_json(stage / "cooldown.json", doc)
     return doc
 
 

@@ -15,6 +15,7 @@ from typing import Any, Dict, List
 
 import yaml
 
+from rllib_metamapg import atomic
 from rllib_metamapg.arms import parse_arms
 from rllib_metamapg.schedules import LambdaSchedule, StepSize
 from rllib_metamapg.tabular.dynamics import FORMS, MODES, LearningSettings
@@ -83,7 +84,10 @@ def resolve(args: argparse.Namespace, defaults: Dict[str, Any]) -> Dict[str, Any
             values[key] = val
     if values.get("out") is None:
         raise OptionsError("--out: give an output directory.")
-    values["out"] = Path(values["out"])
+    try:  # before any work: a bad --out used to fail only after the computation
+        values["out"] = atomic.check_output_dir(values["out"])
+    except (FileExistsError, PermissionError) as err:
+        raise OptionsError(str(err)) from None
     return values
 
 
