@@ -44,7 +44,7 @@ def three_player_game(rounds=10):
 
 def config(arm, extra, env_config, batch):
     return (MetaMAPGConfig()
-            .environment("ipd", env_config=env_config)
+            .environment("matrix_game", env_config=env_config)
             .training(arm=arm, train_batch_size_per_learner=batch, minibatch_size=256,
                       num_epochs=4, **extra)
             .rl_module(model_config={"fcnet_hiddens": [64, 64]})
@@ -61,7 +61,7 @@ def time_update(learner, episodes, batch):
 
 
 def run(agents, batch, repeat):
-    env_config = {"rounds": 12} if agents == 2 else three_player_game()
+    env_config = {"game": "ipd", "rounds": 12} if agents == 2 else three_player_game()
     sampler = config("ippo", {}, env_config, batch).build_algo()
     episodes = sampler.env_runner.sample(num_timesteps=batch, random_actions=False)
     sampler.stop()

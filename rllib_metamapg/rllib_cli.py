@@ -75,6 +75,37 @@ def _check_number_dict(value: Any, what: str) -> Dict[str, float]:
     return dict(value)
 
 
+# Result keys Tune adds to every result, besides RLlib's metric names.
+TUNE_RESULT_KEYS = ("training_iteration", "time_total_s", "time_this_iter_s",
+                    "time_since_restore", "iterations_since_restore", "timestamp")
+STOP_EXAMPLES = ("training_iteration", "num_env_steps_sampled_lifetime",
+                 "env_runners/episode_return_mean")
+
+
+def result_key_heads() -> List[str]:
+    """First segments a result key can start with: Tune's keys, RLlib's metric and
+    group names (``ray.rllib.utils.metrics``), and this package's ``metamapg``."""
+    from ray.rllib.utils import metrics
+
+    from rllib_metamapg.callbacks.cooldown_callback import RESULT_KEY
+
+    names = {v for k, v in vars(metrics).items() if k.isupper() and isinstance(v, str)}
+    return sorted(names | set(TUNE_RESULT_KEYS) | {RESULT_KEY})
+
+
+def check_stop_keys(stop: Dict[str, float], what: str) -> None:
+    """Refuses a stop key no result can hold: Tune would only warn and train forever."""
+    heads = result_key_heads()
+    for key in stop:
+        head = key.split("/")[0]
+        if head in heads:
+            continue
+        close = difflib.get_close_matches(head, heads, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UsageError(f"{what}.{key}: no result holds this key, so the run would never "
+                         f"stop.{hint} Common stop keys: {', '.join(STOP_EXAMPLES)}.")
+
+
 def build_config(env: Any, config: Dict[str, Any], where: str):
     """A validated ``MetaMAPGConfig`` from a flat config dict (no Ray session needed)."""
     from rllib_metamapg import MetaMAPGConfig
@@ -160,6 +191,7 @@ def prepare(experiments: Dict[str, Dict[str, Any]], stop_override: Dict[str, flo
             raise UsageError(f"{where}.run={run!r}: this command runs 'MetaMAPG' (use "
                              "config.arm: ippo for plain PPO).")
         stop = {**_check_number_dict(exp.get("stop"), f"{where}.stop"), **stop_override}
+        check_stop_keys(stop, f"{where}.stop")
         if not stop:
             raise UsageError(f"{where}.stop is empty: give a budget such as "
                              "{'num_env_steps_sampled_lifetime': 100000}.")

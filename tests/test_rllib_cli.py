@@ -55,6 +55,26 @@ BAD = {
                  "config.arm: ippo"),
     "handoff.yaml": ("x: {env: stag_hunt, stop: {training_iteration: 1}, "
                      "config: {arm: handoff}}\n", "handoff trigger"),
+    "stopkey.yaml": ("x: {env: stag_hunt, stop: {training_iteratoin: 2}}\n",
+                     "stop.training_iteratoin: no result holds this key, so the run would "
+                     "never stop. Did you mean 'training_iteration'?"),
+    "nestedstop.yaml": ("x: {env: stag_hunt, stop: {env_runner/episode_return_mean: 2}}\n",
+                        "Did you mean 'env_runners'?"),
+    "lr.yaml": ("x: {env: stag_hunt, stop: {training_iteration: 1}, config: {lr: -3.0e-4}}\n",
+                "lr=-0.0003 must be a finite number >= 0"),
+    "lrnan.yaml": ("x: {env: stag_hunt, stop: {training_iteration: 1}, config: {lr: .nan}}\n",
+                   "lr=nan must be a finite number"),
+    "entropy.yaml": ("x: {env: stag_hunt, stop: {training_iteration: 1}, "
+                     "config: {entropy_coeff: .nan}}\n", "entropy_coeff=nan"),
+    "gamma.yaml": ("x: {env: stag_hunt, stop: {training_iteration: 1}, config: {gamma: 1.5}}\n",
+                   "gamma=1.5 must lie in [0, 1]"),
+    "clip.yaml": ("x: {env: stag_hunt, stop: {training_iteration: 1}, "
+                  "config: {clip_param: -0.2}}\n", "clip_param=-0.2 must be a finite number > 0"),
+    "players.yaml": ("x: {env: stag_hunt, stop: {training_iteration: 1}, config: {env_config: "
+                     "{game: {payoffs: [[[[1, 2], [3, 4]], [[1, 2], [3, 4]]], "
+                     "[[[1, 2], [3, 4]], [[1, 2], [3, 4]]], [[[1, 2], [3, 4]], "
+                     "[[1, 2], [3, 4]]]]}}}}\n",
+                     "env='stag_hunt' is a 2-player game but env_config.game has 3 players"),
 }
 
 

@@ -46,10 +46,33 @@ def _meltingpot(name):
     return create
 
 
+def _named_matrix_game(name):
+    """The built-in game ``name``; ``env_config.game`` may replace its payoffs by
+    a game with as many players (``matrix_game`` takes any game)."""
+    def create(cfg):
+        env = MatrixGameEnv({"game": name, **dict(cfg)})
+        expected = len(MatrixGameEnv({"game": name}).possible_agents)
+        if len(env.possible_agents) != expected:
+            raise ValueError(
+                f"env={name!r} is a {expected}-player game but env_config.game has "
+                f"{len(env.possible_agents)} players; use env='matrix_game' for a game of "
+                "your own.")
+        return env
+
+    return create
+
+
+def _matrix_game(cfg):
+    if "game" not in dict(cfg):
+        raise ValueError("env='matrix_game' needs env_config.game: a built-in game name or "
+                         "a payoff spec such as {'payoffs': [[4, 0], [3, 2]]}.")
+    return MatrixGameEnv(dict(cfg))
+
+
 MPE_ENVS = ("mpe_simple_spread", "mpe_simple_reference", "mpe_simple_speaker_listener")
 CREATORS = {
-    **{name: (lambda cfg, _n=name: MatrixGameEnv({"game": _n, **dict(cfg)}))
-       for name in MATRIX_GAMES},
+    **{name: _named_matrix_game(name) for name in MATRIX_GAMES},
+    "matrix_game": _matrix_game,
     "pettingzoo_ipd": _pettingzoo_ipd,
     **{name: _mpe(name) for name in MPE_ENVS},
     "overcooked_forced_coordination": _overcooked("forced_coordination"),
