@@ -11,6 +11,7 @@ import pytest
 from rllib_metamapg.cli import build_parser, main
 from rllib_metamapg.jobs import submit as jobs
 from rllib_metamapg.jobs.command import cluster_argv
+from rllib_metamapg.sweep.command import sweep_setting
 from rllib_metamapg.sweep.run import write_sweep_report
 
 from test_report import make_sweep
@@ -27,9 +28,13 @@ def test_the_job_runs_the_same_sweep_and_always_reports():
                  "--storage-path", "s3://bucket/mm", "--name", "x", "--gpus-per-trial", "0.33")
     argv = cluster_argv(args)
     sweep = build_parser().parse_args(["sweep", *argv])
-    for key in ("env", "arms", "seeds", "smoke", "name", "storage_path", "max_concurrent",
-                "cpus_per_trial", "gpus_per_trial", "max_failures"):
+    for key in ("env", "smoke", "storage_path"):
         assert getattr(sweep, key) == getattr(args, key), key
+    # Sweep-defining flags reach the job as given; the ones not given are not sent
+    # and take the same defaults there.
+    for key in ("arms", "seeds", "name", "max_concurrent", "cpus_per_trial",
+                "gpus_per_trial", "max_failures"):
+        assert sweep_setting(sweep, key) == sweep_setting(args, key), key
     assert sweep.report and not sweep.resume
     resume = build_parser().parse_args(["sweep", *cluster_argv(_args("--resume", "/nfs/mm/x"))])
     assert resume.resume == "/nfs/mm/x" and resume.env is None and resume.report
@@ -97,6 +102,39 @@ def test_runtime_env_uploads_the_checkout_without_local_clutter():
     assert env["working_dir"] == str(ROOT) and env["env_vars"] == {"A": "1"}
     assert {".git", ".venv", "demo_out"} <= set(env["excludes"]) and env["pip"] == ["scipy"]
     assert jobs.runtime_env(None, {}, []) == {}  # --installed: nothing uploaded
+
+
+def checkout(tmp_path):
+    """A checkout holding 3 MiB of results: results/, a sweep folder, a checkpoint."""
+    root = tmp_path / "co"
+    (root / "rllib_metamapg").mkdir(parents=True)
+    (root / "rllib_metamapg" / "a.py").write_text("x = 1\n")
+    for rel in ("results/big.bin", "runs/mine/MetaMAPG_x/checkpoint_000001/w.bin",
+                "elsewhere/params.bin"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"0" * 2 ** 20)
+    (root / "elsewhere" / "metamapg_sweep.json").write_text("{}")
+    return root
+
+
+def test_results_and_sweep_folders_are_left_out_of_the_upload(tmp_path):
+    root = checkout(tmp_path)
+    env = jobs.runtime_env(str(root), {}, [], max_upload_mib=0.5)  # 3 MiB would be refused
+    total, sizes = jobs.upload_size(root, list(env["excludes"]))
+    assert set(sizes) == {"rllib_metamapg"} and total < 100
+    assert "/elsewhere" in env["excludes"]
+    everything = jobs.upload_excludes(root, [], upload_results=True)
+    assert jobs.upload_size(root, everything)[0] >= 3 * 2 ** 20
+
+
+def test_an_oversize_upload_is_refused_with_its_size_and_the_fix(tmp_path):
+    root = checkout(tmp_path)
+    with pytest.raises(jobs.UsageError, match=r"would upload 3\.0 MiB .*results \(1\.0 MiB\)"
+                                              r".*--exclude"):
+        jobs.runtime_env(str(root), {}, [], upload_results=True, max_upload_mib=2)
+    env = jobs.runtime_env(str(root), {}, [], upload_results=True, max_upload_mib=2,
+                           exclude=["/results", "/runs"])
+    assert "/runs" in env["excludes"]
 
 
 @pytest.mark.parametrize("uri", [False, True])

@@ -36,6 +36,15 @@ def add_parser(sub) -> None:
                      help="environment variable of the job (repeatable)")
     job.add_argument("--pip", action="append", default=[], metavar="SPEC",
                      help="pip requirement installed for the job (repeatable)")
+    job.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                     help="leave files matching PATTERN (gitignore syntax) out of the upload "
+                          "(repeatable); .git, .venv, caches, results/, report/, "
+                          "demo_out/, metamapg_results/, checkpoints and every sweep folder "
+                          "are left out already")
+    job.add_argument("--upload-results", action="store_true",
+                     help="upload result and sweep folders too (left out by default)")
+    job.add_argument("--max-upload-mib", type=float, default=100.0,
+                     help="refuse a working dir larger than this, before uploading")
     job.add_argument("--job-id", default=None, help="submission id (default: Ray's)")
     job.add_argument("--attach", metavar="JOB_ID", default=None,
                      help="do not submit: follow/wait for a job submitted earlier")
@@ -101,7 +110,9 @@ def _submit(args) -> int:
                 raise UsageError("not inside a project checkout: pass --working-dir <checkout> "
                                  "or --installed (the package installed on the cluster).")
             working_dir = str(root)
-        runtime = jobs.runtime_env(working_dir, jobs.parse_env_vars(args.env_var), args.pip)
+        runtime = jobs.runtime_env(working_dir, jobs.parse_env_vars(args.env_var), args.pip,
+                                   exclude=args.exclude, upload_results=args.upload_results,
+                                   max_upload_mib=args.max_upload_mib)
         sub = jobs.submit(address, jobs.sweep_command(argv), runtime, experiment, args.job_id)
         print(f"[metamapg submit] job {sub.job_id} submitted to {address}\n"
               f"[metamapg submit] runs: {sub.entrypoint}", flush=True)

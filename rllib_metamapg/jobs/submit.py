@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from rllib_metamapg.rllib_cli import UsageError
 
@@ -29,7 +29,13 @@ DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 EXIT_CODES = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 3}
 # Never uploaded with a working_dir, whatever the .gitignore says.
 WORKING_DIR_EXCLUDES = [".git", ".venv", "**/__pycache__", "*.egg-info", ".pytest_cache",
-                        "demo_out", "metamapg_results", "build", "dist"]
+                        "build", "dist"]
+# Results are not code: not uploaded unless --upload-results (sweep folders found
+# anywhere in the checkout are left out as well).
+RESULT_EXCLUDES = ["demo_out", "metamapg_results", "results", "report", "reports",
+                   "**/checkpoint_*"]
+# The Ray dashboard refuses bigger job packages with a bare HTTP 413.
+MAX_UPLOAD_MIB = 100.0
 TOKEN_HELP = ("Give the cluster's token (on the head node: 'ray get-auth-token') through "
               "RAY_AUTH_TOKEN_PATH=<file holding it> or RAY_AUTH_TOKEN, or put it in "
               "~/.ray/auth_token; RAY_AUTH_MODE=token is then implied.")
@@ -111,9 +117,43 @@ def project_root(start: Optional[Path] = None) -> Optional[Path]:
     return None
 
 
+def upload_excludes(folder: Path, extra: List[str], upload_results: bool) -> List[str]:
+    """The working_dir excludes: ours, results and sweep folders (unless asked), extras."""
+    from rllib_metamapg.sweep.plan import METADATA_FILE
+
+    excludes = list(WORKING_DIR_EXCLUDES)
+    if not upload_results:
+        excludes += RESULT_EXCLUDES
+        excludes += sorted("/" + str(p.parent.relative_to(folder))
+                           for p in folder.rglob(METADATA_FILE)
+                           if ".venv" not in p.parts and p.parent != folder)
+    return excludes + list(extra)
+
+
+def upload_size(folder: Path, excludes: List[str]) -> Tuple[int, Dict[str, int]]:
+    """Bytes Ray would upload (its own walk: excludes, .gitignore, .rayignore) and the
+    largest top-level entries."""
+    from ray._private.runtime_env.packaging import _dir_travel, _get_excludes
+
+    sizes: Dict[str, int] = {}
+
+    def count(path: Path):
+        if path.is_file():
+            top = path.relative_to(folder).parts[0]
+            sizes[top] = sizes.get(top, 0) + path.stat().st_size
+
+    ignore = os.environ.get("RAY_RUNTIME_ENV_IGNORE_GITIGNORE", "0") == "1"
+    _dir_travel(folder, [_get_excludes(folder, excludes)], count, include_gitignore=not ignore)
+    return sum(sizes.values()), sizes
+
+
 def runtime_env(working_dir: Optional[str], env_vars: Dict[str, str],
-                pip: List[str]) -> Dict:
-    """The job's runtime_env: the uploaded checkout (or nothing: the installed package)."""
+                pip: List[str], exclude: Optional[List[str]] = None,
+                upload_results: bool = False, max_upload_mib: float = MAX_UPLOAD_MIB) -> Dict:
+    """The job's runtime_env: the uploaded checkout (or nothing: the installed package).
+
+    The upload is measured first: one over ``max_upload_mib`` is refused with its
+    size, its largest entries and the flags that shrink it."""
     env: Dict = {}
     if working_dir:
         folder = Path(working_dir).expanduser().resolve()
@@ -121,8 +161,18 @@ def runtime_env(working_dir: Optional[str], env_vars: Dict[str, str],
             raise UsageError(f"--working-dir {working_dir}: no rllib_metamapg/ package in it; "
                              "pass the project checkout, or --installed to use the package "
                              "installed on the cluster.")
+        excludes = upload_excludes(folder, exclude or [], upload_results)
+        total, sizes = upload_size(folder, list(excludes))
+        if total > max_upload_mib * 2 ** 20:
+            largest = ", ".join(f"{name} ({size / 2 ** 20:.1f} MiB)" for name, size in
+                                sorted(sizes.items(), key=lambda kv: -kv[1])[:3])
+            raise UsageError(
+                f"the working dir {folder} would upload {total / 2 ** 20:.1f} MiB (limit "
+                f"{max_upload_mib:g} MiB; the dashboard refuses large packages). Largest: "
+                f"{largest}. Leave them out with --exclude PATTERN (gitignore syntax), or "
+                "use --installed.")
         env["working_dir"] = str(folder)
-        env["excludes"] = list(WORKING_DIR_EXCLUDES)
+        env["excludes"] = excludes
     if env_vars:
         env["env_vars"] = dict(env_vars)
     if pip:
