@@ -55,6 +55,12 @@ def get_arm(name: str) -> Arm:
     return ARMS[key]
 
 
+def rllib_arm_name(name: str) -> str:
+    """The RLlib spelling of an arm or alias (``pg`` -> ``ippo``, ``full`` -> ``meta_mapg``)."""
+    arm = get_arm(name)
+    return "ippo" if arm.name == "pg" else arm.name
+
+
 def parse_arms(names: Sequence[str]) -> List[Arm]:
     """Validates a list of arm names (duplicates refused), keeping the order."""
     arms = [get_arm(n) for n in names]

@@ -11,7 +11,7 @@ from rllib_metamapg.arms import ArmError
 from rllib_metamapg.jobs import command as submit_command
 from rllib_metamapg.report import command as report_command
 from rllib_metamapg.report.load import ReportError
-from rllib_metamapg.rllib_cli import UsageError
+from rllib_metamapg.errors import UsageError
 from rllib_metamapg.schedules import ScheduleError
 from rllib_metamapg.sweep import command as sweep_command
 from rllib_metamapg.tabular import commands as tabular_commands

@@ -1,4 +1,4 @@
-"""Greedy evaluation of a saved MetaMAPG checkpoint (``rllib evaluate``)."""
+"""Greedy evaluation of a saved RLlib algorithm checkpoint (``rllib evaluate``)."""
 
 from __future__ import annotations
 
@@ -27,11 +27,58 @@ def checkpoint_config(path: str) -> Dict[str, Any]:
                 hint = f" Did you mean {found[-1].parent}?"
         raise CheckpointError(f"{path}: not an RLlib algorithm checkpoint (no {STATE_FILE})."
                               f"{hint}")
-    with open(folder / CTOR_FILE, "rb") as f:
-        ctor = pickle.load(f)
+    ctor = _ctor(folder)
     args = ctor["ctor_args_and_kwargs"][0]
     config = args[0] if args else ctor["ctor_args_and_kwargs"][1].get("config")
     return config if isinstance(config, dict) else config.to_dict()
+
+
+def _ctor(folder: Path) -> Dict[str, Any]:
+    with open(folder / CTOR_FILE, "rb") as f:
+        return pickle.load(f)
+
+
+def checkpoint_class(path: str):
+    """The Algorithm class that wrote the checkpoint (MetaMAPG, PPO, ...)."""
+    checkpoint_config(path)  # the clear error for a folder that is not a checkpoint
+    return _ctor(Path(path))["class"]
+
+
+def _spaces(config: Dict[str, Any], env: str):
+    import gymnasium as gym
+    from ray.tune.registry import ENV_CREATOR, _global_registry
+
+    from rllib_metamapg.env_specs import make_env
+    from rllib_metamapg.envs import register_envs
+
+    register_envs()
+    try:
+        made = (make_env(env, config.get("env_config"))
+                if _global_registry.contains(ENV_CREATOR, env) else gym.make(env))
+    except Exception as err:  # noqa: BLE001 - any env's own refusal, reported as such
+        raise CheckpointError(f"--env={env!r} cannot be built with the checkpoint's "
+                              f"env_config ({err}).") from None
+    try:
+        if hasattr(made, "observation_spaces"):
+            return ({a: made.observation_spaces[a] for a in made.possible_agents},
+                    {a: made.action_spaces[a] for a in made.possible_agents})
+        return made.observation_space, made.action_space
+    finally:
+        if hasattr(made, "close"):
+            made.close()
+
+
+def check_env_matches(config: Dict[str, Any], env: str) -> None:
+    """Refuses an env whose agents or spaces differ from the checkpoint's (restoring
+    would fail deep inside torch with a size mismatch)."""
+    trained = _spaces(config, config["env"])
+    other = _spaces(config, env)
+    if trained != other:
+        raise CheckpointError(
+            f"--env={env!r}: its agents or spaces differ from those of {config['env']!r}, "
+            f"which the checkpoint was trained on (observations {trained[0]} vs "
+            f"{other[0]}; actions {trained[1]} vs {other[1]}); evaluate it in an env with "
+            "the same spaces.")
 
 
 def evaluate_checkpoint(path: str, env: Optional[str] = None, episodes: int = 50,
@@ -48,9 +95,8 @@ def evaluate_checkpoint(path: str, env: Optional[str] = None, episodes: int = 50
         ``{"episodes", "return_mean", "return_min", "return_max",
         "agent_return_mean": {agent: mean}}`` (returns summed over agents).
     """
-    from rllib_metamapg import MetaMAPGConfig
-
-    config = MetaMAPGConfig().update_from_dict(checkpoint_config(path))
+    algo_cls = checkpoint_class(path)
+    config = algo_cls.get_default_config().update_from_dict(checkpoint_config(path))
     if env is not None:
         config.environment(env)
     if seed is not None:

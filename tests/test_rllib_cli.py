@@ -51,8 +51,13 @@ BAD = {
     "arm.yaml": ("x: {env: stag_hunt, stop: {training_iteration: 1}, config: {arm: lola}}\n",
                  "arm='lola' is unknown"),
     "stop.yaml": ("x: {env: stag_hunt, config: {arm: ippo}}\n", "stop is empty"),
-    "run.yaml": ("x: {run: PPO, env: stag_hunt, stop: {training_iteration: 1}}\n",
-                 "config.arm: ippo"),
+    "run.yaml": ("x: {run: PPOO, env: stag_hunt, stop: {training_iteration: 1}}\n",
+                 "run='PPOO' is not an RLlib algorithm. Did you mean 'PPO'?"),
+    "yamlpos.yaml": ("x:\n  run: PPO\n  stop: {a: 1\n", "not valid YAML at line 4, column 1"),
+    "ckptfreq.yaml": ("x: {env: CartPole-v1, run: PPO, stop: {training_iteration: 1}, "
+                      "checkpoint_freq: -1}\n", "checkpoint_freq=-1 must be an integer >= 0"),
+    "ppokey.yaml": ("x: {env: CartPole-v1, run: PPO, stop: {training_iteration: 1}, "
+                    "config: {arm: ippo}}\n", "config.arm is not a PPOConfig setting"),
     "handoff.yaml": ("x: {env: stag_hunt, stop: {training_iteration: 1}, "
                      "config: {arm: handoff}}\n", "handoff trigger"),
     "stopkey.yaml": ("x: {env: stag_hunt, stop: {training_iteratoin: 2}}\n",
@@ -98,6 +103,10 @@ def test_bad_files_exit_2_naming_the_key_before_ray_starts(name, tmp_path, capsy
     (["train", "--env", "stag_hunt", "--config", "[1]", "--stop", '{"training_iteration": 1}'],
      "config must be a mapping"),
     (["train", "--stop", '{"training_iteration": 1}'], "--env is required"),
+    (["train", "-a", "PPO", "-e", "CartPol-v1", "-s", '{"training_iteration": 1}'],
+     "Did you mean 'CartPole-v1'?"),
+    (["train", "-e", "stag_hunt", "-s", '{"training_iteration": 1}', "--restore", "/nope"],
+     "--restore: /nope: not an RLlib algorithm checkpoint"),
     (["train", "nofile", "x.yaml"], "use 'rllib train file <yaml>'"),
     (["train", "file", "missing.yaml"], "no such file"),
     (["evaluate", "/nonexistent"], "not an RLlib algorithm checkpoint"),
@@ -128,7 +137,10 @@ def test_help_documents_every_option(capsys):
         rllib_cli.main(["train", "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--run", "--env", "--config", "--stop", "--storage-path", "--checkpoint-freq"):
+    for flag in ("--algo", "--run", "-a", "--env", "-e", "--config", "-c", "--stop", "-s",
+                 "-v", "--framework", "--checkpoint-freq", "--checkpoint-at-end",
+                 "--num-samples", "--restore", "--resume", "--experiment-name",
+                 "--storage-path", "--local-dir", "--ray-address"):
         assert flag in out
 
 
@@ -139,7 +151,10 @@ def test_smoke_example_trains_end_to_end(tmp_path):
         "--storage-path", str(tmp_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "stag-hunt-meta-mapg-smoke: 3 iterations" in proc.stdout
+    # Quiet by default; the last iteration is evaluated and its return printed.
+    assert "stag-hunt-meta-mapg-smoke: 4 iterations" in proc.stdout
+    assert "evaluation_return_mean=n/a" not in proc.stdout
+    assert len(proc.stdout.splitlines()) + len(proc.stderr.splitlines()) < 40
     (checkpoint,) = tmp_path.glob("stag-hunt-meta-mapg-smoke/*/checkpoint_*")
 
     # A trial folder is refused with a pointer to its checkpoint, before Ray starts.
@@ -155,3 +170,31 @@ def test_smoke_example_trains_end_to_end(tmp_path):
     assert result["episodes"] == 7 and result["return_min"] == result["return_max"]
     assert result["return_mean"] in (8.0, 3.0, 4.0)  # stag-stag, mixed, hare-hare
     assert set(result["agent_return_mean"]) == {"player_0", "player_1"}
+    # Another env with other spaces is refused before Ray, not by a torch size mismatch.
+    ev = cmd[:-5] + ["evaluate", str(checkpoint), "--env", "climbing"]
+    proc = subprocess.run(ev, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "spaces differ" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_rllib_s_own_algorithms_and_gymnasium_envs_train(tmp_path):
+    exe = shutil.which("rllib", path=str(Path(sys.executable).parent))
+    base = [exe] if exe else [sys.executable, "-m", "rllib_metamapg.rllib_cli"]
+    proc = subprocess.run(base + ["train", "--algo", "PPO", "--env", "CartPole-v1", "--stop",
+                                  '{"training_iteration": 1}', "--storage-path", str(tmp_path),
+                                  "-c", '{"num_env_runners": 0, "train_batch_size_per_learner": '
+                                  '200, "minibatch_size": 100}'],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "CartPole-v1-PPO: 1 iterations" in proc.stdout
+    # A tuned example for RLlib's own PPO with the keys RLlib's files had.
+    yaml_file = tmp_path / "ppo.yaml"
+    yaml_file.write_text(
+        "cartpole-ppo:\n  run: PPO\n  env: CartPole-v1\n  stop: {training_iteration: 2}\n"
+        "  checkpoint_freq: 1\n  checkpoint_at_end: false\n  num_samples: 1\n"
+        "  config: {framework: torch, num_env_runners: 0, train_batch_size_per_learner: 200,"
+        " minibatch_size: 100}\n")
+    proc = subprocess.run(base + ["train", "file", str(yaml_file), "--local-dir",
+                                  str(tmp_path / "r")], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list((tmp_path / "r" / "cartpole-ppo").glob("*/checkpoint_*"))) == 2

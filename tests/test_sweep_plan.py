@@ -117,3 +117,12 @@ def test_a_sweep_of_an_env_whose_package_is_missing_is_refused_before_ray(monkey
                                          "package, which is not installed: pip install it"):
         plan_sweep(SweepSpec(env="stag_hunt", arms=["ippo"], seeds=[0], smoke=True))
     assert not ray.is_initialized()
+
+
+def test_sweep_takes_arm_aliases_and_both_list_forms():
+    from rllib_metamapg.cli import build_parser
+    from rllib_metamapg.sweep.command import spec_from_args
+
+    for arms in ("pg,full,peer_only", "pg full peer_only"):
+        args = build_parser().parse_args(["sweep", "--env", "stag_hunt", "--arms", arms])
+        assert spec_from_args(args).arms == ["ippo", "meta_mapg", "peer_only"]

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import List
 
-from rllib_metamapg.rllib_cli import UsageError
+from rllib_metamapg.errors import UsageError
 from rllib_metamapg.sweep.command import add_sweep_arguments, spec_from_args
 
 # Sweep flags forwarded to the cluster as they were given (store_true ones apart).

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-from rllib_metamapg.rllib_cli import UsageError
+from rllib_metamapg.errors import UsageError
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 # Exit codes of ``--wait``/``--follow`` by terminal job status; a failed job

@@ -7,8 +7,8 @@ import os
 import signal
 from typing import Optional
 
-from rllib_metamapg.arms import RLLIB_ARMS
-from rllib_metamapg.rllib_cli import UsageError
+from rllib_metamapg.arms import RLLIB_ARMS, ArmError, rllib_arm_name
+from rllib_metamapg.errors import UsageError
 
 
 def add_parser(sub) -> None:
@@ -95,8 +95,14 @@ def spec_from_args(args):
     if not args.env:
         raise UsageError("--env is required (or --resume DIR).")
     v = {k: sweep_setting(args, k) for k in SWEEP_DEFAULTS}
+    arms = []
+    for name in (a.strip() for a in v["arms"].replace(" ", ",").split(",")):
+        try:  # aliases (pg, full) are the arms they name
+            arms.append(rllib_arm_name(name) if name else None)
+        except ArmError:
+            arms.append(name)  # plan_sweep refuses it with the list of arms
     return SweepSpec(
-        env=args.env, arms=[a.strip() for a in v["arms"].split(",") if a.strip()],
+        env=args.env, arms=[a for a in arms if a],
         seeds=parse_seeds(v["seeds"]), smoke=args.smoke, name=v["name"],
         storage_path=args.storage_path, max_concurrent=v["max_concurrent"],
         cpus_per_trial=v["cpus_per_trial"], gpus_per_trial=v["gpus_per_trial"],

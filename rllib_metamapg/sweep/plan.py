@@ -19,7 +19,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rllib_metamapg.arms import RLLIB_ARMS
 from rllib_metamapg.env_specs import EnvSpec, get_env_spec
-from rllib_metamapg.rllib_cli import UsageError, load_experiments, prepare
+from rllib_metamapg.errors import UsageError
+from rllib_metamapg.rllib_experiments import load_experiments, prepare
 from rllib_metamapg.schedules import is_finite_number
 
 METRIC = "evaluation/env_runners/episode_return_mean"

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from rllib_metamapg.rllib_cli import UsageError
+from rllib_metamapg.errors import UsageError
 from rllib_metamapg.sweep.plan import (METADATA_FILE, METRIC, SweepPlan, SweepSpec,
                                         param_space_from_metadata, plan_sweep)
 

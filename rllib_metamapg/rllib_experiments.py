@@ -1,0 +1,353 @@
+"""Tuned-example experiments for any RLlib algorithm: read, check, run (``rllib train``).
+
+A file holds RLlib's classic format, ``<name>: {run, env, stop, config, ...}``
+(the keys RLlib <= 2.39's ``rllib train`` accepted).  Everything is checked
+before Ray starts: YAML syntax (with line and column), the experiment keys, the
+algorithm (any RLlib algorithm, or ``MetaMAPG``), the environment (registered
+with Tune, ours, or a Gymnasium id), every config key against that algorithm's
+config class (no dead keys) and its type, the stop keys, and the config's own
+``validate()``; a problem is a ``UsageError`` that names the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from rllib_metamapg.errors import UsageError
+from rllib_metamapg.schedules import is_finite_number
+
+# The keys RLlib <= 2.39 accepted in an experiment of a tuned-example file.
+EXPERIMENT_KEYS = ("run", "env", "stop", "config", "checkpoint_freq", "checkpoint_at_end",
+                   "num_samples", "keep_checkpoints_num", "storage_path", "local_dir")
+CONFIG_METHODS = {"model_config": "rl_module"}  # keys set through a builder method
+OURS = "MetaMAPG"
+
+
+def parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UsageError(f"{what}: not valid JSON ({err.msg} at column {err.colno}).") from None
+
+
+def load_experiments(path: str) -> Dict[str, Dict[str, Any]]:
+    """Reads a tuned-example YAML file: ``{name: {run, env, stop, config}}``."""
+    import yaml
+
+    file = Path(path)
+    if not file.is_file():
+        raise UsageError(f"{path}: no such file.")
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UsageError(f"{path}: not valid YAML{where} ({problem}).") from None
+    if not isinstance(data, dict) or not data:
+        raise UsageError(f"{path}: expected a mapping '<experiment name>: {{run, env, stop, "
+                         "config}'.")
+    for name, exp in data.items():
+        if not isinstance(exp, dict):
+            raise UsageError(f"{path}: experiment {name!r} must be a mapping with keys "
+                             f"{list(EXPERIMENT_KEYS)}.")
+        unknown = sorted(set(exp) - set(EXPERIMENT_KEYS))
+        if unknown:
+            raise UsageError(f"{path}: experiment {name!r} has unknown key(s) {unknown}; "
+                             f"allowed: {list(EXPERIMENT_KEYS)}.")
+    return data
+
+
+def _check_number_dict(value: Any, what: str) -> Dict[str, float]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UsageError(f"{what} must be a mapping of result keys to numbers.")
+    for key, v in value.items():
+        if not isinstance(v, (int, float)) or not is_finite_number(v):
+            raise UsageError(f"{what}.{key}={v!r} must be a finite number.")
+    return dict(value)
+
+
+# Result keys Tune adds to every result, besides RLlib's metric names.
+TUNE_RESULT_KEYS = ("training_iteration", "time_total_s", "time_this_iter_s",
+                    "time_since_restore", "iterations_since_restore", "timestamp")
+STOP_EXAMPLES = ("training_iteration", "num_env_steps_sampled_lifetime",
+                 "env_runners/episode_return_mean")
+
+
+def result_key_heads() -> List[str]:
+    """First segments a result key can start with: Tune's keys, RLlib's metric and
+    group names (``ray.rllib.utils.metrics``), and this package's ``metamapg``."""
+    from ray.rllib.utils import metrics
+
+    from rllib_metamapg.callbacks.cooldown_callback import RESULT_KEY
+
+    names = {v for k, v in vars(metrics).items() if k.isupper() and isinstance(v, str)}
+    return sorted(names | set(TUNE_RESULT_KEYS) | {RESULT_KEY})
+
+
+def check_stop_keys(stop: Dict[str, float], what: str) -> None:
+    """Refuses a stop key no result can hold: Tune would only warn and train forever."""
+    heads = result_key_heads()
+    for key in stop:
+        head = key.split("/")[0]
+        if head in heads:
+            continue
+        close = difflib.get_close_matches(head, heads, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UsageError(f"{what}.{key}: no result holds this key, so the run would never "
+                         f"stop.{hint} Common stop keys: {', '.join(STOP_EXAMPLES)}.")
+
+
+def resolve_algorithm(run: Any, what: str):
+    """``(Algorithm class, its default config)`` for ``MetaMAPG`` or any algorithm RLlib
+    registers (``ray.rllib.algorithms.registry.ALGORITHMS``)."""
+    from ray.rllib.algorithms.registry import ALGORITHMS
+
+    if run == OURS:
+        from rllib_metamapg.metamapg import MetaMAPG
+
+        return MetaMAPG, MetaMAPG.get_default_config()
+    if isinstance(run, str) and run in ALGORITHMS:
+        return ALGORITHMS[run]()
+    names = sorted(ALGORITHMS) + [OURS]
+    close = difflib.get_close_matches(str(run), names, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise UsageError(f"{what}={run!r} is not an RLlib algorithm.{hint} Choose one of "
+                     f"{', '.join(names)}.")
+
+
+def build_config(env: Any, config: Dict[str, Any], where: str, run: str = OURS):
+    """A validated config of algorithm ``run`` from a flat config dict (no Ray needed)."""
+    if not isinstance(config, dict):
+        raise UsageError(f"{where}.config must be a mapping of {run} config settings.")
+    _, base = resolve_algorithm(run, f"{where}.run")
+    _check_env(env, f"{where}.env")
+    _check_installed(env, f"{where}.env")  # validate() may build the env to list its agents
+    kind = type(base).__name__
+    settable = {k for k in dir(type(base))
+                if isinstance(getattr(type(base), k, None), property)
+                and getattr(type(base), k).fset is not None}
+    # "framework" is the key RLlib's files used for framework_str.
+    known = set(vars(base)) | settable | set(CONFIG_METHODS) | {"framework"}
+    for key, value in config.items():
+        if key not in known or key.startswith("_"):
+            close = difflib.get_close_matches(str(key), sorted(k for k in known
+                                                               if not k.startswith("_")), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise UsageError(f"{where}.config.{key} is not a {kind} setting.{hint}")
+        if key not in CONFIG_METHODS and key != "framework":
+            _check_type(getattr(base, key), value, f"{where}.config.{key}")
+    if config.get("framework", "torch") != "torch":
+        raise UsageError(f"{where}.config.framework={config['framework']!r}: only 'torch' "
+                         "is installed (RLlib's new API stack).")
+    plain = {k: v for k, v in config.items() if k not in CONFIG_METHODS}
+    cfg = base.environment(env).update_from_dict(plain)
+    for key, method in CONFIG_METHODS.items():
+        if key in config:
+            getattr(cfg, method)(**{key: config[key]})
+    try:
+        cfg.validate()
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"{where}.config: {str(err).splitlines()[0]}") from None
+    return cfg
+
+
+def _check_env(env: Any, what: str) -> None:
+    """A Tune-registered env (ours are registered here) or a Gymnasium id."""
+    import gymnasium as gym
+    from ray.tune.registry import ENV_CREATOR, _global_registry
+
+    from rllib_metamapg.envs import ENV_NAMES, register_envs
+
+    register_envs()  # Tune forgets registrations across ray.shutdown()/ray.init()
+    if isinstance(env, str) and (_global_registry.contains(ENV_CREATOR, env)
+                                 or env in gym.envs.registry):
+        return
+    close = difflib.get_close_matches(str(env), list(ENV_NAMES) + list(gym.envs.registry), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise UsageError(f"{what}={env!r} is not a registered environment.{hint} Use one of "
+                     f"{sorted(ENV_NAMES)}, a Gymnasium id (e.g. 'CartPole-v1'), or an env "
+                     "registered with ray.tune.register_env.")
+
+
+def _check_installed(env: str, what: str) -> None:
+    from rllib_metamapg.env_specs import check_installed
+
+    try:
+        check_installed(env)
+    except ValueError as err:
+        raise UsageError(f"{what}: {err}") from None
+
+
+def _check_type(default: Any, value: Any, what: str) -> None:
+    if default is None or value is None:
+        return
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+        kind = "true/false"
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        kind = "a number"
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+        kind = "a string"
+    elif isinstance(default, dict):
+        ok = isinstance(value, dict)
+        kind = "a mapping"
+    else:
+        return
+    if not ok:
+        raise UsageError(f"{what}={value!r} must be {kind}.")
+
+
+@dataclasses.dataclass
+class Experiment:
+    """One checked experiment of a tuned-example file or the command line."""
+
+    name: str
+    run: str
+    config: Any
+    stop: Dict[str, float]
+    checkpoint_freq: int = 0
+    checkpoint_at_end: bool = True
+    num_samples: int = 1
+    keep_checkpoints_num: Optional[int] = None
+    storage_path: Optional[str] = None
+
+
+def _whole(value: Any, what: str, low: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise UsageError(f"{what}={value!r} must be an integer >= {low}.")
+    return value
+
+
+def prepare_experiments(experiments: Dict[str, Dict[str, Any]],
+                        overrides: Dict[str, Any], source: str) -> List[Experiment]:
+    """Checked experiments; ``overrides`` (command-line flags) win over the file."""
+    out = []
+    for name, exp in experiments.items():
+        where = f"{source}: {name}"
+        exp = {**exp, **{k: v for k, v in overrides.items() if k != "stop"}}
+        run = exp.get("run", OURS)
+        resolve_algorithm(run, f"{where}.run")
+        stop = {**_check_number_dict(exp.get("stop"), f"{where}.stop"),
+                **overrides.get("stop", {})}
+        if not stop:
+            raise UsageError(f"{where}.stop is empty: give a budget such as "
+                             "{'num_env_steps_sampled_lifetime': 100000}.")
+        check_stop_keys(stop, f"{where}.stop")
+        keep = exp.get("keep_checkpoints_num")
+        out.append(Experiment(
+            name=name, run=run, stop=stop,
+            config=build_config(exp.get("env"), exp.get("config") or {}, where, run),
+            checkpoint_freq=_whole(exp.get("checkpoint_freq", 0), f"{where}.checkpoint_freq",
+                                   0),
+            checkpoint_at_end=bool(exp.get("checkpoint_at_end", True)),
+            num_samples=_whole(exp.get("num_samples", 1), f"{where}.num_samples", 1),
+            keep_checkpoints_num=None if keep is None else _whole(
+                keep, f"{where}.keep_checkpoints_num", 1),
+            storage_path=exp.get("storage_path") or exp.get("local_dir")))
+    return out
+
+
+def prepare(experiments: Dict[str, Dict[str, Any]], stop_override: Dict[str, float],
+            source: str) -> List[Tuple[str, Any, Dict[str, float]]]:
+    """``(name, MetaMAPGConfig, stop)`` triples of MetaMAPG experiments (the sweep's
+    tuned examples); raises ``UsageError``."""
+    out = []
+    for e in prepare_experiments(experiments, {"stop": stop_override}, source):
+        if e.run != OURS:
+            raise UsageError(f"{source}: {e.name}.run={e.run!r}: a sweep runs 'MetaMAPG' "
+                             "(config.arm: ippo is plain PPO).")
+        out.append((e.name, e.config, e.stop))
+    return out
+
+
+def run_experiments(prepared: List[Experiment], *, verbose: int = 0,
+                    ray_address: Optional[str] = None, experiment_name: Optional[str] = None,
+                    restore: Optional[str] = None, resume: bool = False) -> int:
+    """Runs each experiment with Tune; returns 0 if every trial finished, else 1.
+
+    Args:
+        verbose: 0 prints our summary lines and errors only, 1 adds Tune's
+            progress and Ray's warnings, 2 everything (workers' logs too).
+        restore: An algorithm checkpoint every trial starts from.
+        resume: Continue the experiment already in the storage folder.
+    """
+    import ray
+    from ray import tune
+
+    from rllib_metamapg.metamapg import register
+
+    ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=verbose >= 2,
+             logging_level=logging.INFO if verbose else logging.ERROR)
+    register()
+    failed = 0
+    for exp in prepared:
+        name = experiment_name or exp.name
+        trainable, _ = resolve_algorithm(exp.run, "run")
+        config = exp.config
+        if restore:
+            config = config.copy(copy_frozen=False).callbacks(
+                on_algorithm_init=_restorer(str(Path(restore).resolve())))
+        storage = str(Path(exp.storage_path).expanduser().resolve()) if exp.storage_path \
+            else None
+        run_config = tune.RunConfig(
+            name=name, stop=exp.stop, verbose=min(verbose + 1, 3) if verbose else 0,
+            storage_path=storage,
+            checkpoint_config=tune.CheckpointConfig(
+                checkpoint_at_end=exp.checkpoint_at_end,
+                checkpoint_frequency=exp.checkpoint_freq,
+                num_to_keep=exp.keep_checkpoints_num))
+        path = f"{storage or Path('~/ray_results').expanduser()}/{name}"
+        if resume:
+            if not tune.Tuner.can_restore(path):
+                raise UsageError(f"--resume: no Tune experiment at {path}; check "
+                                 "--storage-path and --experiment-name.")
+            tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
+                                       resume_errored=True)
+        else:
+            tuner = tune.Tuner(trainable, param_space=config, run_config=run_config,
+                               tune_config=tune.TuneConfig(num_samples=exp.num_samples))
+        for res in tuner.fit():
+            failed += _summary(name, res)
+    return 1 if failed else 0
+
+
+def _restorer(path: str):
+    def on_algorithm_init(algorithm, **kwargs):
+        algorithm.restore_from_path(path)
+
+    return on_algorithm_init
+
+
+def _summary(name: str, res) -> int:
+    """Prints one line per trial (training and evaluation return); 1 if it failed."""
+    if res.error is not None:
+        print(f"{name}: trial failed: {res.error}", file=sys.stderr)
+        return 1
+    m = res.metrics or {}
+    train = (m.get("env_runners") or {}).get("episode_return_mean")
+    evaluation = ((m.get("evaluation") or {}).get("env_runners") or {}).get(
+        "episode_return_mean")
+    phase = (m.get("metamapg") or {}).get("phase")
+    parts = [f"{m.get('training_iteration')} iterations",
+             f"{m.get('num_env_steps_sampled_lifetime')} env steps",
+             f"episode_return_mean={_num(train)}", f"evaluation_return_mean={_num(evaluation)}"]
+    if phase is not None:
+        parts.append(f"phase={phase}")
+    parts.append(f"checkpoint={res.checkpoint.path if res.checkpoint else None}")
+    print(f"{name}: " + ", ".join(parts), flush=True)
+    return 0
+
+
+def _num(x):
+    return "n/a" if x is None else f"{x:.4g}"
