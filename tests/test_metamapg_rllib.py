@@ -162,7 +162,10 @@ def test_meta_mapg_reports_correction_metrics_and_differs_from_ippo(ray_local):
     for key in ("pg_norm", "own_norm", "peer_norm", "cos_peer_pg", "clipped", "lambda"):
         assert np.isfinite(learner[f"metamapg_{key}"])
     assert learner["metamapg_peer_norm"] > 0 and learner["metamapg_lambda"] == 1.0
-    assert 0.0 <= learner["metamapg_clipped"] <= 1.0
+    # One estimate per update ("batch" granularity): clipped is 0 or 1, and the
+    # applied step never exceeds clip * |PG| * lambda (correction_clip defaults to 1).
+    assert learner["metamapg_clipped"] in (0.0, 1.0)
+    assert learner["metamapg_correction_norm"] <= learner["metamapg_pg_norm"] * 1.0 + 1e-6
     assert results["meta_mapg"]["metamapg"]["phase"] == "shaping"
     assert results["ippo"]["metamapg"] == {"lambda": 0.0, "phase": "plain", "phase_id": 2,
                                            "handoff_at": None,

@@ -31,7 +31,7 @@ def test_every_tuned_example_passes_config_validation(path):
     skip_unless_installed(path.parent.name)
     prepared = rllib_cli.prepare(rllib_cli.load_experiments(str(path)), {}, str(path))
     for name, config, stop in prepared:
-        assert stop and config.arm in path.stem.replace("-smoke", "")
+        assert stop and config.arm == path.stem.removesuffix("-smoke")
         env = _global_registry.get(ENV_CREATOR, config.env)({})
         # One module per agent, in the env's agent order (paired seeds depend on it).
         assert list(config.policies) == list(env.possible_agents)
