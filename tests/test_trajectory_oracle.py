@@ -139,3 +139,17 @@ def test_corrections_do_not_depend_on_row_order():
 def test_episode_layout_refuses_duplicate_steps():
     with pytest.raises(ValueError, match="share an"):
         EpisodeLayout(torch.tensor([0, 0]), torch.tensor([1, 1]), torch.tensor([True, True]))
+
+
+def test_a_batch_too_small_to_split_uses_the_whole_batch():
+    theta = THETAS["mixed"]
+    mods = modules(theta)
+    agents, layout = slices(mods, Sampler(theta, seed=4).batch(1), 0)  # one episode
+    c = compute_corrections(agents, None, inner_lr=ETA, layout=layout)
+    shared = compute_corrections(agents, None, inner_lr=ETA, layout=layout, split=False)
+    assert not c.split
+    for x, y in zip(c.own + c.peer, shared.own + shared.peer):
+        torch.testing.assert_close(x, y)
+    assert float(c.peer[0].abs().max()) > 0  # not silently zero
+    agents, layout = slices(mods, Sampler(theta, seed=4).batch(2), 0)
+    assert compute_corrections(agents, None, inner_lr=ETA, layout=layout).split

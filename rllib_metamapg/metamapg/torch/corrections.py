@@ -77,12 +77,14 @@ class Corrections:
         steps_per_episode: Valid rows per unit of the objective (mean episode
             length for ``trajectory``, 1 for ``per_step``); :meth:`per_step`
             divides by it.
+        split: Whether the stages used disjoint episodes (see ``compute_corrections``).
     """
 
     pg: List[torch.Tensor]
     own: Optional[List[torch.Tensor]]
     peer: Optional[List[torch.Tensor]]
     steps_per_episode: float = 1.0
+    split: bool = False
 
     def per_step(self) -> "Corrections":
         """The same terms per timestep: the scale of PPO's (row-averaged) loss."""
@@ -93,7 +95,8 @@ class Corrections:
         def scale(v):
             return None if v is None else [f * x for x in v]
 
-        return Corrections(scale(self.pg), scale(self.own), scale(self.peer), 1.0)
+        return Corrections(scale(self.pg), scale(self.own), scale(self.peer), 1.0,
+                           self.split)
 
 
 class EpisodeLayout:
@@ -194,8 +197,9 @@ def compute_corrections(agents: Sequence[AgentSlice], mask: Optional[torch.Tenso
             of the inner step and of the outer gradient; from one shared batch
             that product carries an O(1/episodes) bias (their covariance), from
             disjoint ones it is unbiased.  ``False``: every stage uses the whole
-            batch (less variance, that bias).  The policy gradient always uses
-            the whole batch.
+            batch (less variance, that bias).  A batch with fewer episodes than
+            stages cannot be split and uses the whole batch (``Corrections.split``
+            says which happened).  The policy gradient always uses the whole batch.
 
     Returns:
         ``Corrections`` with lists aligned to ``agents[0].params``; the terms
@@ -236,6 +240,7 @@ def compute_corrections(agents: Sequence[AgentSlice], mask: Optional[torch.Tenso
     if not corrected:  # only the policy gradient: no inner steps needed
         return Corrections(pg, None, None, per_episode)
     stages = unroll_length + 1
+    split = split and layout.count_episodes(valid) >= stages
     means = ([averager(p) for p in layout.split(stages)] if split
              else [averager(valid)] * stages)
     # Every agent steps, even for one term alone: J_i is evaluated at everyone's
@@ -271,7 +276,7 @@ def compute_corrections(agents: Sequence[AgentSlice], mask: Optional[torch.Tenso
     if peer:
         peer_vec = (through(range(1, len(agents)), retain=False) if len(agents) > 1
                     else [torch.zeros_like(x) for x in pg])
-    return Corrections(pg, own_vec, peer_vec, per_episode)
+    return Corrections(pg, own_vec, peer_vec, per_episode, split)
 
 
 def _norm(vecs: Sequence[torch.Tensor]) -> torch.Tensor:

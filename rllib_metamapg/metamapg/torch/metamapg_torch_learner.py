@@ -93,6 +93,7 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
         out = combine(corr.per_step(), own_coef=cfg.own_coef, peer_coef=cfg.peer_coef,
                       lam=lam, clip=cfg.correction_clip)
         out.metrics["lambda"] = lam
+        out.metrics["split"] = float(corr.split)
         self.metrics.log_dict({f"metamapg_{k}": v for k, v in out.metrics.items()},
                               key=mid, reduce="mean")
         return _average_over_learners(out.step)
