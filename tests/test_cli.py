@@ -115,3 +115,16 @@ def test_tuned_tabular_configs_are_valid(tmp_path):
                                           "--out", str(tmp_path)])
         values = resolve(args, dict(PAPER, **COMMANDS[experiment][0]))
         learning_settings(values)
+
+
+def test_list_options_take_both_forms(tmp_path):
+    for n, arms in enumerate((["pg,peer_only"], ["pg", "peer_only"])):
+        out = tmp_path / f"b{n}"
+        assert main(["tabular", "basin", "--grid", "3", "--mode", "exact", "--steps", "3",
+                     "--out", str(out), "--arms", *arms]) == 0
+        assert json.loads((out / "basin.json").read_text())["arms"].keys() == {"pg",
+                                                                               "peer_only"}
+    out = tmp_path / "abl"
+    assert main(["tabular", "ablation", "--games", "stag_hunt,pd", "--seeds", "4",
+                 "--arms", "peer_only", "--out", str(out)] + SMALL) == 0
+    assert set(json.loads((out / "ablation.json").read_text())["games"]) == {"stag_hunt", "pd"}

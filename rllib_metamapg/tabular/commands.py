@@ -10,7 +10,8 @@ from typing import Dict
 
 from rllib_metamapg.tabular.experiments import ablation, alignment, basin, cooldown
 from rllib_metamapg.tabular.experiments.options import (PAPER, OptionsError, add_learning_options,
-                                                         arms_option, learning_settings, resolve,
+                                                         arms_option, learning_settings,
+                                                         list_option, resolve,
                                                          resolve_game, settings_record)
 from rllib_metamapg.tabular.games import GAMES, list_games
 
@@ -46,7 +47,7 @@ def _basin(v: Dict) -> int:
 
 
 def _ablation(v: Dict) -> int:
-    games = [resolve_game(g) for g in v["games"]]
+    games = [resolve_game(g) for g in list_option(v["games"])]
     if v["payoff"] is not None:
         games.append(resolve_game("custom", v["payoff"]))
     arms = arms_option(v)
@@ -133,7 +134,8 @@ def add_parser(sub) -> None:
                             "paper's tabular settings; see docs/tabular.md.")
         add_learning_options(p)
         if "games" in defaults:
-            p.add_argument("--games", nargs="+", help=f"built-in games ({', '.join(list_games())})")
+            p.add_argument("--games", nargs="+", help=f"built-in games, 'a b' or 'a,b' "
+                           f"({', '.join(list_games())})")
         else:
             p.add_argument("--game", help="built-in game name")
         p.add_argument("--payoff", help="payoff matrix as JSON, or a YAML/JSON file")

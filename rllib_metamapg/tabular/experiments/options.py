@@ -45,7 +45,7 @@ def add_learning_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--unroll-length", type=int, help="inner steps L of the unroll form")
     g.add_argument("--estimator", choices=SampledEstimator.ESTIMATORS,
                    help="sampled-mode score-function estimator (causal DiCE or REINFORCE)")
-    g.add_argument("--arms", nargs="+", help="arms to compare")
+    g.add_argument("--arms", nargs="+", help="arms to compare ('a b' or 'a,b')")
     g.add_argument("--steps", type=int, help="outer learning steps")
     g.add_argument("--lr", type=float, help="outer step size alpha0")
     g.add_argument("--lr-power", type=float, help="alpha_n = lr / (n + lr_offset)^lr_power")
@@ -161,8 +161,15 @@ def _load_game(name: str, payoff=None):
     return game_from_spec(spec, name or "custom")
 
 
+def list_option(values) -> List[str]:
+    """A list option given as ``a b``, ``a,b`` or both (every command takes both)."""
+    if isinstance(values, str):
+        values = [values]
+    return [x.strip() for item in values or [] for x in str(item).split(",") if x.strip()]
+
+
 def arms_option(v: Dict[str, Any]) -> List:
-    return parse_arms(v["arms"])
+    return parse_arms(list_option(v["arms"]))
 
 
 def settings_record(settings: LearningSettings) -> Dict[str, Any]:
