@@ -92,7 +92,24 @@ class RayHead:
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
-def start_head(num_cpus: int = 2, timeout_s: float = 120) -> RayHead:
+def start_head(num_cpus: int = 2, timeout_s: float = 120, attempts: int = 2) -> RayHead:
+    """Starts a head; a ``ray start`` that exits at once (seen once in a full run, e.g.
+    a port taken between ``free_port`` and its use) is retried on fresh ports."""
+    for attempt in range(attempts):
+        try:
+            return _start_head(num_cpus, timeout_s)
+        except HeadExited as err:
+            if attempt == attempts - 1:
+                raise
+            print(f"ray_head: retrying after: {err}", file=sys.stderr)
+    raise AssertionError("unreachable")
+
+
+class HeadExited(RuntimeError):
+    """``ray start`` ended before its dashboard answered."""
+
+
+def _start_head(num_cpus: int, timeout_s: float) -> RayHead:
     # Short path: Ray's Unix sockets live under the temp dir (108-byte limit).
     temp = Path(tempfile.mkdtemp(prefix="mmh-", dir="/tmp"))
     token = temp / "token"
@@ -115,8 +132,10 @@ def start_head(num_cpus: int = 2, timeout_s: float = 120) -> RayHead:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         if process.poll() is not None:
+            log.flush()
+            output = (temp / "ray_start.log").read_text()[-3000:]  # stop() deletes it
             head.stop()
-            raise RuntimeError("ray start exited: " + (temp / "ray_start.log").read_text()[-3000:])
+            raise HeadExited(f"ray start exited ({process.returncode}): {output}")
         try:
             urllib.request.urlopen(head.address + "/api/version", timeout=2)
             return head
