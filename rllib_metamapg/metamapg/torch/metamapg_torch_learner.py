@@ -13,6 +13,7 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.annotations import override
 
 from rllib_metamapg.connectors.peer_columns import EPISODE_COLUMN, STEP_COLUMN, peer_column
+from rllib_metamapg.metamapg import metrics as M
 from rllib_metamapg.metamapg.metamapg_learner import MetaMAPGLearner
 from rllib_metamapg.metamapg.torch.corrections import (
     AgentSlice, Corrections, EpisodeLayout, combine, compute_corrections, trainable_params)
@@ -35,11 +36,14 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
         if not self.corrections_active:
             return losses
         lam = float(self._correction_state["lambda"])
-        for mid in list(losses):
+        # Sorted: with several learners every learner must all-reduce the modules'
+        # steps in the same order (the batch's module order differs between learners,
+        # and a mismatched order averaged one module's step with another's).
+        for mid in sorted(losses):
             if self.config.get_config_for_module(mid).correction_granularity == "batch":
                 if mid not in self._batch_corrections:
                     self._batch_corrections[mid] = self._correction_for_module(
-                        mid, self._peer_columns.last_batch[mid], lam)
+                        mid, self.train_batch(mid), lam)
                 step = self._batch_corrections[mid]
             else:
                 step = self._correction_for_module(mid, batch[mid], lam)
@@ -92,10 +96,9 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
         # is applied per timestep, and the clip compares it with the per-step PG.
         out = combine(corr.per_step(), own_coef=cfg.own_coef, peer_coef=cfg.peer_coef,
                       lam=lam, clip=cfg.correction_clip)
-        out.metrics["lambda"] = lam
-        out.metrics["split"] = float(corr.split)
-        self.metrics.log_dict({f"metamapg_{k}": v for k, v in out.metrics.items()},
-                              key=mid, reduce="mean")
+        out.metrics[M.LAMBDA] = lam
+        out.metrics[M.SPLIT] = float(corr.split)
+        self.metrics.log_dict(out.metrics, key=mid, reduce="mean")
         return _average_over_learners(out.step)
 
 
