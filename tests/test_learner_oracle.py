@@ -14,6 +14,7 @@ import torch
 
 from ray.rllib.core.columns import Columns
 
+from rllib_metamapg.metamapg import metrics as M
 from rllib_metamapg.metamapg.torch.corrections import (
     AgentSlice, combine, compute_corrections, trainable_params)
 from rllib_metamapg.models import TabularPPOTorchRLModule
@@ -167,11 +168,11 @@ def test_combine_clips_to_c_times_pg_norm():
     out = combine(c, own_coef=1.0, peer_coef=1.0, lam=0.5, clip=1.0)
     # own + peer = (6, 8), norm 10 -> clipped to 5 -> (3, 4), times lambda 0.5.
     torch.testing.assert_close(out.step[0], torch.tensor([1.5, 2.0]))
-    assert out.metrics["clipped"] == 1.0
-    assert out.metrics["cos_peer_pg"] == pytest.approx(0.8)
+    assert out.metrics[M.CLIPPED] == 1.0
+    assert out.metrics[M.COS_PEER_PG] == pytest.approx(0.8)
     free = combine(c, own_coef=0.0, peer_coef=2.0, lam=1.0, clip=None)
     torch.testing.assert_close(free.step[0], torch.tensor([0.0, 16.0]))
-    assert free.metrics["clipped"] == 0.0
+    assert free.metrics[M.CLIPPED] == 0.0
 
 
 def test_bad_form_is_refused():

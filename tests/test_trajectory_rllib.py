@@ -63,7 +63,7 @@ def update(learner, episodes):
 def expected_from_episodes(learner, lengths, estimator):
     """``compute_corrections`` per module on rows laid out from the episode lengths
     (taken before the update: PPO's connector lengthens the episodes in place)."""
-    batch = learner._peer_columns.last_batch
+    batch = {a: learner.train_batch(a) for a in AGENTS}
     # PPO appends one artificial (masked) step to every chunk; rows follow the
     # episodes in order, so the layout comes from the episode lengths alone.
     lengths = torch.tensor(lengths) + 1
@@ -175,7 +175,7 @@ def test_frozen_learner_matches_the_exact_engine_on_the_ipd(ray_local):
             update(learner, episodes)
             sigma = []
             for k, a in enumerate(AGENTS):
-                b = learner._peer_columns.last_batch[a]
+                b = learner.train_batch(a)
                 raw = (b[Postprocessing.VALUE_TARGETS]
                        - b[Columns.OBS] @ learner.module[a].values.detach())
                 sigma.append(float(raw.std() / b[Postprocessing.ADVANTAGES].std()))

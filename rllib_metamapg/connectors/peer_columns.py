@@ -53,14 +53,11 @@ class AddPeerColumns(ConnectorV2):
 
     Attributes:
         peer_modules: After a call, ``{module_id: [module id of peer slot k, ...]}``.
-        last_batch: The batch this piece returned last (the whole train batch of
-            the current update, before minibatching).
     """
 
     def __init__(self, input_observation_space=None, input_action_space=None, **kwargs):
         super().__init__(input_observation_space, input_action_space, **kwargs)
         self.peer_modules: Dict[str, List[str]] = {}
-        self.last_batch: Dict[str, Any] = {}
 
     @override(ConnectorV2)
     def __call__(self, *, rl_module, episodes, batch: Dict[str, Any], **kwargs):
@@ -78,7 +75,6 @@ class AddPeerColumns(ConnectorV2):
                         batch[mid][peer_column(k, col)] = tree.map_structure(
                             lambda x: x[idx.to(x.device)], batch[peer_mid][col])
         self.peer_modules = slots
-        self.last_batch = batch
         return batch
 
     def _locate(self, episodes, batch) -> Tuple[Dict[str, List[List[np.ndarray]]],

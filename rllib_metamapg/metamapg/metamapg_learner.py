@@ -31,6 +31,7 @@ class MetaMAPGLearner(PPOLearner):
         self._peer_columns: Optional[AddPeerColumns] = None
         self._batch_corrections: Dict[str, Any] = {}
         self._last_corrections: Dict[str, Any] = {}
+        self._train_batch = None
         if self._controller.arm.corrected:
             recurrent = sorted(mid for mid, m in self.module._rl_modules.items()
                                if m.unwrapped().is_stateful())
@@ -65,6 +66,17 @@ class MetaMAPGLearner(PPOLearner):
         # Per-update cache for correction_granularity="batch" (filled lazily on the
         # first minibatch, once the connector pipeline has built this update's batch).
         self._batch_corrections = {}
+
+    @override(PPOLearner)
+    def _make_batch_if_necessary(self, training_data):
+        # The whole train batch of this update, before minibatching: the "batch"
+        # granularity estimates the corrections on it once, at the pre-update weights.
+        self._train_batch = super()._make_batch_if_necessary(training_data)
+        return self._train_batch
+
+    def train_batch(self, module_id: str) -> Dict[str, Any]:
+        """This update's whole train batch of one module (peer columns included)."""
+        return self._train_batch.policy_batches[module_id]
 
     @override(PPOLearner)
     def get_state(self, components=None, *, not_components=None, **kwargs):

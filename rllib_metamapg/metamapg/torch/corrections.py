@@ -16,7 +16,7 @@ peers) on the same joint timesteps:
   corrections in multi-step games);
 * ``unroll_length`` functional inner steps ``theta^{l+1} = theta^l + eta * g(theta^l)``
   are taken for every agent at once (``torch.func.functional_call``);
-* ``form="dice"`` evaluates agent i's objective at ``theta^L`` (importance
+* ``form="unroll"`` evaluates agent i's objective at ``theta^L`` (importance
   weights from the behaviour policy), ``form="taylor"`` at ``theta`` (the first-
   order, LOLA-style form; ``unroll_length`` must then be 1);
 * with ``G_k = d J_i / d theta^L_k``, the own term is
@@ -41,7 +41,9 @@ from torch.func import functional_call
 
 from ray.rllib.core.columns import Columns
 
-from rllib_metamapg.dice import ESTIMATORS, surrogate_weights
+from rllib_metamapg.metamapg import metrics as M
+from rllib_metamapg.dice import (CORRECTION_FORMS, ESTIMATORS, canonical_form,
+                                 surrogate_weights)
 
 Params = Dict[str, torch.Tensor]
 
@@ -173,7 +175,7 @@ def _grad(output: torch.Tensor, params: Params, **kwargs) -> Params:
 
 
 def compute_corrections(agents: Sequence[AgentSlice], mask: Optional[torch.Tensor], *,
-                        inner_lr: float, unroll_length: int = 1, form: str = "dice",
+                        inner_lr: float, unroll_length: int = 1, form: str = "unroll",
                         own: bool = True, peer: bool = True,
                         estimator: str = "trajectory",
                         layout: Optional[EpisodeLayout] = None,
@@ -185,7 +187,8 @@ def compute_corrections(agents: Sequence[AgentSlice], mask: Optional[torch.Tenso
         mask: Boolean/float loss mask over the timesteps (``None``: all valid).
         inner_lr: Inner step size eta.
         unroll_length: Number of inner steps L >= 1.
-        form: ``"dice"`` (through the inner steps) or ``"taylor"`` (first order).
+        form: ``"unroll"`` (through the inner steps; ``"dice"`` accepted) or
+            ``"taylor"`` (first order).
         own: Compute the own term.
         peer: Compute the peer term.
         estimator: ``"trajectory"`` or ``"per_step"`` (see the module docstring).
@@ -205,8 +208,9 @@ def compute_corrections(agents: Sequence[AgentSlice], mask: Optional[torch.Tenso
         ``Corrections`` with lists aligned to ``agents[0].params``; the terms
         not requested are ``None``.
     """
-    if form not in ("dice", "taylor"):
-        raise ValueError(f"correction_form={form!r}: choose 'dice' or 'taylor'.")
+    if canonical_form(form) not in CORRECTION_FORMS:
+        raise ValueError(f"correction_form={form!r}: choose one of {CORRECTION_FORMS}.")
+    form = canonical_form(form)
     if form == "taylor" and unroll_length != 1:
         raise ValueError("correction_form='taylor' is first order: unroll_length must be 1.")
     if estimator not in ESTIMATORS:
@@ -255,7 +259,7 @@ def compute_corrections(agents: Sequence[AgentSlice], mask: Optional[torch.Tenso
         cur = nxt
 
     targets = ([0] if own else []) + (list(range(1, len(agents))) if peer else [])
-    if form == "dice":
+    if form == "unroll":
         objective = means[-1](importance(cur) * adv)
         at = cur
     else:
@@ -317,11 +321,11 @@ def combine(c: Corrections, *, own_coef: float, peer_coef: float, lam: float,
         dot = sum((a.double() * b.double()).sum() for a, b in zip(c.peer, c.pg))
         cos = float(dot / (peer_norm * pg_norm))
     metrics = {
-        "pg_norm": float(pg_norm),
-        "own_norm": float(_norm(c.own)) if c.own is not None else 0.0,
-        "peer_norm": float(peer_norm),
-        "cos_peer_pg": cos,
-        "clipped": float(scale < 1.0),
-        "correction_norm": float(corr_norm) * scale * lam,
+        M.PG_NORM: float(pg_norm),
+        M.OWN_NORM: float(_norm(c.own)) if c.own is not None else 0.0,
+        M.PEER_NORM: float(peer_norm),
+        M.COS_PEER_PG: cos,
+        M.CLIPPED: float(scale < 1.0),
+        M.CORRECTION_NORM: float(corr_norm) * scale * lam,
     }
     return CorrectionStep([lam * scale * x for x in corr], metrics)
