@@ -26,14 +26,17 @@ import ray
 import torch
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
-from rllib_metamapg import MetaMAPGConfig, __version__, atomic
+from rllib_metamapg import MetaMAPGConfig, __version__, atomic, registry
 
 GOALS = {2: 1.5, 3: 2.0}
 # The default estimator is the trajectory one; the per-step proxy rows show its cost.
-ARMS = [("ippo", {}), ("own_only", {}), ("peer_only", {}), ("meta_mapg", {}),
-        ("meta_mapg", {"correction_estimator": "per_step"}),
-        ("meta_mapg", {"correction_estimator": "per_step",
-                       "correction_granularity": "minibatch"})]
+# Meta-MAPG's arms from the registry (the handoff arm is meta_mapg until T), then
+# the full arm's estimator variants.
+REFERENCE = registry.reference_arm()
+FULL = "meta_mapg"
+ARMS = ([(a, {}) for a in registry.arm_names(FULL) if not registry.get_arm(a).handoff]
+        + [(FULL, {"correction_estimator": "per_step"}),
+           (FULL, {"correction_estimator": "per_step", "correction_granularity": "minibatch"})])
 
 
 def three_player_game(rounds=10):
@@ -62,7 +65,7 @@ def time_update(learner, episodes, batch):
 
 def run(agents, batch, repeat):
     env_config = {"game": "ipd", "rounds": 12} if agents == 2 else three_player_game()
-    sampler = config("ippo", {}, env_config, batch).build_algo()
+    sampler = config(REFERENCE, {}, env_config, batch).build_algo()
     episodes = sampler.env_runner.sample(num_timesteps=batch, random_actions=False)
     sampler.stop()
     labels = [arm + ("" if not extra else f" ({', '.join(map(str, extra.values()))})")
@@ -87,7 +90,7 @@ def run(agents, batch, repeat):
     base = rows[0]["median_s"]
     for r in rows:
         r["ratio_to_ippo"] = r["median_s"] / base
-    meta = next(r for r in rows if r["arm"] == "meta_mapg")
+    meta = next(r for r in rows if r["arm"] == FULL)
     return {"agents": agents, "batch": batch, "env_steps": sum(len(e) for e in episodes),
             "rows": rows, "goal_ratio": GOALS[agents],
             "meta_mapg_ratio": meta["ratio_to_ippo"],

@@ -16,14 +16,14 @@ from pathlib import Path
 import torch
 
 from rllib_metamapg import __version__, atomic
-from rllib_metamapg.arms import parse_arms
+from rllib_metamapg.registry import experiment_arms, parse_arms
 from rllib_metamapg.tabular.dynamics import LearningSettings, simulate
 from rllib_metamapg.tabular.experiments.ablation import paired_init
 from rllib_metamapg.tabular.experiments.basin import grid_values, run_basin
 from rllib_metamapg.tabular.games import get_game
 from rllib_metamapg.tabular.policies import TabularPolicy
 
-ARMS = parse_arms(["pg", "own_only", "peer_only", "meta_mapg", "handoff"])
+ARMS = parse_arms(experiment_arms("basin"))
 GOALS = {"basin_sampled_5arm_s": 1.0, "ablation_5arm_2game_s": 5.0, "basin_exact_5arm_s": 1.0}
 
 
@@ -74,7 +74,7 @@ def main():
         "python": platform.python_version(), "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(), "machine": platform.machine(),
         "settings": "paper: basin 21x21, 140 steps, B=192; ablation 100 seeds, 260 steps, "
-                    "B=384; arms pg, own_only, peer_only, meta_mapg, handoff",
+                    f"B=384; arms {', '.join(a.name for a in ARMS)}",
         "goals_s": GOALS,
         "results": results,
         "met": {k: results[k]["best_s"] <= GOALS[k] for k in GOALS},

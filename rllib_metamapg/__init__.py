@@ -1,9 +1,11 @@
 """rllib-metamapg: Meta-MAPG own/peer-learning corrections for multi-agent PG.
 
-The exact tabular engine lives in :mod:`rllib_metamapg.tabular` and never
-imports Ray, so ``import rllib_metamapg`` stays cheap.  The RLlib names below
-are loaded on first use; loading them registers ``"MetaMAPG"`` and the
-environments with Tune.
+The exact tabular engine lives in :mod:`rllib_metamapg.tabular` and the method
+registry in :mod:`rllib_metamapg.registry`; neither imports Ray, so ``import
+rllib_metamapg`` stays cheap.  The RLlib names below are loaded on first use;
+building an algorithm registers the environments with Tune, and
+:func:`rllib_metamapg.rllib_plugin.register_all` registers every method's
+algorithm by name (``Tuner("MetaMAPG")``).
 """
 
 __version__ = "0.1.0"

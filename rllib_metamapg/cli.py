@@ -7,7 +7,7 @@ import sys
 from typing import List, Optional
 
 from rllib_metamapg import __version__
-from rllib_metamapg.arms import ArmError
+from rllib_metamapg.registry import RegistryError
 from rllib_metamapg.jobs import command as submit_command
 from rllib_metamapg.report import command as report_command
 from rllib_metamapg.report.load import ReportError
@@ -20,8 +20,9 @@ from rllib_metamapg.tabular.experiments.options import OptionsError
 from rllib_metamapg.tabular.games import GameError
 from rllib_metamapg.tabular.policies import PolicyError
 from rllib_metamapg.tabular.sampled import SamplingError
+from rllib_metamapg import tuned_examples
 
-USER_ERRORS = (ArmError, GameError, OptionsError, PolicyError, SamplingError, ScheduleError,
+USER_ERRORS = (RegistryError, GameError, OptionsError, PolicyError, SamplingError, ScheduleError,
                SettingsError, UsageError, ReportError)
 
 
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_command.add_parser(sub)
     report_command.add_parser(sub)
     submit_command.add_parser(sub)
+    tuned_examples.add_parser(sub)
     return parser
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, Optional
 
-from rllib_metamapg.arms import Arm
+from rllib_metamapg.metamapg.method import Switches
 from rllib_metamapg.schedules import (LambdaSchedule, ScheduleError, check_summable,
                                       is_finite_number)
 
@@ -42,7 +42,7 @@ class CooldownController:
         allow_nonsummable: Override of the Proposition 3 check.
     """
 
-    arm: Arm
+    arm: Switches
     kind: str = "constant"
     handoff_steps: Optional[float] = None
     anneal_power: float = 2.0
@@ -65,8 +65,8 @@ class CooldownController:
                                     "handoff_steps (T_warm, env steps) and/or "
                                     "handoff_metric + handoff_threshold.")
         elif self.kind != "constant":
-            raise ScheduleError(f"lambda_schedule={self.kind!r} applies to arm='handoff' "
-                                f"only; arm={self.arm.name!r} uses a constant lambda.")
+            raise ScheduleError(f"lambda_schedule={self.kind!r} applies to arms that hand "
+                                f"off only; arm={self.arm.name!r} uses a constant lambda.")
         if self.handoff_steps is not None and not (
                 is_finite_number(self.handoff_steps) and self.handoff_steps >= 0):
             raise ScheduleError(f"handoff_steps={self.handoff_steps!r} must be a finite "
@@ -86,7 +86,7 @@ class CooldownController:
                            step_desc="PPO's constant learning rate")
 
     def schedule(self, handoff_at: float) -> LambdaSchedule:
-        return LambdaSchedule(self.kind, handoff=handoff_at, power=self.anneal_power,
+        return LambdaSchedule(self.kind, handoff_steps=handoff_at, power=self.anneal_power,
                               scale=self.anneal_scale)
 
     def initial_state(self) -> Dict[str, Any]:

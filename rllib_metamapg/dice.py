@@ -29,6 +29,18 @@ from __future__ import annotations
 
 import torch
 
+# How a look-ahead correction is formed, in both engines: "unroll" differentiates
+# through the L inner steps (exactly in the tabular engine, via the surrogate below
+# when sampled); "taylor" is the first-order expansion.  "dice" is the RLlib side's
+# earlier name for "unroll" and is still accepted.
+CORRECTION_FORMS = ("unroll", "taylor")
+FORM_ALIASES = {"dice": "unroll"}
+
+
+def canonical_form(form: str) -> str:
+    return FORM_ALIASES.get(form, form)
+
+
 ESTIMATORS = ("trajectory", "per_step")
 
 

@@ -65,7 +65,7 @@ class LambdaSchedule:
     """
 
     kind: str = "constant"
-    handoff: Optional[float] = None
+    handoff_steps: Optional[float] = None
     power: float = 1.0
     scale: float = 1.0
 
@@ -76,12 +76,12 @@ class LambdaSchedule:
             raise ScheduleError(f"lambda_schedule={self.kind!r} is unknown; choose one "
                                 f"of {self.KINDS}.")
         if self.kind != "constant":
-            if self.handoff is None:
+            if self.handoff_steps is None:
                 raise ScheduleError(f"lambda_schedule={self.kind!r} needs a handoff time "
-                                    "T (handoff / --handoff).")
-            _finite("handoff", self.handoff)
-            if self.handoff < 0:
-                raise ScheduleError(f"handoff={self.handoff} must be >= 0.")
+                                    "T (handoff_steps / --handoff-steps).")
+            _finite("handoff_steps", self.handoff_steps)
+            if self.handoff_steps < 0:
+                raise ScheduleError(f"handoff_steps={self.handoff_steps} must be >= 0.")
         if self.kind == "anneal":
             _finite("anneal_power", self.power)
             _finite("anneal_scale", self.scale)
@@ -92,11 +92,11 @@ class LambdaSchedule:
                 raise ScheduleError(f"anneal_scale={self.scale} must be > 0.")
 
     def __call__(self, n: float) -> float:
-        if self.kind == "constant" or n < self.handoff:
+        if self.kind == "constant" or n < self.handoff_steps:
             return 1.0
         if self.kind == "hard":
             return 0.0
-        return (1.0 + (n - self.handoff) / self.scale) ** (-self.power)
+        return (1.0 + (n - self.handoff_steps) / self.scale) ** (-self.power)
 
     def active(self, n: float) -> bool:
         return self(n) > 0.0

@@ -16,8 +16,8 @@ def test_basin_writes_json_csv_png(tmp_path, capsys):
     assert main(["tabular", "basin", "--grid", "5", "--mode", "exact", "--out", str(out),
                  "--arms", "meta_mapg"] + SMALL) == 0
     doc = json.loads((out / "basin.json").read_text())
-    assert set(doc["arms"]) == {"pg", "meta_mapg"}
-    assert len(doc["outcome_grid"]["pg"]) == 5
+    assert set(doc["arms"]) == {"ippo", "meta_mapg"}
+    assert len(doc["outcome_grid"]["ippo"]) == 5
     assert (out / "basin.png").stat().st_size > 1000
     assert (out / "basin.csv").read_text().count("\n") == 1 + 2 * 25
     assert "meta_mapg" in capsys.readouterr().out
@@ -39,10 +39,10 @@ def test_ablation_table_and_resume(tmp_path, capsys):
     args = ["tabular", "ablation", "--games", "stag_hunt", "--seeds", "12", "--out", str(out)]
     assert main(args + SMALL) == 0
     doc = json.loads((out / "ablation.json").read_text())
-    pg = doc["games"]["stag_hunt"]["pg"]
+    pg = doc["games"]["stag_hunt"]["ippo"]
     assert pg["n"] == 12 and len(pg["per_seed"]) == 12
-    assert "mcnemar_p" in doc["games"]["stag_hunt"]["peer_only"]["vs_pg"]
-    assert "| pg |" in capsys.readouterr().out
+    assert "mcnemar_p" in doc["games"]["stag_hunt"]["peer_only"]["vs_reference"]
+    assert "| ippo |" in capsys.readouterr().out
     assert main(args + SMALL) == 0  # second run reuses the cached game
     assert "reusing finished result" in capsys.readouterr().err
 
@@ -52,7 +52,7 @@ def test_cooldown_and_alignment_run(tmp_path):
     assert main(["tabular", "cooldown", "--seeds", "6", "--settle-steps", "50",
                  "--handoff", "10", "--out", str(out)] + SMALL) == 0
     doc = json.loads((out / "cooldown.json").read_text())
-    assert set(doc["arms"]) == {"pg", "meta_mapg", "handoff"}
+    assert set(doc["arms"]) == {"ippo", "meta_mapg", "handoff"}
     out = tmp_path / "a"
     assert main(["tabular", "alignment", "--grid", "5", "--mode", "exact", "--lambdas", "0",
                  "0.5", "--lipschitz-samples", "5", "--out", str(out)] + SMALL) == 0
@@ -62,7 +62,7 @@ def test_cooldown_and_alignment_run(tmp_path):
 
 @pytest.mark.parametrize("argv, field", [
     (["basin", "--game", "stag_hnt"], "game='stag_hnt'"),
-    (["basin", "--arms", "pg", "lola"], "arm='lola'"),
+    (["basin", "--arms", "ippo", "lola"], "arm='lola'"),
     (["basin", "--payoff", "[[4, NaN], [3, 2]]"], "finite"),
     (["basin", "--payoff", "[[4, 0, 1], [3, 2, 1]]"], "square"),
     (["basin", "--payoff", "[[4, 0], [3"], "--payoff"),
@@ -118,11 +118,11 @@ def test_tuned_tabular_configs_are_valid(tmp_path):
 
 
 def test_list_options_take_both_forms(tmp_path):
-    for n, arms in enumerate((["pg,peer_only"], ["pg", "peer_only"])):
+    for n, arms in enumerate((["pg,peer_only"], ["ippo", "peer_only"])):
         out = tmp_path / f"b{n}"
         assert main(["tabular", "basin", "--grid", "3", "--mode", "exact", "--steps", "3",
                      "--out", str(out), "--arms", *arms]) == 0
-        assert json.loads((out / "basin.json").read_text())["arms"].keys() == {"pg",
+        assert json.loads((out / "basin.json").read_text())["arms"].keys() == {"ippo",
                                                                                "peer_only"}
     out = tmp_path / "abl"
     assert main(["tabular", "ablation", "--games", "stag_hunt,pd", "--seeds", "4",

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from rllib_metamapg.arms import get_arm
+from rllib_metamapg.metamapg.method import switches as get_arm
 from rllib_metamapg.cooldown import CooldownController
 from rllib_metamapg.schedules import ScheduleError
 
@@ -64,7 +64,8 @@ def test_whichever_trigger_comes_first():
 @pytest.mark.parametrize("kwargs, match", [
     ({"arm": "handoff", "kind": "constant", "handoff_steps": 1}, "must be 'hard' or 'anneal'"),
     ({"arm": "handoff", "kind": "hard"}, "handoff trigger"),
-    ({"arm": "meta_mapg", "kind": "anneal", "handoff_steps": 1}, "applies to arm='handoff'"),
+    ({"arm": "meta_mapg", "kind": "anneal", "handoff_steps": 1},
+     "applies to arms that hand off only"),
     ({"arm": "handoff", "kind": "hard", "handoff_steps": -5}, "handoff_steps"),
     ({"arm": "handoff", "kind": "hard", "metric": "m"}, "handoff_threshold"),
     ({"arm": "handoff", "kind": "hard", "metric": "", "threshold": 1}, "handoff_metric"),

@@ -1,16 +1,14 @@
-import dataclasses
 
 import pytest
 import torch
 
-from rllib_metamapg.arms import parse_arms
-from rllib_metamapg.schedules import LambdaSchedule
+from rllib_metamapg.registry import parse_arms
 from rllib_metamapg.tabular.dynamics import LearningSettings, SettingsError, simulate
 from rllib_metamapg.tabular.experiments.ablation import paired_init
 from rllib_metamapg.tabular.games import get_game
 from rllib_metamapg.tabular.policies import TabularPolicy
 
-ALL = parse_arms(["pg", "own_only", "peer_only", "meta_mapg", "handoff"])
+ALL = parse_arms(["ippo", "own_only", "peer_only", "meta_mapg", "handoff"])
 
 
 def test_exact_mode_is_deterministic():
@@ -26,7 +24,7 @@ def test_paired_seeds_share_inits_and_handoff_matches_meta_until_T():
     policy = TabularPolicy.for_game(game)
     theta0 = paired_init(policy, 10, 1.35, seed=3)
     torch.testing.assert_close(theta0, paired_init(policy, 10, 1.35, seed=3))
-    s = LearningSettings(mode="exact", steps=30, schedule=LambdaSchedule("hard", handoff=30))
+    s = LearningSettings(mode="exact", steps=30, lambda_schedule="hard", handoff_steps=30)
     res = simulate(game, parse_arms(["meta_mapg", "handoff"]), theta0, s, record=True)
     assert torch.equal(res.history[0, 0], res.history[0, 1])  # same start in every arm
     torch.testing.assert_close(res.theta[0], res.theta[1])  # identical before handoff
@@ -35,8 +33,8 @@ def test_paired_seeds_share_inits_and_handoff_matches_meta_until_T():
 def test_hard_cooldown_hands_off_to_pg():
     game = get_game("stag_hunt")
     theta0 = torch.tensor([[0.2, -0.1]], dtype=torch.float64)
-    s = LearningSettings(mode="exact", steps=10, schedule=LambdaSchedule("hard", handoff=5))
-    res = simulate(game, parse_arms(["pg", "handoff"]), theta0, s, record=True)
+    s = LearningSettings(mode="exact", steps=10, lambda_schedule="hard", handoff_steps=5)
+    res = simulate(game, parse_arms(["ippo", "handoff"]), theta0, s, record=True)
     h = res.history  # (steps + 1, arms, runs, D)
     # After T the handoff arm follows alpha_n * v exactly.
     from rllib_metamapg.tabular.exact import ExactEngine
@@ -50,17 +48,19 @@ def test_hard_cooldown_hands_off_to_pg():
 
 def test_clip_is_applied():
     theta0 = torch.tensor([[7.9, 7.9]], dtype=torch.float64)
-    s = LearningSettings(mode="exact", steps=5, step_size=dataclasses.replace(
-        LearningSettings().step_size, alpha0=500.0))
-    res = simulate(get_game("stag_hunt"), parse_arms(["pg"]), theta0, s)
+    s = LearningSettings(mode="exact", steps=5, lr=500.0)
+    res = simulate(get_game("stag_hunt"), parse_arms(["ippo"]), theta0, s)
     assert float(res.theta.max()) == 8.0
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(mode="magic"), "mode='magic'"), (dict(correction="lola"), "correction='lola'"),
+    (dict(mode="magic"), "mode='magic'"), (dict(correction_form="lola"), "correction_form='lola'"),
     (dict(steps=0), "steps=0"), (dict(batch_size=-1), "batch_size=-1"),
     (dict(inner_lr=float("nan")), "inner_lr=nan"), (dict(peer_coef=-1.0), "peer_coef=-1.0"),
-    (dict(schedule=LambdaSchedule("anneal", handoff=10, power=0.5)), "anneal_power=0.5"),
+    (dict(lambda_schedule="anneal", handoff_steps=10, anneal_power=0.5), "anneal_power=0.5"),
+    (dict(logit_bound=0.0), "logit_bound=0.0 must be > 0"), (dict(unroll_length=0),
+                                                             "unroll_length=0 must be >= 1"),
+    (dict(estimator="x"), "estimator='x'"), (dict(allow_nonsummable=1), "true or false"),
 ])
 def test_invalid_settings_are_refused(kwargs, match):
     with pytest.raises((SettingsError, ValueError), match=match):

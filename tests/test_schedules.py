@@ -1,6 +1,7 @@
 import pytest
 
-from rllib_metamapg.arms import ArmError, get_arm, parse_arms
+from rllib_metamapg.metamapg.method import switches
+from rllib_metamapg.registry import RegistryError, get_arm, parse_arms
 from rllib_metamapg.schedules import LambdaSchedule, ScheduleError, StepSize, check_summable
 
 
@@ -11,9 +12,9 @@ def test_step_size_paper_schedule():
 
 
 def test_lambda_schedules():
-    hard = LambdaSchedule("hard", handoff=100)
+    hard = LambdaSchedule("hard", handoff_steps=100)
     assert hard(99) == 1.0 and hard(100) == 0.0
-    ann = LambdaSchedule("anneal", handoff=100, power=0.7, scale=30)
+    ann = LambdaSchedule("anneal", handoff_steps=100, power=0.7, scale=30)
     assert ann(100) == 1.0
     assert ann(130) == pytest.approx(2 ** -0.7)
     assert LambdaSchedule()(10 ** 6) == 1.0
@@ -21,23 +22,23 @@ def test_lambda_schedules():
 
 def test_paper_cooldown_is_refused_as_non_summable():
     # alpha_n ~ n^-0.24 with lambda_n ~ n^-0.7: p + q = 0.94 <= 1.
-    ann = LambdaSchedule("anneal", handoff=100, power=0.7, scale=30)
+    ann = LambdaSchedule("anneal", handoff_steps=100, power=0.7, scale=30)
     with pytest.raises(ScheduleError, match="anneal_power=0.7.*Proposition 3.*> 0.76"):
         check_summable(0.24, ann)
     check_summable(0.24, ann, allow_nonsummable=True)
-    check_summable(0.24, LambdaSchedule("anneal", handoff=100, power=0.8, scale=30))
-    check_summable(0.0, LambdaSchedule("hard", handoff=5))
+    check_summable(0.24, LambdaSchedule("anneal", handoff_steps=100, power=0.8, scale=30))
+    check_summable(0.0, LambdaSchedule("hard", handoff_steps=5))
     with pytest.raises(ScheduleError, match="constant step size"):
-        check_summable(0.0, LambdaSchedule("anneal", handoff=5, power=1.0))
+        check_summable(0.0, LambdaSchedule("anneal", handoff_steps=5, power=1.0))
 
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(kind="sometimes"), "lambda_schedule='sometimes'"),
     (dict(kind="hard"), "needs a handoff"),
-    (dict(kind="hard", handoff=-1), "handoff=-1"),
-    (dict(kind="anneal", handoff=1, power=0), "anneal_power=0"),
-    (dict(kind="anneal", handoff=1, scale=0), "anneal_scale=0"),
-    (dict(kind="hard", handoff=float("nan")), "handoff=nan"),
+    (dict(kind="hard", handoff_steps=-1), "handoff_steps=-1"),
+    (dict(kind="anneal", handoff_steps=1, power=0), "anneal_power=0"),
+    (dict(kind="anneal", handoff_steps=1, scale=0), "anneal_scale=0"),
+    (dict(kind="hard", handoff_steps=float("nan")), "handoff_steps=nan"),
 ])
 def test_bad_lambda_schedules(kwargs, match):
     with pytest.raises(ScheduleError, match=match):
@@ -54,10 +55,11 @@ def test_bad_step_sizes(kwargs, match):
 
 
 def test_arms():
-    assert get_arm("ippo").name == "pg"
-    assert get_arm("handoff").cooldown and get_arm("handoff").peer
-    assert not get_arm("own_only").peer
-    with pytest.raises(ArmError, match="arm='lola'"):
+    assert get_arm("pg").name == "ippo" and get_arm("full").name == "meta_mapg"
+    assert switches("handoff").cooldown and switches("handoff").peer
+    assert not switches("own_only").peer
+    assert get_arm("handoff").handoff and not get_arm("meta_mapg").handoff
+    with pytest.raises(RegistryError, match="arm='lola'"):
         get_arm("lola")
-    with pytest.raises(ArmError, match="more than once"):
+    with pytest.raises(RegistryError, match="more than once"):
         parse_arms(["pg", "ippo"])

@@ -1,23 +1,34 @@
-"""The MetaMAPG algorithm; importing this registers it (and the envs) with Tune."""
+"""The Meta-MAPG method: its registry entry (``method``), tabular update and RLlib pieces.
 
-from ray.tune.registry import register_trainable
+Ray loads only when an RLlib name below is first used, so the registry and the
+tabular engine can read :mod:`.method` without starting Ray.
+"""
 
-from rllib_metamapg.callbacks.cooldown_callback import CooldownCallback
-from rllib_metamapg.envs import register_envs
-from rllib_metamapg.metamapg.metamapg import MetaMAPG, MetaMAPGConfig
+_RLLIB_EXPORTS = {
+    "MetaMAPG": "rllib_metamapg.metamapg.metamapg",
+    "MetaMAPGConfig": "rllib_metamapg.metamapg.metamapg",
+    "CooldownCallback": "rllib_metamapg.callbacks.cooldown_callback",
+}
 
 
 def register() -> None:
     """(Re-)registers ``"MetaMAPG"`` and every environment with Tune.
 
     Tune keeps a registration only in the Ray session it was made in (or the next
-    one to start), so call this again after ``ray.shutdown()``; import and
-    ``MetaMAPGConfig.validate()`` call it for you.
+    one to start), so call this again after ``ray.shutdown()``; building a
+    MetaMAPG algorithm does it for you.
     """
-    register_trainable("MetaMAPG", MetaMAPG)
-    register_envs()
+    from rllib_metamapg.rllib_plugin import register_all
+
+    register_all()
 
 
-register()
+def __getattr__(name):
+    if name in _RLLIB_EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_RLLIB_EXPORTS[name]), name)
+    raise AttributeError(f"module 'rllib_metamapg.metamapg' has no attribute {name!r}")
+
 
 __all__ = ["CooldownCallback", "MetaMAPG", "MetaMAPGConfig", "register"]

@@ -13,6 +13,7 @@ from rllib_metamapg.tabular.experiments.options import (PAPER, OptionsError, add
                                                          arms_option, learning_settings,
                                                          list_option, resolve,
                                                          resolve_game, settings_record)
+from rllib_metamapg.registry import experiment_arms
 from rllib_metamapg.tabular.games import GAMES, list_games
 
 
@@ -41,7 +42,8 @@ def _basin(v: Dict) -> int:
     doc = basin.write_basin(res, v["out"], settings_record(settings))
     for arm, s in doc["arms"].items():
         print(f"{arm:>10}: {100 * s['fraction']:5.1f}% of {s['cells']} cells "
-              f"(+{s['gained_vs_pg']} / -{s['lost_vs_pg']} vs pg)")
+              f"(+{s['gained_vs_reference']} / -{s['lost_vs_reference']} vs "
+              f"{doc['reference']})")
     print(f"wrote {v['out'] / 'basin.json'}, basin.csv, basin.png")
     return 0
 
@@ -107,14 +109,17 @@ def _alignment(v: Dict) -> int:
 def _demo(v: Dict) -> int:
     out = Path(v["out"])
     print("== paired-seed component ablation (Stag Hunt, IPD) ==", flush=True)
-    abl = dict(PAPER, **ablation.DEFAULTS)
-    abl.update(out=out, seeds=v["seeds"],
-               arms=["pg", "own_only", "peer_only", "meta_mapg", "handoff"])
+    abl = _defaults(ablation.DEFAULTS)
+    abl.update(out=out, seeds=v["seeds"], arms=experiment_arms("demo"))
     _ablation(abl)
     print("\n== Stag Hunt basin map ==", flush=True)
-    _basin(dict(PAPER, **basin.DEFAULTS, out=out))
+    _basin(dict(_defaults(basin.DEFAULTS), out=out))
     print(f"\ntables and figures: {out}/ablation.png, {out}/basin.png")
     return 0
+
+
+def _defaults(defaults: Dict) -> Dict:
+    return {k: v() if callable(v) else v for k, v in dict(PAPER, **defaults).items()}
 
 
 COMMANDS = {

@@ -18,13 +18,13 @@ import numpy as np
 import torch
 
 from rllib_metamapg import atomic
-from rllib_metamapg.arms import Arm
+from rllib_metamapg.registry import ArmSpec, experiment_arms, reference_arm
 from rllib_metamapg.stats import mcnemar_paired, wilson_ci
 from rllib_metamapg.tabular.dynamics import LearningSettings, SettingsError, simulate
 from rllib_metamapg.tabular.policies import TabularPolicy
 
 DEFAULTS = dict(games=["stag_hunt", "ipd"], payoff=None,
-                arms=["pg", "own_only", "peer_only", "meta_mapg"], steps=260,
+                arms=lambda: experiment_arms("ablation"), steps=260,
                 batch_size=384, seeds=100, init_std=1.35)
 
 
@@ -38,25 +38,26 @@ def paired_init(policy: TabularPolicy, seeds: int, std: float, seed: int) -> tor
     return std * torch.randn(seeds, policy.dim, generator=gen, dtype=torch.float64)
 
 
-def run_game(game, arms: Sequence[Arm], settings: LearningSettings, seeds: int,
+def run_game(game, arms: Sequence[ArmSpec], settings: LearningSettings, seeds: int,
              init_std: float, threshold: float, seed: int, progress=None) -> Dict:
     """Runs one game's ablation and returns its JSON-ready summary."""
-    policy = TabularPolicy.for_game(game, settings.policy)
+    policy = TabularPolicy.for_game(game, settings.parameterization)
     theta0 = paired_init(policy, seeds, init_std, seed)
     # Sampling noise gets its own stream so inits do not depend on it.
     res = simulate(game, arms, theta0, settings, seed=seed + 1, progress=progress)
     ok = res.success(threshold).numpy()
     names = res.arms
-    ref = ok[names.index("pg")] if "pg" in names else None
+    ref_name = reference_arm()
+    ref = ok[names.index(ref_name)] if ref_name in names else None
     arms_out = {}
     for k, name in enumerate(names):
         s = int(ok[k].sum())
         lo, hi = wilson_ci(s, seeds)
         entry = {"n": seeds, "successes": s, "rate": s / seeds, "wilson95": [lo, hi],
                  "per_seed": ok[k].astype(int).tolist()}
-        if ref is not None and name != "pg":
+        if ref is not None and name != ref_name:
             t = mcnemar_paired(ref, ok[k])
-            entry["vs_pg"] = {"gained": t["b_only"], "lost": t["a_only"],
+            entry["vs_reference"] = {"arm": ref_name, "gained": t["b_only"], "lost": t["a_only"],
                               "mcnemar_p": t["p_value"]}
         arms_out[name] = entry
     return {"game": game.name, "arms": arms_out}
@@ -68,7 +69,7 @@ def cache_key(game, arms, settings_record, seeds, init_std, threshold, seed) -> 
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def run_ablation(games: List, arms: Sequence[Arm], settings: LearningSettings,
+def run_ablation(games: List, arms: Sequence[ArmSpec], settings: LearningSettings,
                  settings_record: Dict, seeds: int, init_std: float, threshold: float,
                  seed: int, out: Path, progress=None, log=print) -> Dict:
     """Runs (or resumes) every game and writes ``ablation.json/.csv/.png``."""
@@ -93,15 +94,16 @@ def run_ablation(games: List, arms: Sequence[Arm], settings: LearningSettings,
     rows = []
     for r in results:
         for arm, e in r["arms"].items():
-            vs = e.get("vs_pg", {})
+            vs = e.get("vs_reference", {})
             rows.append([r["game"], arm, e["n"], e["successes"], f"{e['rate']:.4f}",
                          f"{e['wilson95'][0]:.4f}", f"{e['wilson95'][1]:.4f}",
                          vs.get("gained", ""), vs.get("lost", ""),
                          "" if not vs else f"{vs['mcnemar_p']:.3g}"])
     with atomic.file_set(out) as stage:  # the set appears whole or not at all
         atomic.write_csv(stage / "ablation.csv", ["game", "arm", "n", "successes", "rate",
-                                                  "wilson_lo", "wilson_hi", "gained_vs_pg",
-                                                  "lost_vs_pg", "mcnemar_p_vs_pg"], rows)
+                                                  "wilson_lo", "wilson_hi", "gained_vs_reference",
+                                                  "lost_vs_reference",
+                                                  "mcnemar_p_vs_reference"], rows)
         atomic.write_figure(stage / "ablation.png", ablation_figure(doc))
         atomic.write_json(stage / "ablation.json", doc)
     return doc
@@ -121,8 +123,8 @@ def format_table(doc: Dict) -> str:
                 continue
             lo, hi = e["wilson95"]
             cell = f"{100 * e['rate']:.0f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
-            if "vs_pg" in e:
-                cell += f" (p={e['vs_pg']['mcnemar_p']:.2g})"
+            if "vs_reference" in e:
+                cell += f" (p={e['vs_reference']['mcnemar_p']:.2g})"
             cells.append(cell)
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -27,7 +27,7 @@ import torch
 from torch.func import jacfwd
 
 from rllib_metamapg import atomic
-from rllib_metamapg.arms import Arm, get_arm
+from rllib_metamapg.registry import ArmSpec, experiment_arms, get_arm, reference_arm
 from rllib_metamapg.tabular.dynamics import LearningSettings, SettingsError
 from rllib_metamapg.tabular.equilibria import (correction_field, drift_constant,
                                                jacobian_lipschitz, shaped_field, solve_zero)
@@ -36,7 +36,7 @@ from rllib_metamapg.tabular.experiments.basin import initial_theta, run_basin
 from rllib_metamapg.tabular.policies import TabularPolicy
 from rllib_metamapg.tabular.values import GameValues
 
-DEFAULTS = dict(game="stag_hunt", payoff=None, arms=["meta_mapg"], steps=140,
+DEFAULTS = dict(game="stag_hunt", payoff=None, arms=lambda: experiment_arms("alignment"), steps=140,
                 batch_size=192, grid=21, grid_low=0.05, grid_high=0.95,
                 eq_temperature=0.2, lambdas=[0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5],
                 radius=0.5, lipschitz_samples=200, target_prob=0.95)
@@ -44,13 +44,13 @@ DEFAULTS = dict(game="stag_hunt", payoff=None, arms=["meta_mapg"], steps=140,
 
 def cosine_map(game, settings: LearningSettings, probs: np.ndarray) -> np.ndarray:
     """``(G, G)`` cosine of the exact peer correction with the direction to (C, ..., C)."""
-    policy = TabularPolicy.for_game(game, settings.policy)
+    policy = TabularPolicy.for_game(game, settings.parameterization)
     engine = ExactEngine(GameValues(game, policy, settings.temperature))
     theta = initial_theta(policy, probs)
-    _, peer = engine.corrections(theta, settings.inner_lr, settings.correction,
+    _, peer = engine.corrections(theta, settings.inner_lr, settings.correction_form,
                                  settings.unroll_length)
-    corner = initial_theta(policy, [1.0 - 1e-12])[0].clamp(-settings.clip or 8.0,
-                                                          settings.clip or 8.0)
+    corner = initial_theta(policy, [1.0 - 1e-12])[0].clamp(-settings.logit_bound or 8.0,
+                                                          settings.logit_bound or 8.0)
     direction = corner - theta
     cos = torch.nn.functional.cosine_similarity(peer, direction, dim=-1)
     g = len(probs)
@@ -63,9 +63,9 @@ def local_geometry(game, settings: LearningSettings, eq_temperature: float,
     if not eq_temperature > 0:
         raise SettingsError(f"eq_temperature={eq_temperature} must be > 0: pure equilibria "
                             "of logit policies sit at infinity, where mu and mu_M are 0.")
-    policy = TabularPolicy.for_game(game, settings.policy)
+    policy = TabularPolicy.for_game(game, settings.parameterization)
     engine = ExactEngine(GameValues(game, policy, eq_temperature))
-    form, eta, L = settings.correction, settings.inner_lr, settings.unroll_length
+    form, eta, L = settings.correction_form, settings.inner_lr, settings.unroll_length
     v = shaped_field(engine, form, eta, L, 0.0, 0.0)
     start = initial_theta(policy, [target_prob])[0]
     zero = solve_zero(v, start)
@@ -106,7 +106,7 @@ def _coop_probs(policy, theta):
     return [float(policy.probs(theta, i)[0, 0]) for i in range(policy.num_players)]
 
 
-def run_alignment(game, arms: Sequence[Arm], settings: LearningSettings,
+def run_alignment(game, arms: Sequence[ArmSpec], settings: LearningSettings,
                   settings_record: Dict, probs: np.ndarray, threshold: float, seed: int,
                   eq_temperature: float, lambdas: Sequence[float], radius: float,
                   samples: int, target_prob: float, out: Path, progress=None) -> Dict:
@@ -119,8 +119,8 @@ def run_alignment(game, arms: Sequence[Arm], settings: LearningSettings,
     geometry = local_geometry(game, settings, eq_temperature, lambdas, radius, samples,
                               target_prob, seed)
     cos = cosine_map(game, settings, probs)
-    arm = [a for a in arms if a.name != "pg"][0] if any(a.name != "pg" for a in arms) \
-        else get_arm("meta_mapg")
+    shaped_arms = [a for a in arms if a.name != reference_arm()]
+    arm = shaped_arms[0] if shaped_arms else get_arm(experiment_arms("alignment")[0])
     basin = run_basin(game, [arm], settings, probs, threshold, seed, progress=progress)
     ref, shaped = basin.success[0], basin.success[1]
     gained, lost = shaped & ~ref, ~shaped & ref

@@ -3,8 +3,8 @@
 A ``grid x grid`` lattice of initial probabilities ``(p_1, p_2)`` of action 0
 (the same in every state) is run under every arm; a cell succeeds when both
 players end with ``p(action 0 | start) >= threshold``.  Gained/lost cells are
-counted against ``pg``, whose success boundary is drawn on every panel as the
-reference separatrix.
+counted against the reference arm (``ippo``, plain PG), whose success boundary
+is drawn on every panel as the reference separatrix.
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ import numpy as np
 import torch
 
 from rllib_metamapg import atomic
-from rllib_metamapg.arms import Arm, get_arm
+from rllib_metamapg.registry import ArmSpec, experiment_arms, get_arm, reference_arm
 from rllib_metamapg.tabular.dynamics import LearningSettings, SettingsError, simulate
 from rllib_metamapg.tabular.policies import TabularPolicy
 
-DEFAULTS = dict(game="stag_hunt", payoff=None, arms=["pg", "own_only", "peer_only",
-                "meta_mapg", "handoff"], steps=140, batch_size=192, grid=21,
-                grid_low=0.05, grid_high=0.95)
+DEFAULTS = dict(game="stag_hunt", payoff=None, arms=lambda: experiment_arms("basin"),
+                steps=140, batch_size=192, grid=21, grid_low=0.05, grid_high=0.95)
 
 
 @dataclasses.dataclass
@@ -32,7 +31,7 @@ class BasinResult:
     Attributes:
         game: Game name.
         probs: The grid values of p (length G).
-        arms: Arm names (``pg`` first, as the reference).
+        arms: Arm names (the reference arm first).
         success: ``(A, G, G)`` bool; ``[a, i, j]`` is player 1 at ``probs[i]``
             and player 2 at ``probs[j]``.
         final_coop: ``(A, G, G, N)`` final p(action 0 | start) per player.
@@ -52,13 +51,13 @@ class BasinResult:
         return {a: float(self.success[k].mean()) for k, a in enumerate(self.arms)}
 
     def summary(self) -> Dict[str, Dict]:
-        ref = self.success[self.arms.index("pg")]
+        ref = self.success[self.arms.index(reference_arm())]
         out = {}
         for k, a in enumerate(self.arms):
             s = self.success[k]
             out[a] = {"fraction": float(s.mean()), "successes": int(s.sum()),
-                      "cells": int(s.size), "gained_vs_pg": int((s & ~ref).sum()),
-                      "lost_vs_pg": int((~s & ref).sum())}
+                      "cells": int(s.size), "gained_vs_reference": int((s & ~ref).sum()),
+                      "lost_vs_reference": int((~s & ref).sum())}
         return out
 
 
@@ -90,14 +89,15 @@ def grid_values(n: int, low: float, high: float) -> np.ndarray:
     return np.linspace(low, high, n)
 
 
-def run_basin(game, arms: Sequence[Arm], settings: LearningSettings, probs: np.ndarray,
+def run_basin(game, arms: Sequence[ArmSpec], settings: LearningSettings, probs: np.ndarray,
               threshold: float, seed: int = 0, progress=None) -> BasinResult:
-    """Runs the basin map; ``pg`` is added as reference when not requested."""
-    arms = list(arms)
-    if "pg" not in [a.name for a in arms]:
-        arms = [get_arm("pg")] + arms
-    arms.sort(key=lambda a: a.name != "pg")
-    policy = TabularPolicy.for_game(game, settings.policy)
+    """Runs the basin map; the reference arm is added (first) when not requested."""
+    ref = reference_arm()
+    arms = [get_arm(a) if isinstance(a, str) else a for a in arms]
+    if ref not in [a.name for a in arms]:
+        arms = [get_arm(ref)] + arms
+    arms.sort(key=lambda a: a.name != ref)
+    policy = TabularPolicy.for_game(game, settings.parameterization)
     theta0 = initial_theta(policy, probs)
     res = simulate(game, arms, theta0, settings, seed=seed, progress=progress)
     g = len(probs)
@@ -124,7 +124,7 @@ def write_basin(result: BasinResult, out, settings_record: Dict, extra: Dict = N
         "experiment": "basin", "game": result.game, "threshold": result.threshold,
         "grid": [float(x) for x in result.probs],
         "grid_layout": "grid[arm][i][j]: player 1 starts at grid[i], player 2 at grid[j]",
-        "settings": settings_record, "arms": summary,
+        "settings": settings_record, "reference": reference_arm(), "arms": summary,
         "outcome_grid": {a: result.success[k].astype(int).tolist()
                          for k, a in enumerate(result.arms)},
     }
@@ -145,10 +145,11 @@ def basin_figure(result: BasinResult):
     from matplotlib.colors import ListedColormap
 
     arms = result.arms
-    ref = result.success[arms.index("pg")].astype(float)
+    ref_name = reference_arm()
+    ref = result.success[arms.index(ref_name)].astype(float)
     fig, axes = plt.subplots(1, len(arms), figsize=(3.2 * len(arms), 3.4), squeeze=False)
     p = result.probs
-    # 0 fail, 1 success, 2 gained vs pg, 3 lost vs pg
+    # 0 fail, 1 success, 2 gained vs the reference, 3 lost vs it
     cmap = ListedColormap(["#f2f2f2", "#4c78a8", "#59a14f", "#e15759"])
     for k, (ax, arm) in enumerate(zip(axes[0], arms)):
         s = result.success[k]
@@ -164,6 +165,6 @@ def basin_figure(result: BasinResult):
         ax.set_xlabel("p1(action 0) at start")
         if k == 0:
             ax.set_ylabel("p2(action 0) at start")
-    fig.suptitle(f"{result.game} basin map (dashed: pg separatrix; green gained, red lost "
-                 "vs pg)", fontsize=9)
+    fig.suptitle(f"{result.game} basin map (dashed: {ref_name} separatrix; green gained, "
+                 f"red lost vs {ref_name})", fontsize=9)
     return fig

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from rllib_metamapg import atomic
-from rllib_metamapg.arms import Arm
+from rllib_metamapg.registry import ArmSpec, experiment_arms
 from rllib_metamapg.stats import wilson_ci
 from rllib_metamapg.tabular.dynamics import LearningSettings, SettingsError, simulate
 from rllib_metamapg.tabular.equilibria import shaped_field, solve_zero
@@ -32,31 +32,33 @@ from rllib_metamapg.tabular.experiments.ablation import paired_init
 from rllib_metamapg.tabular.policies import TabularPolicy
 from rllib_metamapg.tabular.values import GameValues
 
-DEFAULTS = dict(game="stag_hunt", payoff=None, arms=["pg", "meta_mapg", "handoff"],
+DEFAULTS = dict(game="stag_hunt", payoff=None, arms=lambda: experiment_arms("cooldown"),
                 steps=260, batch_size=256, seeds=80, init_std=1.35,
-                lambda_schedule="anneal", handoff=100.0, anneal_scale=30.0,
+                lambda_schedule="anneal", handoff_steps=100.0, anneal_scale=30.0,
                 anneal_power=1.0, temperature=0.3, settle_steps=3000)
 
 
 def fixed_points(game, settings: LearningSettings, start: torch.Tensor) -> Dict:
     """Original equilibrium phi* and shaped fixed point phi*_lambda near ``start``."""
-    policy = TabularPolicy.for_game(game, settings.policy)
+    policy = TabularPolicy.for_game(game, settings.parameterization)
     engine = ExactEngine(GameValues(game, policy, settings.temperature))
-    form, eta, L = settings.correction, settings.inner_lr, settings.unroll_length
+    form, eta, L = settings.correction_form, settings.inner_lr, settings.unroll_length
     base = solve_zero(shaped_field(engine, form, eta, L, 0.0, 0.0), start)
     shaped = solve_zero(shaped_field(engine, form, eta, L, settings.own_coef,
                                      settings.peer_coef), base.theta)
     return {"phi_star": base, "phi_star_lambda": shaped}
 
 
-def run_cooldown(game, arms: Sequence[Arm], settings: LearningSettings, settings_record: Dict,
+def run_cooldown(game, arms: Sequence[ArmSpec], settings: LearningSettings, settings_record: Dict,
                  seeds: int, init_std: float, threshold: float, seed: int, out: Path,
                  settle_steps: int = 3000, progress=None, settle_progress=None) -> Dict:
     names = [a.name for a in arms]
-    if settings.schedule.kind == "constant" and "handoff" in names:
-        raise SettingsError("lambda_schedule='constant' makes the handoff arm identical to "
-                            "meta_mapg; choose 'hard' or 'anneal' for a cooldown.")
-    policy = TabularPolicy.for_game(game, settings.policy)
+    handing_off = [a.name for a in arms if a.handoff]
+    if settings.schedule.kind == "constant" and handing_off:
+        raise SettingsError(f"lambda_schedule='constant' never hands off, so arm(s) "
+                            f"{handing_off} would never cool down; choose 'hard' or "
+                            "'anneal' for a cooldown.")
+    policy = TabularPolicy.for_game(game, settings.parameterization)
     theta0 = paired_init(policy, seeds, init_std, seed)
     res = simulate(game, arms, theta0, settings, seed=seed + 1, progress=progress)
     ok = res.success(threshold).numpy()
