@@ -116,13 +116,12 @@ def check_installed(name: str) -> None:
 
 def make_env(name: str, env_config: Optional[dict] = None):
     """An instance of a registered env, outside any Ray session."""
-    from ray.rllib.env.env_context import EnvContext
-    from ray.tune.registry import ENV_CREATOR, _global_registry
+    from rllib_metamapg.rllib_plugin import make_plugin_env
 
-    from rllib_metamapg.envs import register_envs
-
-    register_envs()
-    return _global_registry.get(ENV_CREATOR, name)(EnvContext(dict(env_config or {}), 0))
+    env = make_plugin_env(name, env_config)
+    if env is None:
+        raise ValueError(f"env={name!r} is not one of ours; see rllib_metamapg.envs.ENV_NAMES.")
+    return env
 
 
 def random_rollout(env, *, episodes: Optional[int] = None, steps: Optional[int] = None,

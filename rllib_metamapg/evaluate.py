@@ -46,15 +46,11 @@ def checkpoint_class(path: str):
 
 def _spaces(config: Dict[str, Any], env: str):
     import gymnasium as gym
-    from ray.tune.registry import ENV_CREATOR, _global_registry
 
-    from rllib_metamapg.env_specs import make_env
-    from rllib_metamapg.envs import register_envs
+    from rllib_metamapg.rllib_plugin import make_plugin_env
 
-    register_envs()
     try:
-        made = (make_env(env, config.get("env_config"))
-                if _global_registry.contains(ENV_CREATOR, env) else gym.make(env))
+        made = make_plugin_env(env, config.get("env_config")) or gym.make(env)
     except Exception as err:  # noqa: BLE001 - any env's own refusal, reported as such
         raise CheckpointError(f"--env={env!r} cannot be built with the checkpoint's "
                               f"env_config ({err}).") from None

@@ -3,7 +3,7 @@ ships none), for any RLlib algorithm and for ``MetaMAPG``.
 
     rllib train file tuned_examples/stag_hunt/meta_mapg-smoke.yaml [--stop JSON]
     rllib train --algo PPO --env CartPole-v1 --stop '{"training_iteration": 1}'
-    rllib train -a MetaMAPG -e stag_hunt -c '{"arm": "peer_only"}' -s '{"training_iteration": 5}'
+    rllib train -a MetaMAPG -e stag_hunt -c '{"inner_lr": 0.2}' -s '{"training_iteration": 5}'
     rllib evaluate <checkpoint dir> [--env NAME] [--episodes 50] [--out result.json]
 
 Every input is checked before Ray starts (see :mod:`rllib_metamapg.rllib_experiments`);
@@ -21,7 +21,7 @@ import sys
 from typing import List, Optional
 
 from rllib_metamapg.errors import UsageError
-from rllib_metamapg.rllib_experiments import (EXPERIMENT_KEYS, OURS, _check_env,
+from rllib_metamapg.rllib_experiments import (EXPERIMENT_KEYS, _check_env, default_run,
                                               _check_installed, _check_number_dict,
                                               load_experiments, parse_json, prepare,
                                               prepare_experiments, run_experiments)
@@ -39,8 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("source", nargs="*", metavar="file YAML",
                        help="'file' followed by a tuned-example YAML path")
     train.add_argument("--algo", "--run", "-a", "-r", dest="run", default=None,
-                       help=f"algorithm: any RLlib algorithm (PPO, APPO, DQN, ...) or {OURS} "
-                            f"(default: {OURS}, or the file's 'run')")
+                       help="algorithm: any RLlib algorithm (PPO, APPO, DQN, ...) or a "
+                            "registered method's (MetaMAPG, ...; default: the file's 'run', "
+                            "else the reference arm's method's)")
     train.add_argument("--env", "-e", default=None,
                        help="environment: ours (stag_hunt, ipd, ...), a Gymnasium id, or "
                             "one registered with ray.tune.register_env")
@@ -118,8 +119,9 @@ def train(args) -> int:
         else:
             if not args.env:
                 raise UsageError("--env is required without a file.")
-            experiments = {args.experiment_name or f"{args.env}-{args.run or OURS}": {
-                "run": args.run or OURS, "env": args.env,
+            run = args.run or default_run()
+            experiments = {args.experiment_name or f"{args.env}-{run}": {
+                "run": run, "env": args.env,
                 "config": parse_json(args.config, "--config")}}
             source = "command line"
         if args.restore:

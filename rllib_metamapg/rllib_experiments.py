@@ -3,10 +3,10 @@
 A file holds RLlib's classic format, ``<name>: {run, env, stop, config, ...}``
 (the keys RLlib <= 2.39's ``rllib train`` accepted).  Everything is checked
 before Ray starts: YAML syntax (with line and column), the experiment keys, the
-algorithm (any RLlib algorithm, or ``MetaMAPG``), the environment (registered
-with Tune, ours, or a Gymnasium id), every config key against that algorithm's
-config class (no dead keys) and its type, the stop keys, and the config's own
-``validate()``; a problem is a ``UsageError`` that names the key.
+algorithm (any RLlib algorithm, or a registered method's, e.g. ``MetaMAPG``), the
+environment (ours, a Gymnasium id, or an importable env class), every config key
+against that algorithm's config class (no dead keys) and its type, the stop keys,
+and the config's own ``validate()``; a problem is a ``UsageError`` that names the key.
 """
 
 from __future__ import annotations
@@ -26,7 +26,13 @@ from rllib_metamapg.schedules import is_finite_number
 EXPERIMENT_KEYS = ("run", "env", "stop", "config", "checkpoint_freq", "checkpoint_at_end",
                    "num_samples", "keep_checkpoints_num", "storage_path", "local_dir")
 CONFIG_METHODS = {"model_config": "rl_module"}  # keys set through a builder method
-OURS = "MetaMAPG"
+
+
+def default_run() -> str:
+    """The algorithm a file without ``run`` uses: the reference arm's method's."""
+    from rllib_metamapg import registry
+
+    return registry.method_of(registry.reference_arm()).algorithm_name
 
 
 def parse_json(text: str, what: str) -> Any:
@@ -107,28 +113,31 @@ def check_stop_keys(stop: Dict[str, float], what: str) -> None:
 
 
 def resolve_algorithm(run: Any, what: str):
-    """``(Algorithm class, its default config)`` for ``MetaMAPG`` or any algorithm RLlib
-    registers (``ray.rllib.algorithms.registry.ALGORITHMS``)."""
+    """``(Algorithm class, its default config)`` for a registered method's algorithm
+    (``MetaMAPG``, ...) or any algorithm RLlib registers
+    (``ray.rllib.algorithms.registry.ALGORITHMS``)."""
     from ray.rllib.algorithms.registry import ALGORITHMS
 
-    if run == OURS:
-        from rllib_metamapg.metamapg import MetaMAPG
+    from rllib_metamapg.rllib_plugin import algorithm_class, algorithm_names
 
-        return MetaMAPG, MetaMAPG.get_default_config()
+    ours = algorithm_class(run) if isinstance(run, str) else None
+    if ours is not None:
+        return ours, ours.get_default_config()
     if isinstance(run, str) and run in ALGORITHMS:
         return ALGORITHMS[run]()
-    names = sorted(ALGORITHMS) + [OURS]
+    names = sorted(ALGORITHMS) + sorted(algorithm_names())
     close = difflib.get_close_matches(str(run), names, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise UsageError(f"{what}={run!r} is not an RLlib algorithm.{hint} Choose one of "
                      f"{', '.join(names)}.")
 
 
-def build_config(env: Any, config: Dict[str, Any], where: str, run: str = OURS):
+def build_config(env: Any, config: Dict[str, Any], where: str, run: Optional[str] = None):
     """A validated config of algorithm ``run`` from a flat config dict (no Ray needed)."""
+    run = run or default_run()
     if not isinstance(config, dict):
         raise UsageError(f"{where}.config must be a mapping of {run} config settings.")
-    _, base = resolve_algorithm(run, f"{where}.run")
+    algo_cls, base = resolve_algorithm(run, f"{where}.run")
     _check_env(env, f"{where}.env")
     _check_installed(env, f"{where}.env")  # validate() may build the env to list its agents
     kind = type(base).__name__
@@ -157,25 +166,43 @@ def build_config(env: Any, config: Dict[str, Any], where: str, run: str = OURS):
         cfg.validate()
     except (ValueError, TypeError) as err:
         raise UsageError(f"{where}.config: {str(err).splitlines()[0]}") from None
+    from rllib_metamapg.rllib_plugin import PluginAlgorithm, with_default_wiring
+
+    if isinstance(algo_cls, type) and issubclass(algo_cls, PluginAlgorithm):
+        try:  # what building it will do (builds the env): shown, and checked, here
+            cfg = with_default_wiring(cfg, cfg)
+        except (ValueError, TypeError, KeyError) as err:
+            raise UsageError(f"{where}.config: {str(err).splitlines()[0]}") from None
     return cfg
 
 
 def _check_env(env: Any, what: str) -> None:
-    """A Tune-registered env (ours are registered here) or a Gymnasium id."""
+    """One of our envs, a Gymnasium id, or an importable env class (``pkg.module.Env``):
+    what a fresh ``rllib train`` process can build."""
     import gymnasium as gym
-    from ray.tune.registry import ENV_CREATOR, _global_registry
 
-    from rllib_metamapg.envs import ENV_NAMES, register_envs
+    from rllib_metamapg.envs import ENV_NAMES
 
-    register_envs()  # Tune forgets registrations across ray.shutdown()/ray.init()
-    if isinstance(env, str) and (_global_registry.contains(ENV_CREATOR, env)
-                                 or env in gym.envs.registry):
+    if isinstance(env, str) and (env in ENV_NAMES or env in gym.envs.registry
+                                 or _importable_class(env)):
         return
     close = difflib.get_close_matches(str(env), list(ENV_NAMES) + list(gym.envs.registry), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise UsageError(f"{what}={env!r} is not a registered environment.{hint} Use one of "
                      f"{sorted(ENV_NAMES)}, a Gymnasium id (e.g. 'CartPole-v1'), or an env "
-                     "registered with ray.tune.register_env.")
+                     "class path such as 'my_pkg.envs.MyEnv'.")
+
+
+def _importable_class(path: str) -> bool:
+    import importlib
+
+    module, _, name = path.rpartition(".")
+    if not module:
+        return False
+    try:
+        return isinstance(getattr(importlib.import_module(module), name, None), type)
+    except ImportError:
+        return False
 
 
 def _check_installed(env: str, what: str) -> None:
@@ -236,7 +263,7 @@ def prepare_experiments(experiments: Dict[str, Dict[str, Any]],
     for name, exp in experiments.items():
         where = f"{source}: {name}"
         exp = {**exp, **{k: v for k, v in overrides.items() if k != "stop"}}
-        run = exp.get("run", OURS)
+        run = exp.get("run") or default_run()
         resolve_algorithm(run, f"{where}.run")
         stop = {**_check_number_dict(exp.get("stop"), f"{where}.stop"),
                 **overrides.get("stop", {})}
@@ -260,13 +287,15 @@ def prepare_experiments(experiments: Dict[str, Dict[str, Any]],
 
 def prepare(experiments: Dict[str, Dict[str, Any]], stop_override: Dict[str, float],
             source: str) -> List[Tuple[str, Any, Dict[str, float]]]:
-    """``(name, MetaMAPGConfig, stop)`` triples of MetaMAPG experiments (the sweep's
+    """``(name, config, stop)`` triples of registered methods' experiments (the sweep's
     tuned examples); raises ``UsageError``."""
+    from rllib_metamapg.rllib_plugin import algorithm_names
+
     out = []
     for e in prepare_experiments(experiments, {"stop": stop_override}, source):
-        if e.run != OURS:
-            raise UsageError(f"{source}: {e.name}.run={e.run!r}: a sweep runs 'MetaMAPG' "
-                             "(config.arm: ippo is plain PPO).")
+        if e.run not in algorithm_names():
+            raise UsageError(f"{source}: {e.name}.run={e.run!r}: a sweep runs the "
+                             f"algorithms of registered methods ({sorted(algorithm_names())}).")
         out.append((e.name, e.config, e.stop))
     return out
 
@@ -285,11 +314,11 @@ def run_experiments(prepared: List[Experiment], *, verbose: int = 0,
     import ray
     from ray import tune
 
-    from rllib_metamapg.metamapg import register
+    from rllib_metamapg.rllib_plugin import register_all
 
     ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=verbose >= 2,
              logging_level=logging.INFO if verbose else logging.ERROR)
-    register()
+    register_all()
     failed = 0
     for exp in prepared:
         name = experiment_name or exp.name

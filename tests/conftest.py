@@ -16,8 +16,8 @@ def ray_local():
     """A 2-CPU local Ray instance per test module, shut down afterwards."""
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    from rllib_metamapg.metamapg import register
+    from rllib_metamapg.rllib_plugin import register_all
 
-    register()  # Tune registrations reach only the Ray session they were made in
+    register_all()  # Tune registrations reach only the Ray session they were made in
     yield ray
     ray.shutdown()

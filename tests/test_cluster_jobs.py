@@ -60,7 +60,7 @@ def test_submit_follows_to_success_and_finds_the_report(head, tmp_path):
     doc = json.loads((report / "report.json").read_text())
     (result,) = doc["results"]
     assert {a: r["n"] for a, r in result["arms"].items()} == {"ippo": 2, "meta_mapg": 2}
-    assert result["tests_vs_ippo"]["meta_mapg"]["pairs"] == 2
+    assert result["tests_vs_reference"]["meta_mapg"]["pairs"] == 2
     assert (report / "report.md").is_file()
 
 

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from rllib_metamapg import rllib_cli
-from rllib_metamapg.arms import RLLIB_ARMS
+from rllib_metamapg.registry import arm_names
 from rllib_metamapg.env_specs import ENV_SPECS, random_policy_return
 from env_support import skip_unless_installed
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("arm", RLLIB_ARMS)
+@pytest.mark.parametrize("arm", arm_names())
 @pytest.mark.parametrize("env", sorted(ENV_SPECS))
 def test_one_iteration_with_every_arm(ray_local, env, arm):
     skip_unless_installed(env)

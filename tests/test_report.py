@@ -70,7 +70,7 @@ def test_table_learners_and_tests_match_scipy_and_statsmodels(tmp_path):
     # First hit: peer_only seeds 0, 2, 3, 5 at step 128, seed 1 at 256 -> median 128.
     assert result["arms"]["peer_only"]["median_first_hit"] == 128.0
     assert result["arms"]["ippo"]["median_first_hit"] == 192.0  # seeds 2 (128), 3 (256)
-    test = result["tests_vs_ippo"]["peer_only"]
+    test = result["tests_vs_reference"]["peer_only"]
     # Learner status: ippo learns on seed 3 only; peer_only on 0, 1, 2, 3, 5.
     assert (test["mcnemar"]["a_only"], test["mcnemar"]["b_only"]) == (0, 4)
     assert test["mcnemar"]["p_value"] == pytest.approx(2 * 0.5 ** 4)
@@ -114,7 +114,7 @@ def test_unfinished_trials_are_listed_not_scored(tmp_path):
     (result,) = write_report([str(folder)], str(tmp_path / "out"))["results"]
     assert result["incomplete"] == ["peer_only/seed 4 (stopped at iteration 2 of 4)"]
     assert result["arms"]["peer_only"]["n"] == 5
-    assert result["tests_vs_ippo"]["peer_only"]["pairs"] == 5
+    assert result["tests_vs_reference"]["peer_only"]["pairs"] == 5
     assert "Not scored" in (tmp_path / "out" / "report.md").read_text()
 
 
@@ -140,7 +140,7 @@ def test_n_below_2_is_flagged_and_not_tested(tmp_path):
     folder = make_sweep(tmp_path / "sw", started={("ippo", 0), ("ippo", 1), ("peer_only", 0)})
     (result,) = write_report([str(folder)], str(tmp_path / "out"))["results"]
     assert result["arms"]["peer_only"]["n"] == 1 and result["small_n"] == ["peer_only"]
-    assert result["tests_vs_ippo"]["peer_only"] == {"pairs": 1, "mcnemar": None,
+    assert result["tests_vs_reference"]["peer_only"] == {"pairs": 1, "mcnemar": None,
                                                     "wilcoxon": None}
     md = (tmp_path / "out" / "report.md").read_text()
     assert "**n < 2** for peer_only" in md and "needs 2 pairs" in md

@@ -8,22 +8,22 @@ import sys
 from pathlib import Path
 
 import pytest
-from ray.tune.registry import ENV_CREATOR, _global_registry
 
 from rllib_metamapg import rllib_cli
-from rllib_metamapg.arms import RLLIB_ARMS
+from rllib_metamapg.envs import CREATORS
+from rllib_metamapg.registry import arm_names
 from rllib_metamapg.env_specs import ENV_SPECS
 from env_support import skip_unless_installed
 
 ROOT = Path(__file__).resolve().parents[1]
 RLLIB_EXAMPLES = sorted(p for p in (ROOT / "tuned_examples").rglob("*.yaml")
-                        if p.parent.name != "tabular")
+                        if p.parent.name != "tabular" and p.name != "base.yaml")
 
 
 @pytest.mark.parametrize("env", sorted(ENV_SPECS))
 def test_every_sweepable_env_has_every_arm_and_its_smoke(env):
     names = {p.stem for p in (ROOT / "tuned_examples" / env).glob("*.yaml")}
-    assert {f"{arm}{suffix}" for arm in RLLIB_ARMS for suffix in ("", "-smoke")} <= names
+    assert {f"{arm}{suffix}" for arm in arm_names() for suffix in ("", "-smoke")} <= names
 
 
 @pytest.mark.parametrize("path", RLLIB_EXAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -32,7 +32,7 @@ def test_every_tuned_example_passes_config_validation(path):
     prepared = rllib_cli.prepare(rllib_cli.load_experiments(str(path)), {}, str(path))
     for name, config, stop in prepared:
         assert stop and config.arm == path.stem.removesuffix("-smoke")
-        env = _global_registry.get(ENV_CREATOR, config.env)({})
+        env = CREATORS[config.env]({})
         # One module per agent, in the env's agent order (paired seeds depend on it).
         assert list(config.policies) == list(env.possible_agents)
 
@@ -58,8 +58,10 @@ BAD = {
                       "checkpoint_freq: -1}\n", "checkpoint_freq=-1 must be an integer >= 0"),
     "ppokey.yaml": ("x: {env: CartPole-v1, run: PPO, stop: {training_iteration: 1}, "
                     "config: {arm: ippo}}\n", "config.arm is not a PPOConfig setting"),
-    "handoff.yaml": ("x: {env: stag_hunt, stop: {training_iteration: 1}, "
-                     "config: {arm: handoff}}\n", "handoff trigger"),
+    # matrix_game has no T_warm of its own (stag_hunt would lend its EnvSpec.t_warm).
+    "handoff.yaml": ("x: {env: matrix_game, stop: {training_iteration: 1}, "
+                     "config: {arm: handoff, env_config: {game: stag_hunt}}}\n",
+                     "handoff trigger"),
     "stopkey.yaml": ("x: {env: stag_hunt, stop: {training_iteratoin: 2}}\n",
                      "stop.training_iteratoin: no result holds this key, so the run would "
                      "never stop. Did you mean 'training_iteration'?"),
@@ -198,3 +200,18 @@ def test_rllib_s_own_algorithms_and_gymnasium_envs_train(tmp_path):
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list((tmp_path / "r" / "cartpole-ppo").glob("*/checkpoint_*"))) == 2
+
+
+def test_handoff_without_handoff_steps_takes_the_envs_t_warm():
+    from rllib_metamapg import MetaMAPGConfig
+    from rllib_metamapg.env_specs import ENV_SPECS
+
+    for env in ("stag_hunt", "ipd"):
+        config = MetaMAPGConfig().environment(env).training(arm="handoff")
+        config.validate()
+        assert config.cooldown_controller().handoff_steps == ENV_SPECS[env].t_warm
+    given = MetaMAPGConfig().environment("ipd").training(arm="handoff", handoff_steps=7)
+    assert given.cooldown_controller().handoff_steps == 7
+    # Other arms never hand off, whatever the env.
+    assert MetaMAPGConfig().environment("ipd").training(
+        arm="meta_mapg").cooldown_controller().handoff_steps is None

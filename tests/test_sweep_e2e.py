@@ -79,6 +79,6 @@ def test_sweep_interrupted_resumed_and_reported(tmp_path):
     (result,) = doc["results"]
     assert set(result["arms"]) == {"ippo", "meta_mapg"}
     assert all(r["n"] == 3 for r in result["arms"].values())
-    assert result["tests_vs_ippo"]["meta_mapg"]["pairs"] == 3
+    assert result["tests_vs_reference"]["meta_mapg"]["pairs"] == 3
     assert result["pairing_broken"] == [] and result["incomplete"] == []
     assert (report / "stag_hunt_curves.png").stat().st_size > 1000

@@ -22,8 +22,8 @@ def test_parse_seeds_ranges_and_lists():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"env": "pong"}, "--env: env='pong' has no sweep settings"),
-    ({"env": "stag_hunt", "arms": ["ippo", "lola"]}, "--arms='ippo,lola'"),
-    ({"env": "stag_hunt", "arms": ["ippo", "ippo"]}, "distinct arms"),
+    ({"env": "stag_hunt", "arms": ["ippo", "lola"]}, "--arms: arm='lola' is unknown"),
+    ({"env": "stag_hunt", "arms": ["ippo", "pg"]}, "listed more than once"),
     ({"env": "stag_hunt", "seeds": [0, 0]}, "--seeds"),
     ({"env": "stag_hunt", "max_concurrent": 0}, "--max-concurrent=0"),
     ({"env": "stag_hunt", "gpus_per_trial": -1}, "--gpus-per-trial=-1"),
@@ -37,16 +37,27 @@ def test_bad_settings_are_refused_naming_the_flag(kwargs, message):
 
 def test_missing_tuned_example_names_the_file(tmp_path):
     (tmp_path / "stag_hunt").mkdir()
-    with pytest.raises(UsageError, match="no tuned example .*stag_hunt/ippo.yaml"):
+    with pytest.raises(UsageError, match="env 'stag_hunt' has no tuned examples .*"
+                                         "stag_hunt/base.yaml is missing"):
         plan_sweep(SweepSpec(env="stag_hunt", arms=["ippo"], tuned_examples=str(tmp_path)))
 
 
-def test_tuned_example_for_the_wrong_arm_is_refused(tmp_path):
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["config"].update(inner_lrr=0.1), "config.inner_lrr is not a MetaMAPGConfig "
+                                                  "setting. Did you mean 'inner_lr'?"),
+    (lambda d: d.update(budget=3), r"unknown key\(s\) \['budget'\]"),
+    (lambda d: d["smoke"].pop("t_warm"), "smoke needs 'stop'"),
+    (lambda d: d["config"].update(lr=-1.0), "lr=-1.0 must be a finite number >= 0"),
+])
+def test_a_bad_base_file_is_refused_naming_the_key(tmp_path, edit, message):
+    import yaml
+
     (tmp_path / "stag_hunt").mkdir()
-    text = (ROOT / "tuned_examples/stag_hunt/meta_mapg-smoke.yaml").read_text()
-    (tmp_path / "stag_hunt" / "ippo-smoke.yaml").write_text(text)
-    with pytest.raises(UsageError, match="config.arm: ippo"):
-        plan_sweep(SweepSpec(env="stag_hunt", arms=["ippo"], smoke=True,
+    data = yaml.safe_load((ROOT / "tuned_examples/stag_hunt/base.yaml").read_text())
+    edit(data)
+    (tmp_path / "stag_hunt" / "base.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(UsageError, match=message):
+        plan_sweep(SweepSpec(env="stag_hunt", arms=["ippo", "handoff"], smoke=True,
                              tuned_examples=str(tmp_path)))
 
 

@@ -19,17 +19,17 @@ from typing import Optional, Type, Union
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo.ppo import PPO, PPOConfig
 from ray.rllib.core.learner.learner import Learner
-from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from ray.rllib.utils.annotations import override
 
-from rllib_metamapg.arms import ArmError, get_arm
 from rllib_metamapg.callbacks.cooldown_callback import CooldownCallback
 from rllib_metamapg.cooldown import CooldownController
-from rllib_metamapg.dice import ESTIMATORS
-from rllib_metamapg.envs.matrix_game import one_module_per_agent
+from rllib_metamapg.dice import CORRECTION_FORMS, ESTIMATORS, FORM_ALIASES, canonical_form
+from rllib_metamapg.env_specs import ENV_SPECS
+from rllib_metamapg.metamapg.method import switches
+from rllib_metamapg.registry import RegistryError
+from rllib_metamapg.rllib_plugin import PluginAlgorithm
 from rllib_metamapg.schedules import ScheduleError, is_finite_number
 
-CORRECTION_FORMS = ("dice", "taylor")
 GRANULARITIES = ("batch", "minibatch")
 
 
@@ -47,7 +47,7 @@ class MetaMAPGConfig(PPOConfig):
         self.peer_coef = 1.0
         self.inner_lr = 0.1
         self.unroll_length = 1
-        self.correction_form = "dice"
+        self.correction_form = "unroll"
         self.correction_clip = 1.0
         self.correction_granularity = "batch"
         self.correction_estimator = "trajectory"
@@ -98,8 +98,9 @@ class MetaMAPGConfig(PPOConfig):
             peer_coef: Weight of the peer-learning term (when the arm uses it).
             inner_lr: Inner step size eta of every agent's differentiable PG step.
             unroll_length: Number of inner steps L >= 1.
-            correction_form: ``"dice"`` (differentiate through the inner steps) or
-                ``"taylor"`` (first order at the current parameters; L = 1).
+            correction_form: ``"unroll"`` (differentiate through the inner steps;
+                ``"dice"`` is accepted for it) or ``"taylor"`` (first order at the
+                current parameters; L = 1) -- the tabular engine's names.
             correction_clip: c of the norm clip ``|correction| <= c * |PG|``;
                 ``None`` disables clipping.
             correction_granularity: ``"batch"`` (default): the correction is
@@ -123,7 +124,9 @@ class MetaMAPGConfig(PPOConfig):
                 the whole batch (less variance, a bias of order 1/episodes).
             lambda_schedule: For ``arm="handoff"``: ``"hard"`` (default; lambda = 0
                 after the handoff) or ``"anneal"`` (power-law decay).
-            handoff_steps: Time trigger T_warm in lifetime env steps.
+            handoff_steps: Time trigger T_warm in lifetime env steps; unset, an
+                arm that hands off takes the env's T_warm (``EnvSpec.t_warm``) on
+                our envs, and is refused elsewhere unless ``handoff_metric`` is set.
             anneal_power: Exponent of the anneal; must make ``sum lambda_n``
                 finite (> 1 with PPO's constant lr) unless ``allow_nonsummable``.
             anneal_scale: Anneal time scale in env steps.
@@ -160,30 +163,39 @@ class MetaMAPGConfig(PPOConfig):
             return MetaMAPGTorchLearner
         raise ValueError(f"framework={self.framework_str!r}: MetaMAPG supports torch only.")
 
+    @property
+    def effective_handoff_steps(self) -> Optional[float]:
+        """``handoff_steps``, or -- for an arm that hands off, on one of our envs --
+        that env's T_warm (``EnvSpec.t_warm``)."""
+        if self.handoff_steps is not None or self.handoff_metric is not None:
+            return self.handoff_steps
+        if not switches(self.arm).cooldown or not isinstance(self.env, str):
+            return None
+        spec = ENV_SPECS.get(self.env)
+        return None if spec is None else float(spec.t_warm)
+
     def cooldown_controller(self) -> CooldownController:
         """The lambda state machine these settings describe (validates them)."""
-        arm = get_arm(self.arm)
+        arm = switches(self.arm)
         kind = self.lambda_schedule or ("hard" if arm.cooldown else "constant")
         return CooldownController(
-            arm, kind=kind, handoff_steps=self.handoff_steps,
+            arm, kind=kind, handoff_steps=self.effective_handoff_steps,
             anneal_power=self.anneal_power, anneal_scale=self.anneal_scale,
             metric=self.handoff_metric, threshold=self.handoff_threshold,
             patience=self.handoff_patience, allow_nonsummable=self.allow_nonsummable)
 
     @override(PPOConfig)
     def validate(self) -> None:
-        from rllib_metamapg.metamapg import register
-
-        register()  # Tune forgets registrations across ray.shutdown()/ray.init()
-        self._validate_metamapg()
-        self._default_one_module_per_agent()
+        # No side effects here: Tune registration and the default one-module-per-agent
+        # wiring happen when the algorithm is built (PluginAlgorithm).
         super().validate()
+        self._validate_metamapg()
 
     def _validate_ppo_numbers(self) -> None:
         """Ranges RLlib's own validate() lets through (a negative or NaN lr trains, or
         dies deep inside Ray; gamma 1.5 and a negative clip are accepted)."""
         def bad(name, value, rule):
-            raise ValueError(f"MetaMAPGConfig: {name}={value!r} {rule}.")
+            self._value_error(f"MetaMAPGConfig: {name}={value!r} {rule}.")
 
         def schedule_values(value):  # a number, or [[timestep, value], ...]
             if isinstance(value, (list, tuple)):
@@ -216,39 +228,41 @@ class MetaMAPGConfig(PPOConfig):
         self._validate_ppo_numbers()
         try:
             self.cooldown_controller()
-        except (ArmError, ScheduleError) as err:
-            raise ValueError(f"MetaMAPGConfig: {err}") from None
+        except (RegistryError, ScheduleError) as err:
+            self._value_error(f"MetaMAPGConfig: {err}")
+            return
         for name in ("own_coef", "peer_coef", "inner_lr"):
             value = getattr(self, name)
             if not is_finite_number(value) or value < 0:
-                raise ValueError(f"MetaMAPGConfig: {name}={value!r} must be a finite "
+                self._value_error(f"MetaMAPGConfig: {name}={value!r} must be a finite "
                                  "number >= 0.")
-        if self.inner_lr == 0 and get_arm(self.arm).corrected:
-            raise ValueError("MetaMAPGConfig: inner_lr=0 makes every correction zero; "
+        if self.inner_lr == 0 and switches(self.arm).corrected:
+            self._value_error("MetaMAPGConfig: inner_lr=0 makes every correction zero; "
                              "use arm='ippo' for plain PPO.")
         if (not isinstance(self.unroll_length, int) or isinstance(self.unroll_length, bool)
                 or self.unroll_length < 1):
-            raise ValueError(f"MetaMAPGConfig: unroll_length={self.unroll_length!r} must "
+            self._value_error(f"MetaMAPGConfig: unroll_length={self.unroll_length!r} must "
                              "be an integer >= 1.")
-        if self.correction_form not in CORRECTION_FORMS:
-            raise ValueError(f"MetaMAPGConfig: correction_form={self.correction_form!r}; "
-                             f"choose one of {CORRECTION_FORMS}.")
+        if canonical_form(self.correction_form) not in CORRECTION_FORMS:
+            self._value_error(f"MetaMAPGConfig: correction_form={self.correction_form!r}; "
+                             f"choose one of {CORRECTION_FORMS} (or an old name: "
+                             f"{sorted(FORM_ALIASES)}).")
         if self.correction_form == "taylor" and self.unroll_length != 1:
-            raise ValueError("MetaMAPGConfig: correction_form='taylor' is first order; "
+            self._value_error("MetaMAPGConfig: correction_form='taylor' is first order; "
                              f"unroll_length={self.unroll_length} must be 1.")
         if self.correction_granularity not in GRANULARITIES:
-            raise ValueError("MetaMAPGConfig: correction_granularity="
+            self._value_error("MetaMAPGConfig: correction_granularity="
                              f"{self.correction_granularity!r}; choose one of "
                              f"{GRANULARITIES}.")
         if self.correction_estimator not in ESTIMATORS:
-            raise ValueError("MetaMAPGConfig: correction_estimator="
+            self._value_error("MetaMAPGConfig: correction_estimator="
                              f"{self.correction_estimator!r}; choose one of {ESTIMATORS}.")
         if not isinstance(self.correction_split, bool):
-            raise ValueError(f"MetaMAPGConfig: correction_split={self.correction_split!r} "
+            self._value_error(f"MetaMAPGConfig: correction_split={self.correction_split!r} "
                              "must be True or False.")
         if (self.correction_estimator == "trajectory"
                 and self.correction_granularity == "minibatch"):
-            raise ValueError(
+            self._value_error(
                 "MetaMAPGConfig: correction_granularity='minibatch' needs "
                 "correction_estimator='per_step': minibatches are shuffled rows that cut "
                 "episodes apart, and the trajectory estimator needs whole episodes. Use "
@@ -256,26 +270,17 @@ class MetaMAPGConfig(PPOConfig):
                 "estimator.")
         if self.correction_clip is not None and not (
                 is_finite_number(self.correction_clip) and self.correction_clip > 0):
-            raise ValueError(f"MetaMAPGConfig: correction_clip={self.correction_clip!r} "
+            self._value_error(f"MetaMAPGConfig: correction_clip={self.correction_clip!r} "
                              "must be a number > 0, or None for no clipping.")
         callbacks = self.callbacks_class
         callbacks = callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]
-        if get_arm(self.arm).cooldown and self.handoff_metric is not None and not any(
+        if switches(self.arm).cooldown and self.handoff_metric is not None and not any(
                 isinstance(c, type) and issubclass(c, CooldownCallback) for c in callbacks):
-            raise ValueError("MetaMAPGConfig: handoff_metric needs CooldownCallback; pass "
+            self._value_error("MetaMAPGConfig: handoff_metric needs CooldownCallback; pass "
                              "config.callbacks([CooldownCallback, YourCallback]).")
 
-    def _default_one_module_per_agent(self) -> None:
-        if self.is_multi_agent or self.env is None:
-            return
-        env = _make_env(self.env, self.env_config)
-        if isinstance(env, MultiAgentEnv) and getattr(env, "possible_agents", None):
-            self.multi_agent(**one_module_per_agent(env))
-        if hasattr(env, "close"):
-            env.close()
 
-
-class MetaMAPG(PPO):
+class MetaMAPG(PluginAlgorithm, PPO):
     """PPO whose learner adds Meta-MAPG's own/peer corrections (see MetaMAPGConfig)."""
 
     @classmethod
@@ -283,16 +288,3 @@ class MetaMAPG(PPO):
     def get_default_config(cls) -> MetaMAPGConfig:
         return MetaMAPGConfig()
 
-
-def _make_env(env, env_config):
-    from ray.rllib.env.env_context import EnvContext
-    from ray.tune.registry import ENV_CREATOR, _global_registry
-
-    ctx = EnvContext(dict(env_config or {}), worker_index=0)
-    if isinstance(env, str):
-        if _global_registry.contains(ENV_CREATOR, env):
-            return _global_registry.get(ENV_CREATOR, env)(ctx)
-        return None
-    if isinstance(env, type):
-        return env(ctx)
-    return None

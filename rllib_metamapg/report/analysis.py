@@ -1,4 +1,4 @@
-"""The numbers of a sweep report: App. F tables, learner counts, paired tests vs ``ippo``.
+"""The numbers of a sweep report: App. F tables, learner counts, paired tests vs the reference.
 
 Learner threshold rules (the paper's App. E.5 pitfall: a stale tau = 0 on
 non-negative returns counted every seed as a learner) are enforced here.
@@ -13,12 +13,17 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from scipy import stats as sps
 
+from rllib_metamapg import registry
 from rllib_metamapg.report.load import ReportError, Sweep, TrialRecord
 from rllib_metamapg.schedules import is_finite_number
 from rllib_metamapg.stats import mcnemar_paired, wilson_ci
 
-REFERENCE_ARM = "ippo"
 QUANTILES = {"min": 0.0, "p25": 0.25, "median": 0.5, "p75": 0.75, "max": 1.0}
+
+
+def reference_arm(metadata: Dict[str, Any]) -> str:
+    """The sweep's reference arm (recorded since the registry; ``ippo`` before it)."""
+    return metadata.get("reference_arm") or registry.reference_arm()
 
 
 def resolve_tau(metadata: Dict[str, Any], override: Optional[float],
@@ -89,9 +94,10 @@ def analyse(sweep: Sweep, tau: float) -> Dict[str, Any]:
         row["seeds_hit"] = len(hits)
         per_arm[arm] = row
     tests = {}
-    ref = _complete(sweep.trials, REFERENCE_ARM) if REFERENCE_ARM in arms else {}
+    reference = reference_arm(sweep.metadata)
+    ref = _complete(sweep.trials, reference) if reference in arms else {}
     for arm in arms:
-        if arm == REFERENCE_ARM or not ref:
+        if arm == reference or not ref:
             continue
         done = _complete(sweep.trials, arm)
         seeds = sorted(set(ref) & set(done))
@@ -106,7 +112,7 @@ def analyse(sweep: Sweep, tau: float) -> Dict[str, Any]:
     missing = missing_trials(sweep)
     planned = len(sweep.metadata["arms"]) * len(sweep.metadata["seeds"])
     return {"env": sweep.env, "tau": tau, "metric": sweep.metadata["metric"],
-            "arms": per_arm, "tests_vs_ippo": tests,
+            "arms": per_arm, "reference_arm": reference, "tests_vs_reference": tests,
             "planned_trials": planned, "scored_trials": planned - len(missing),
             "missing": missing,
             "incomplete": [f"{m['arm']}/seed {m['seed']} ({m['status']})" for m in missing],

@@ -10,8 +10,9 @@ def add_parser(sub) -> None:
         "report", help="tables, paired tests and figures for sweep folders",
         description="Per environment: App. F final-return table per arm, learner counts at "
                     "tau with Wilson 95%% CIs, median first-hit step, McNemar and Wilcoxon "
-                    "signed-rank tests against ippo on paired seeds, learning curves with "
-                    "bootstrap bands and per-seed strip plots (Markdown, CSV, PNG, JSON).")
+                    "signed-rank tests against the reference arm (plain PG) on paired seeds, "
+                    "learning curves with bootstrap bands and per-seed strip plots "
+                    "(Markdown, CSV, PNG, JSON).")
     p.add_argument("sweeps", nargs="+", metavar="SWEEP_DIR",
                    help="folders printed by 'metamapg sweep'")
     p.add_argument("--out", required=True, help="output folder")

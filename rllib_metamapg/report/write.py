@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional
 
 from rllib_metamapg import atomic
 from rllib_metamapg.report import figures
-from rllib_metamapg.report.analysis import REFERENCE_ARM, analyse, resolve_tau
+from rllib_metamapg.report.analysis import analyse, resolve_tau
 from rllib_metamapg.report.load import Sweep, load_sweep
 
 SUMMARY_COLUMNS = ("env", "arm", "n", "mean", "std", "min", "p25", "median", "p75", "max",
@@ -46,11 +46,12 @@ def _markdown(result: Dict[str, Any], sweep: Sweep, names: Dict[str, str]) -> st
         lines.append(f"| `{arm}` | {r['learners']}/{r['n']} | [{_fmt(r['wilson_low'])}, "
                      f"{_fmt(r['wilson_high'])}] | {_fmt(r['median_first_hit'], 0)} "
                      f"({r['seeds_hit']}) |")
-    if result["tests_vs_ippo"]:
-        lines += ["", f"Paired tests against `{REFERENCE_ARM}` (same seeds):", "",
-                  "| arm | pairs | McNemar: only ippo / only arm learned | McNemar p | "
+    if result["tests_vs_reference"]:
+        ref = result["reference_arm"]
+        lines += ["", f"Paired tests against `{ref}` (same seeds):", "",
+                  f"| arm | pairs | McNemar: only {ref} / only arm learned | McNemar p | "
                   "Wilcoxon W (non-tied pairs) | Wilcoxon p |", "|---|---|---|---|---|---|"]
-        for arm, t in result["tests_vs_ippo"].items():
+        for arm, t in result["tests_vs_reference"].items():
             m, w = t["mcnemar"], t["wilcoxon"]
             if m is None:
                 lines.append(f"| `{arm}` | {t['pairs']} | – | – (needs 2 pairs) | – | – |")
@@ -93,7 +94,7 @@ def write_report(paths: List[str], out: str, tau: Optional[float] = None,
         atomic.write_figure(out_dir / names["strip"], figures.strip_plot(sweep, finals, t))
         sections.append(_markdown(result, sweep, names))
         for arm, r in result["arms"].items():
-            test = result["tests_vs_ippo"].get(arm, {})
+            test = result["tests_vs_reference"].get(arm, {})
             summary.append([sweep.env, arm] + [r[k] for k in SUMMARY_COLUMNS[2:14]] + [
                 (test.get("mcnemar") or {}).get("p_value"),
                 (test.get("wilcoxon") or {}).get("p_value")])

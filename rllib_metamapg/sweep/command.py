@@ -7,7 +7,7 @@ import os
 import signal
 from typing import Optional
 
-from rllib_metamapg.arms import RLLIB_ARMS, ArmError, rllib_arm_name
+from rllib_metamapg import registry
 from rllib_metamapg.errors import UsageError
 
 
@@ -15,8 +15,10 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "sweep", help="paired-seed Tune sweep: arms x seeds on one environment",
         description="Run every arm with every seed on one environment with Ray Tune (seed s "
-                    "starts every arm from the same weights), each arm configured by "
-                    "tuned_examples/<env>/<arm>.yaml; or continue one with --resume.",
+                    "starts every arm from the same weights), each arm configured by its "
+                    "tuned example (tuned_examples/<env>/base.yaml + the arm's method "
+                    "settings); arms may come from different methods. Or continue one with "
+                    "--resume.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_sweep_arguments(p)
     p.set_defaults(func=_sweep)
@@ -30,12 +32,13 @@ def add_sweep_arguments(p, *, storage_default: Optional[str] = "metamapg_results
     unset = argparse.SUPPRESS
     p.add_argument("--env", help="registered environment with sweep settings (e.g. stag_hunt)")
     p.add_argument("--arms", default=unset,
-                   help="comma-separated arms; ippo is the reference of the report's tests "
-                        "(default: all)")
+                   help="arms of any registered methods, 'a,b' or 'a b'; the reference arm "
+                        "of the report's paired tests is added if missing (default: all "
+                        f"registered arms: {registry.arm_choices()})")
     p.add_argument("--seeds", default=unset,
                    help="seeds: '0-24', '0,1,5' or a mix (default: 0-24)")
     p.add_argument("--smoke", action="store_true",
-                   help="use each arm's *-smoke.yaml budget (minutes, not hours)")
+                   help="use the env's smoke-sized settings (minutes, not hours)")
     p.add_argument("--name", default=unset,
                    help="experiment folder name (default: <env> or <env>-smoke)")
     p.add_argument("--storage-path", default=storage_default,
@@ -67,7 +70,7 @@ def add_sweep_arguments(p, *, storage_default: Optional[str] = "metamapg_results
                             "<experiment>/report")
 
 
-SWEEP_DEFAULTS = {"arms": ",".join(RLLIB_ARMS), "seeds": "0-24", "name": None,
+SWEEP_DEFAULTS = {"arms": None, "seeds": "0-24", "name": None,
                   "max_concurrent": 12, "cpus_per_trial": 1.0, "gpus_per_trial": 0.0,
                   "max_failures": 2, "tuned_examples": None}
 
@@ -95,18 +98,26 @@ def spec_from_args(args):
     if not args.env:
         raise UsageError("--env is required (or --resume DIR).")
     v = {k: sweep_setting(args, k) for k in SWEEP_DEFAULTS}
-    arms = []
-    for name in (a.strip() for a in v["arms"].replace(" ", ",").split(",")):
-        try:  # aliases (pg, full) are the arms they name
-            arms.append(rllib_arm_name(name) if name else None)
-        except ArmError:
-            arms.append(name)  # plan_sweep refuses it with the list of arms
+    arms = None
+    if v["arms"] is not None:
+        arms = [a.strip() for a in v["arms"].replace(" ", ",").split(",") if a.strip()]
+        # Aliases (pg, full) are the arms they name; plan_sweep refuses unknown names.
+        arms = [_canonical(a) for a in arms]
+        if registry.reference_arm() not in arms:
+            arms = [registry.reference_arm()] + arms  # the paired tests need it
     return SweepSpec(
-        env=args.env, arms=[a for a in arms if a],
+        env=args.env, arms=arms,
         seeds=parse_seeds(v["seeds"]), smoke=args.smoke, name=v["name"],
         storage_path=args.storage_path, max_concurrent=v["max_concurrent"],
         cpus_per_trial=v["cpus_per_trial"], gpus_per_trial=v["gpus_per_trial"],
         max_failures=v["max_failures"], tuned_examples=v["tuned_examples"])
+
+
+def _canonical(name: str) -> str:
+    try:
+        return registry.canonical_arm(name)
+    except registry.RegistryError:
+        return name
 
 
 def _sweep(args) -> int:

@@ -1,31 +1,33 @@
 """Turns sweep settings into one Tune ``param_space`` and stop rule, checked before Ray starts.
 
-Each arm's settings come from its tuned example, ``tuned_examples/<env>/<arm>.yaml``
-(``<arm>-smoke.yaml`` with ``smoke=True``), validated exactly as ``rllib train file``
-does.  Settings shared by every arm go into the param space as they are; settings
-that differ between arms (``handoff_steps`` for instance) are chosen per trial from
-the trial's arm.  ``arm`` and ``seed`` are a grid, so seed s of every arm starts
-from the same weights.
+Each arm's settings are its tuned example (:func:`rllib_metamapg.tuned_examples.experiment`:
+the env's ``base.yaml``, budget and T_warm, its method's and its own settings),
+validated exactly as ``rllib train file`` does -- so an arm of any registered
+method can join, file or not.  ``arm`` and ``seed`` are a grid, so seed s of every
+arm starts from the same weights.  When every arm runs under one algorithm class
+that class is the trainable, and settings that differ between arms are chosen per
+trial from the trial's arm; arms from several classes run under
+:class:`~rllib_metamapg.sweep.trainable.PairedArms`, which builds each trial's
+algorithm from its arm.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from rllib_metamapg.arms import RLLIB_ARMS
+from rllib_metamapg import registry
 from rllib_metamapg.env_specs import EnvSpec, get_env_spec
 from rllib_metamapg.errors import UsageError
-from rllib_metamapg.rllib_experiments import load_experiments, prepare
+from rllib_metamapg.rllib_experiments import prepare
 from rllib_metamapg.schedules import is_finite_number
+from rllib_metamapg.tuned_examples import experiment, find_folder
 
 METRIC = "evaluation/env_runners/episode_return_mean"
 METADATA_FILE = "metamapg_sweep.json"
-TUNED_EXAMPLES_ENV = "METAMAPG_TUNED_EXAMPLES"
+ARM_CONFIGS_KEY = "metamapg_arm_configs"
 
 
 @dataclass
@@ -34,9 +36,10 @@ class SweepSpec:
 
     Attributes:
         env: Registered environment with sweep settings (see ``envs.specs``).
-        arms: Arms to compare; ``ippo`` is the reference of the paired tests.
+        arms: Arms of any registered methods (default: every registered arm);
+            the registry's reference arm (``ippo``) is the paired tests' reference.
         seeds: Seeds; seed s gives the same initial weights in every arm.
-        smoke: Use each arm's ``*-smoke.yaml`` budget.
+        smoke: Use the env's smoke-sized settings and budget.
         name: Experiment folder name under ``storage_path``.
         storage_path: Local path or URI for results and checkpoints.
         max_concurrent: Trials running at once (the paper ran 12).
@@ -48,7 +51,7 @@ class SweepSpec:
     """
 
     env: str
-    arms: Sequence[str] = tuple(RLLIB_ARMS)
+    arms: Optional[Sequence[str]] = None
     seeds: Sequence[int] = tuple(range(25))
     smoke: bool = False
     name: Optional[str] = None
@@ -74,19 +77,9 @@ class SweepPlan:
     metadata: Dict[str, Any] = field(default_factory=dict)
 
 
-def find_tuned_examples(folder: Optional[str] = None) -> Path:
-    """The tuned-examples folder: explicit, ``$METAMAPG_TUNED_EXAMPLES``, cwd, or beside
-    the package."""
-    here = Path(__file__).resolve().parents[2] / "tuned_examples"
-    candidates = ([Path(folder)] if folder else
-                  [Path(p) for p in [os.environ.get(TUNED_EXAMPLES_ENV)] if p]
-                  + [Path.cwd() / "tuned_examples", here])
-    for path in candidates:
-        if path.is_dir():
-            return path
-    raise UsageError("tuned_examples: folder not found (looked in "
-                     f"{[str(p) for p in candidates]}); pass --tuned-examples DIR or set "
-                     f"{TUNED_EXAMPLES_ENV}.")
+def find_tuned_examples(folder: Optional[str] = None):
+    """The tuned-examples folder (see :func:`rllib_metamapg.tuned_examples.find_folder`)."""
+    return find_folder(folder)
 
 
 def parse_seeds(text: str) -> List[int]:
@@ -111,42 +104,34 @@ def parse_seeds(text: str) -> List[int]:
 
 
 def plan_sweep(spec: SweepSpec) -> SweepPlan:
-    """Checks ``spec`` and every tuned example it names; raises ``UsageError``."""
+    """Checks ``spec`` and every arm's tuned example; raises ``UsageError``."""
     env_spec = _check_spec(spec)
-    folder = find_tuned_examples(spec.tuned_examples) / spec.env
-    suffix = "-smoke" if spec.smoke else ""
-    configs, stops, files = {}, {}, {}
+    folder = find_tuned_examples(spec.tuned_examples)
+    configs, stops, runs, sources = {}, {}, {}, {}
     for arm in spec.arms:
-        path = folder / f"{arm}{suffix}.yaml"
-        if not path.is_file():
-            raise UsageError(f"arms: no tuned example {path} for env {spec.env!r}, arm "
-                             f"{arm!r}; write one or drop the arm.")
-        experiments = load_experiments(str(path))
-        if len(experiments) != 1:
-            raise UsageError(f"{path}: a sweep needs exactly one experiment per file.")
-        (exp_name, exp), = experiments.items()
-        prepare(experiments, {}, str(path))  # the same checks as `rllib train file`
-        config = dict(exp.get("config") or {})
-        if exp.get("env") != spec.env or config.get("arm") != arm:
-            raise UsageError(f"{path}: {exp_name} must set env: {spec.env} and "
-                             f"config.arm: {arm}.")
-        configs[arm], stops[arm], files[arm] = config, dict(exp["stop"]), str(path)
+        name, exp = experiment(spec.env, arm, spec.smoke, folder)
+        where = f"tuned example {spec.env}/{arm}{'-smoke' if spec.smoke else ''}"
+        prepare({name: exp}, {}, where)  # the same checks as `rllib train file`
+        configs[arm], stops[arm], runs[arm] = dict(exp["config"]), dict(exp["stop"]), exp["run"]
+        sources[arm] = str(folder / spec.env / f"{arm}{'-smoke' if spec.smoke else ''}.yaml")
     stop_iterations, interval = _aligned_budget(configs, stops)
-    name = spec.name or f"{spec.env}{suffix}"
+    name = spec.name or f"{spec.env}{'-smoke' if spec.smoke else ''}"
     param_space = _param_space(spec, configs, interval)
     metadata = {
         "env": spec.env, "arms": list(spec.arms), "seeds": list(spec.seeds),
         "smoke": spec.smoke, "metric": METRIC, "tau": env_spec.tau,
         "tau_note": env_spec.note, "returns_nonnegative": env_spec.returns_nonnegative,
         "stop_iterations": stop_iterations, "evaluation_interval": interval,
-        "tuned_examples": files,
+        "reference_arm": registry.reference_arm(),
+        "methods": {arm: registry.get_arm(arm).method for arm in spec.arms},
+        "algorithms": runs, "tuned_examples": sources,
         # Enough to rebuild the param space on resume (Tune needs it re-passed
         # to resolve the classes and functions inside it).
         "spec": {k: (list(v) if isinstance(v, tuple) else v)
                  for k, v in dataclasses.asdict(spec).items()},
         "arm_configs": configs,
     }
-    return SweepPlan(spec, env_spec, name, param_space, stop_iterations, interval, files,
+    return SweepPlan(spec, env_spec, name, param_space, stop_iterations, interval, sources,
                      metadata)
 
 
@@ -155,11 +140,12 @@ def _check_spec(spec: SweepSpec) -> EnvSpec:
         env_spec = get_env_spec(spec.env)
     except ValueError as err:
         raise UsageError(f"--env: {err}") from None
-    arms = list(spec.arms)
-    unknown = [a for a in arms if a not in RLLIB_ARMS]
-    if not arms or unknown or len(set(arms)) != len(arms):
-        raise UsageError(f"--arms={','.join(arms)!r}: give distinct arms from "
-                         f"{list(RLLIB_ARMS)}.")
+    if spec.arms is None:
+        spec.arms = registry.arm_names()
+    try:
+        spec.arms = [a.name for a in registry.parse_arms(list(spec.arms))]
+    except registry.RegistryError as err:
+        raise UsageError(f"--arms: {err}") from None
     seeds = list(spec.seeds)
     if not seeds or len(set(seeds)) != len(seeds) or any(
             not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
@@ -216,34 +202,66 @@ def param_space_from_metadata(metadata: Dict[str, Any]) -> Dict[str, Any]:
     return _param_space(spec, metadata["arm_configs"], int(metadata["evaluation_interval"]))
 
 
+def algorithm_classes(arms: Sequence[str]) -> Dict[str, type]:
+    """``{arm: Algorithm class}``."""
+    return {arm: registry.method_of(arm).algorithm_class() for arm in arms}
+
+
+def sweep_trainable(arms: Sequence[str]):
+    """The arms' algorithm class when they share one, else :class:`PairedArms`."""
+    classes = set(algorithm_classes(arms).values())
+    if len(classes) == 1:
+        return classes.pop()
+    from rllib_metamapg.sweep.trainable import PairedArms
+
+    return PairedArms
+
+
+def callbacks_for(algo_cls) -> List[type]:
+    """The algorithm's own default callbacks plus the initial-weights digest."""
+    from rllib_metamapg.callbacks import InitialWeightsCallback
+
+    own = algo_cls.get_default_config().callbacks_class
+    own = list(own) if isinstance(own, (list, tuple)) else [own]
+    return [c for c in own if c is not InitialWeightsCallback] + [InitialWeightsCallback]
+
+
+def _flat(config: Dict[str, Any]) -> Dict[str, Any]:
+    """Tuned-example keys as ``update_from_dict`` keys."""
+    return {("_model_config" if k == "model_config" else k): v for k, v in config.items()}
+
+
 def _param_space(spec: SweepSpec, configs: Dict[str, Dict[str, Any]],
                  interval: int) -> Dict[str, Any]:
     from ray import tune
 
-    from rllib_metamapg.callbacks import CooldownCallback, InitialWeightsCallback
-
-    from rllib_metamapg import MetaMAPGConfig
-
-    defaults = MetaMAPGConfig()
-    keys = set().union(*configs.values()) - {"arm", "seed"}
-    common = {k: configs[spec.arms[0]][k] for k in keys
-              if all(k in c and c[k] == configs[spec.arms[0]][k] for c in configs.values())}
-    space: Dict[str, Any] = {}
-    for key, value in common.items():
-        space["_model_config" if key == "model_config" else key] = value
-    for key in sorted(keys - set(common)):
-        # Tune resolves grid_search first, then these per-trial choices.
-        per_arm = {arm: c[key] if key in c else getattr(defaults, key)
-                   for arm, c in configs.items()}
-        space["_model_config" if key == "model_config" else key] = tune.sample_from(
-            lambda s, _p=per_arm: _p[s.config["arm"]])
-    space.update({
+    classes = algorithm_classes(spec.arms)
+    space: Dict[str, Any] = {
         "env": spec.env,
         "arm": tune.grid_search(list(spec.arms)),
         "seed": tune.grid_search(list(spec.seeds)),
         "evaluation_interval": interval,
-        "callbacks_class": [CooldownCallback, InitialWeightsCallback],
         "num_cpus_for_main_process": spec.cpus_per_trial,
         "num_gpus_per_learner": spec.gpus_per_trial,
-    })
+    }
+    if len(set(classes.values())) > 1:
+        # Each trial builds its arm's own algorithm from this table (PairedArms).
+        space[ARM_CONFIGS_KEY] = {arm: {"algorithm": classes[arm], "config": _flat(c)}
+                                  for arm, c in configs.items()}
+        return space
+    algo_cls = next(iter(classes.values()))
+    defaults = algo_cls.get_default_config()
+    keys = set().union(*configs.values()) - {"arm", "seed"}
+    first = configs[spec.arms[0]]
+    common = {k: first[k] for k in keys
+              if all(k in c and c[k] == first[k] for c in configs.values())}
+    for key, value in _flat(common).items():
+        space[key] = value
+    for key in sorted(keys - set(common)):
+        # Tune resolves grid_search first, then these per-trial choices.
+        per_arm = {arm: c[key] if key in c else getattr(defaults, key)
+                   for arm, c in configs.items()}
+        space[next(iter(_flat({key: 0})))] = tune.sample_from(
+            lambda s, _p=per_arm: _p[s.config["arm"]])
+    space["callbacks_class"] = callbacks_for(algo_cls)
     return space

@@ -15,7 +15,8 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from rllib_metamapg.errors import UsageError
 from rllib_metamapg.sweep.plan import (METADATA_FILE, METRIC, SweepPlan, SweepSpec,
-                                        param_space_from_metadata, plan_sweep)
+                                        param_space_from_metadata, plan_sweep,
+                                        sweep_trainable)
 
 # Tune snapshots the experiment state at most this often; a resumed sweep can
 # only skip what the last snapshot saw finish.
@@ -84,7 +85,7 @@ def _init_ray(on_ray_started: Optional[Callable[[], None]] = None) -> bool:
     global _STARTED_LOCAL_RAY
     import ray
 
-    from rllib_metamapg.metamapg import register
+    from rllib_metamapg.rllib_plugin import register_all
 
     if not ray.is_initialized():
         if os.environ.get("RAY_ADDRESS"):
@@ -96,7 +97,7 @@ def _init_ray(on_ray_started: Optional[Callable[[], None]] = None) -> bool:
             _STARTED_LOCAL_RAY = True
     if on_ray_started is not None:
         on_ray_started()
-    register()
+    register_all()
     return _STARTED_LOCAL_RAY
 
 
@@ -112,14 +113,16 @@ def shutdown_ray() -> None:
 
 def trial_request(spec: SweepSpec, arm_configs: Dict[str, Dict[str, Any]]):
     """RLlib's own resource request of each arm's trial: ``{arm: [bundle, ...]}``."""
-    from rllib_metamapg.metamapg import MetaMAPG
+    from rllib_metamapg.rllib_plugin import arm_config
 
     out = {}
     for arm, cfg in arm_configs.items():
         config = {("_model_config" if k == "model_config" else k): v for k, v in cfg.items()}
         config.update(num_cpus_for_main_process=spec.cpus_per_trial,
                       num_gpus_per_learner=spec.gpus_per_trial)
-        out[arm] = [dict(b) for b in MetaMAPG.default_resource_request(config).bundles]
+        algo_config = arm_config(arm, spec.env, config)
+        out[arm] = [dict(b) for b in
+                    algo_config.algo_class.default_resource_request(algo_config).bundles]
     return out
 
 
@@ -244,8 +247,6 @@ def resume_sweep(path: str, *, verbose: int = 1,
     """Continues an interrupted sweep: finished trials stay, the rest resume or restart."""
     from ray import tune
 
-    from rllib_metamapg.metamapg import MetaMAPG
-
     path = storage_location(path)
     metadata = read_metadata(path)
     spec = SweepSpec(**metadata["spec"])
@@ -254,7 +255,8 @@ def resume_sweep(path: str, *, verbose: int = 1,
     check_resources(spec, metadata["arm_configs"], exact=exact)
     if not tune.Tuner.can_restore(path):
         raise UsageError(f"{path}: Tune saved no experiment state here yet; start it again.")
-    tuner = tune.Tuner.restore(path, trainable=MetaMAPG, resume_unfinished=True,
+    tuner = tune.Tuner.restore(path, trainable=sweep_trainable(spec.arms),
+                               resume_unfinished=True,
                                resume_errored=True,
                                param_space=param_space_from_metadata(metadata))
     return path, _report(tuner.fit(), path)
@@ -263,7 +265,6 @@ def resume_sweep(path: str, *, verbose: int = 1,
 def _tuner(plan: SweepPlan, verbose: int, progress_every_s: float):
     from ray import tune
 
-    from rllib_metamapg.metamapg import MetaMAPG
     from rllib_metamapg.sweep.progress import SweepProgress
 
     spec = plan.spec
@@ -277,7 +278,8 @@ def _tuner(plan: SweepPlan, verbose: int, progress_every_s: float):
             num_to_keep=2),
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         callbacks=[SweepProgress(total, METRIC, plan.env_spec.tau, progress_every_s)])
-    return tune.Tuner(MetaMAPG, param_space=plan.param_space, run_config=run_config,
+    return tune.Tuner(sweep_trainable(spec.arms), param_space=plan.param_space,
+                      run_config=run_config,
                       tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent))
 
 

@@ -1,0 +1,107 @@
+"""The RLlib side of the registry: algorithm lookup, Tune registration, shared wiring.
+
+Every registered method's algorithm is reachable by its class name (``run:
+MetaMAPG`` in a YAML, ``Tuner("MetaMAPG")``).  :class:`PluginAlgorithm` is the
+mixin our algorithms share: building one registers our environments in the
+running Ray session and, when ``multi_agent()`` was not called, wires one module
+per agent of the env -- at construction, so ``validate()`` stays free of side
+effects.  :func:`arm_config` builds any arm's config the same way for every
+method, which is what makes seed s start every arm of every method from the
+same weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional
+
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.tune.registry import register_trainable
+
+from rllib_metamapg import registry
+from rllib_metamapg.envs import CREATORS, one_module_per_agent, register_envs
+
+
+def algorithm_names() -> Dict[str, registry.MethodSpec]:
+    """``{algorithm class name: method}`` over the registered methods."""
+    return {m.algorithm_name: m for m in registry.methods().values()}
+
+
+def algorithm_class(name: str):
+    """The Algorithm class a registered method runs under ``name`` (``None`` if none)."""
+    method = algorithm_names().get(name)
+    return method.algorithm_class() if method is not None else None
+
+
+def register_all() -> None:
+    """(Re-)registers every method's algorithm and every environment with Tune.
+
+    Tune pushes registrations only to the Ray session that is running (or starts
+    next): call again after ``ray.shutdown()`` / ``ray.init()``.
+    """
+    for name, method in algorithm_names().items():
+        register_trainable(name, method.algorithm_class())
+    register_envs()
+
+
+def make_plugin_env(env: Any, env_config: Optional[Mapping] = None):
+    """An instance of one of our envs (by name) or an env class; ``None`` otherwise."""
+    from ray.rllib.env.env_context import EnvContext
+
+    ctx = EnvContext(dict(env_config or {}), worker_index=0)
+    if isinstance(env, str):
+        return CREATORS[env](ctx) if env in CREATORS else None
+    if isinstance(env, type):
+        return env(ctx)
+    return None
+
+
+def per_agent_wiring(env: Any, env_config: Optional[Mapping] = None) -> Optional[Dict]:
+    """``multi_agent(**...)`` arguments for one module per agent, or ``None`` when the env
+    is not one of ours and not a class (RLlib's own default then applies)."""
+    from ray.rllib.env.multi_agent_env import MultiAgentEnv
+
+    instance = make_plugin_env(env, env_config)
+    if instance is None:
+        return None
+    try:
+        if isinstance(instance, MultiAgentEnv) and getattr(instance, "possible_agents", None):
+            return one_module_per_agent(instance)
+        return None
+    finally:
+        if hasattr(instance, "close"):
+            instance.close()
+
+
+def with_default_wiring(config, default_config: AlgorithmConfig):
+    """``config`` (object or Tune dict) with one module per agent when none is wired."""
+    if isinstance(config, dict):
+        if "class" in config:  # a full saved state: leave it to RLlib
+            return config
+        config = default_config.copy(copy_frozen=False).update_from_dict(config)
+    if config is None or config.is_multi_agent or config.env is None:
+        return config
+    wiring = per_agent_wiring(config.env, config.env_config)
+    if wiring is None:
+        return config
+    return config.copy(copy_frozen=False).multi_agent(**wiring)
+
+
+class PluginAlgorithm:
+    """Mixin (before the RLlib base class): register our envs, default the wiring."""
+
+    def __init__(self, config=None, *args, **kwargs):
+        register_envs()
+        config = with_default_wiring(config, self.get_default_config())
+        super().__init__(config, *args, **kwargs)
+
+
+def arm_config(arm: str, env: Any = None, settings: Optional[Mapping[str, Any]] = None):
+    """A fresh config of ``arm``'s algorithm: ``settings`` (flat ``update_from_dict``
+    keys), then the arm's own training settings, then one module per agent."""
+    spec = registry.get_arm(arm)
+    config = registry.method_of(spec).algorithm_class().get_default_config()
+    if env is not None:
+        config.environment(env)
+    config.update_from_dict(dict(settings or {}))
+    config.training(**dict(spec.rllib))
+    return with_default_wiring(config, config)

@@ -1,0 +1,178 @@
+"""Tuned examples from one source per env: ``tuned_examples/<env>/base.yaml`` + the registry.
+
+``base.yaml`` holds an env's shared RLlib settings (and its smoke-sized
+overrides); the budget and T_warm come from the env's :class:`EnvSpec`
+(``steps``, ``t_warm``), the method settings from its ``MethodSpec.rllib_defaults``,
+and the arm's own settings from its ``ArmSpec.rllib``.  :func:`experiment`
+resolves one arm in memory -- the sweep uses it, so an arm registered at run
+time needs no file.  The per-arm files users run with ``rllib train file
+tuned_examples/<env>/<arm>.yaml`` are rendered from the same function by
+``metamapg examples --write``; ``--check`` (and a test) fails when one is stale.
+Ray-free.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import yaml
+
+from rllib_metamapg import registry
+from rllib_metamapg.env_specs import get_env_spec
+from rllib_metamapg.errors import UsageError
+
+BASE_FILE = "base.yaml"
+FOLDER_ENV = "METAMAPG_TUNED_EXAMPLES"
+_BASE_KEYS = {"description", "notes", "config", "smoke"}
+_SMOKE_KEYS = {"note", "stop", "t_warm", "config"}
+
+
+def find_folder(folder: Optional[str] = None) -> Path:
+    """The tuned-examples folder: explicit, ``$METAMAPG_TUNED_EXAMPLES``, cwd, or beside
+    the package."""
+    here = Path(__file__).resolve().parents[1] / "tuned_examples"
+    candidates = ([Path(folder)] if folder else
+                  [Path(p) for p in [os.environ.get(FOLDER_ENV)] if p]
+                  + [Path.cwd() / "tuned_examples", here])
+    for path in candidates:
+        if path.is_dir():
+            return path
+    raise UsageError("tuned_examples: folder not found (looked in "
+                     f"{[str(p) for p in candidates]}); pass --tuned-examples DIR or set "
+                     f"{FOLDER_ENV}.")
+
+
+def envs_with_base(folder: Path) -> List[str]:
+    return sorted(p.parent.name for p in Path(folder).glob(f"*/{BASE_FILE}"))
+
+
+def load_base(folder: Path, env: str) -> Dict[str, Any]:
+    path = Path(folder) / env / BASE_FILE
+    if not path.is_file():
+        raise UsageError(f"env {env!r} has no tuned examples ({path} is missing); write one "
+                         f"(see docs/rllib.md, 'Adding an environment') or pick one of "
+                         f"{envs_with_base(folder)}.")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UsageError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
+        raise UsageError(f"{path}: must be a mapping with a 'config' mapping.")
+    unknown = set(data) - _BASE_KEYS
+    smoke = data.get("smoke") or {}
+    unknown |= {f"smoke.{k}" for k in set(smoke) - _SMOKE_KEYS}
+    if unknown:
+        raise UsageError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: "
+                         f"{sorted(_BASE_KEYS)} and smoke.{sorted(_SMOKE_KEYS)}.")
+    if not isinstance(smoke.get("stop"), dict) or "t_warm" not in smoke:
+        raise UsageError(f"{path}: smoke needs 'stop' (e.g. training_iteration: 4) and "
+                         "'t_warm' (the handoff arm's T_warm at smoke size).")
+    return data
+
+
+def experiment_name(env: str, arm: str, smoke: bool) -> str:
+    return f"{env}-{arm}{'-smoke' if smoke else ''}".replace("_", "-")
+
+
+def experiment(env: str, arm: str, smoke: bool = False,
+               folder: Optional[Path] = None) -> Tuple[str, Dict[str, Any]]:
+    """``(name, {"run", "env", "stop", "config"})`` of one arm on one env."""
+    spec = registry.get_arm(arm)
+    method = registry.method_of(spec)
+    base = load_base(find_folder(folder) if folder is None or isinstance(folder, str)
+                     else folder, env)
+    env_spec = get_env_spec(env)
+    config = dict(base["config"])
+    if smoke:
+        config.update(base["smoke"].get("config") or {})
+        stop = dict(base["smoke"]["stop"])
+        t_warm = base["smoke"]["t_warm"]
+    else:
+        stop = {"num_env_steps_sampled_lifetime": env_spec.steps}
+        t_warm = env_spec.t_warm
+    config.update(method.rllib_defaults)
+    config.update(spec.rllib)
+    if spec.handoff:
+        config["handoff_steps"] = t_warm
+    return experiment_name(env, spec.name, smoke), {
+        "run": method.algorithm_name, "env": env, "stop": stop, "config": config}
+
+
+def file_name(arm: str, smoke: bool) -> str:
+    return f"{arm}{'-smoke' if smoke else ''}.yaml"
+
+
+def render(env: str, arm: str, smoke: bool, folder: Path) -> str:
+    """The text of ``tuned_examples/<env>/<arm>[-smoke].yaml``."""
+    base = load_base(folder, env)
+    name, exp = experiment(env, arm, smoke, folder)
+    spec = registry.get_arm(arm)
+    head = [f"# Generated from {env}/{BASE_FILE} by `metamapg examples --write`: edit that "
+            "file (or the registry), not this one."]
+    if smoke:
+        head.append(f"# {base['smoke'].get('note', 'Smoke test.')}")
+    else:
+        desc = base.get("description", env)
+        head.append(f"# {desc}, arm {spec.name} (method {spec.method}).")
+        head += [f"# {line}" for line in str(base.get("notes", "")).strip().splitlines()]
+    head.append(f"# Run: rllib train file tuned_examples/{env}/{file_name(arm, smoke)}")
+    body = yaml.safe_dump({name: exp}, sort_keys=False, default_flow_style=False)
+    return "\n".join(head) + "\n" + body
+
+
+def expected_files(folder: Path) -> Dict[Path, str]:
+    """Every generated file under ``folder``: each env with a base x every arm x full/smoke."""
+    out = {}
+    for env in envs_with_base(folder):
+        for arm in registry.arm_names():
+            for smoke in (False, True):
+                out[Path(folder) / env / file_name(arm, smoke)] = render(env, arm, smoke,
+                                                                          folder)
+    return out
+
+
+def stale_files(folder: Path) -> List[str]:
+    """Generated files that are missing or differ from what the sources give."""
+    return sorted(str(p) for p, text in expected_files(folder).items()
+                  if not p.is_file() or p.read_text() != text)
+
+
+def write_files(folder: Path) -> List[str]:
+    """(Re)writes the generated files that are stale; returns their paths."""
+    written = []
+    for path, text in expected_files(folder).items():
+        if not path.is_file() or path.read_text() != text:
+            tmp = path.with_suffix(".yaml.tmp")
+            tmp.write_text(text)
+            os.replace(tmp, path)
+            written.append(str(path))
+    return written
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("examples", help="check or regenerate the per-arm tuned examples",
+                       description="The per-arm files tuned_examples/<env>/<arm>.yaml are "
+                       "generated from <env>/base.yaml, the env's budget/T_warm and the "
+                       "method registry. --check lists stale ones (exit 1); --write "
+                       "rewrites them.")
+    p.add_argument("--tuned-examples", default=None, help="tuned-examples folder")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--check", action="store_true")
+    mode.add_argument("--write", action="store_true")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    folder = find_folder(args.tuned_examples)
+    if args.write:
+        for path in write_files(folder):
+            print(f"wrote {path}")
+        return 0
+    stale = stale_files(folder)
+    for path in stale:
+        print(f"stale: {path}")
+    if stale:
+        print("run `metamapg examples --write` to regenerate them.")
+    return 1 if stale else 0

@@ -1,0 +1,186 @@
+"""The method registry is the one extension point.
+
+A toy method ("PG with a scaled step", ``tests/toy_scaled_pg``) is registered
+inside the tests -- no package file mentions it -- and runs through
+``metamapg tabular basin``, a paired ``metamapg sweep`` with ``ippo`` (two
+algorithm classes in one experiment) and ``metamapg report``.
+"""
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rllib_metamapg import registry
+from rllib_metamapg.cli import main
+from rllib_metamapg.registry import ArmSpec, MethodSpec, RegistryError
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def toy():
+    from toy_scaled_pg import METHOD
+
+    spec = registry.register_method(METHOD)
+    yield spec
+    registry.unregister_method(spec.name)
+
+
+def test_arms_know_their_method_and_aliases_resolve():
+    assert registry.get_arm("pg").name == "ippo" == registry.reference_arm()
+    assert registry.get_arm("full").method == "meta_mapg"
+    assert registry.arm_names("meta_mapg")[0] == "ippo"
+    assert registry.experiment_arms("ablation")[0] == "ippo"
+    with pytest.raises(RegistryError, match="more than once"):
+        registry.parse_arms(["ippo", "pg"])
+
+
+def test_clashing_or_malformed_methods_are_refused(toy):
+    clash = MethodSpec("other", "x", arms=(ArmSpec("scaled_pg"),), tabular="m:a",
+                       algorithm="m:b")
+    with pytest.raises(RegistryError, match=r"arm name\(s\) \['scaled_pg'\] are taken"):
+        registry.register_method(clash)
+    alias = MethodSpec("other", "x", arms=(ArmSpec("y", aliases=("pg",)),), tabular="m:a",
+                       algorithm="m:b")
+    with pytest.raises(RegistryError, match=r"\['pg'\] are taken"):
+        registry.register_method(alias)
+    with pytest.raises(RegistryError, match="already registered"):
+        registry.register_method(toy)
+    with pytest.raises(RegistryError, match="reference='z' is not one of its arms"):
+        registry.register_method(MethodSpec("o", "x", arms=(ArmSpec("y"),), tabular="m:a",
+                                            algorithm="m:b", reference="z"))
+    assert "other" not in registry.methods() and "y" not in registry.arm_names()
+
+
+def test_a_sampler_that_needs_on_policy_learners_refuses_others(toy):
+    import dataclasses
+
+    registry.register_sampler(registry.SamplerSpec("joint", "test", needs_on_policy=True))
+    off = dataclasses.replace(toy, name="off", on_policy=False,
+                              arms=(ArmSpec("off_arm"),))
+    registry.register_method(off)
+    try:
+        registry.check_combination("scaled_pg", "joint")
+        with pytest.raises(RegistryError, match="on-policy learners only"):
+            registry.check_combination("off_arm", "joint")
+        with pytest.raises(RegistryError, match="sampler='nope' is unknown"):
+            registry.check_combination("scaled_pg", "nope")
+    finally:
+        registry.unregister_method("off")
+        registry._REGISTRY.samplers.pop("joint")
+
+
+def test_toy_method_runs_in_the_tabular_engine_as_pg_with_a_scaled_step(toy, tmp_path, capsys):
+    small = ["--mode", "exact", "--grid", "7", "--steps", "30", "--game", "stag_hunt"]
+    assert main(["tabular", "basin", "--arms", "ippo,scaled_pg", "--out",
+                 str(tmp_path / "toy"), *small]) == 0
+    doc = json.loads((tmp_path / "toy" / "basin.json").read_text())
+    assert list(doc["arms"]) == ["ippo", "scaled_pg"]
+    # Oracle: scale * v with step alpha is ippo with step 2 * alpha (exact mode).
+    assert main(["tabular", "basin", "--arms", "ippo", "--lr", str(2 * 0.9), "--out",
+                 str(tmp_path / "double"), *small]) == 0
+    double = json.loads((tmp_path / "double" / "basin.json").read_text())
+    assert doc["outcome_grid"]["scaled_pg"] == double["outcome_grid"]["ippo"]
+    assert doc["outcome_grid"]["scaled_pg"] != doc["outcome_grid"]["ippo"]
+    # Without --arms, a registered method's experiment arms join the defaults.
+    assert main(["tabular", "basin", "--out", str(tmp_path / "all"), *small]) == 0
+    assert "scaled_pg" in json.loads((tmp_path / "all" / "basin.json").read_text())["arms"]
+
+
+@pytest.mark.slow
+def test_toy_method_sweeps_paired_with_ippo_and_reports(toy, tmp_path, monkeypatch):
+    import ray
+
+    # One training iteration, evaluated: a copy of stag_hunt's tuned-example source.
+    examples = tmp_path / "examples" / "stag_hunt"
+    examples.mkdir(parents=True)
+    base = yaml.safe_load((ROOT / "tuned_examples/stag_hunt/base.yaml").read_text())
+    base["smoke"]["stop"] = {"training_iteration": 1}
+    base["smoke"]["config"]["evaluation_interval"] = 1
+    (examples / "base.yaml").write_text(yaml.safe_dump(base))
+    # Trials run in Ray workers, which import from the driver's cwd: the toy's folder.
+    monkeypatch.chdir(TESTS)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert not ray.is_initialized()
+    code = main(["sweep", "--env", "stag_hunt", "--arms", "scaled_pg", "--seeds", "0-1",
+                 "--smoke", "--tuned-examples", str(tmp_path / "examples"),
+                 "--storage-path", str(tmp_path / "results"), "--name", "toy",
+                 "--max-concurrent", "2", "--quiet", "--progress-every", "0", "--report"])
+    assert code == 0
+    exp = tmp_path / "results" / "toy"
+    meta = json.loads((exp / "metamapg_sweep.json").read_text())
+    assert meta["arms"] == ["ippo", "scaled_pg"]  # the reference arm joined by itself
+    assert meta["algorithms"] == {"ippo": "MetaMAPG", "scaled_pg": "ScaledPG"}
+    # Same seed => same initial weights, across the two algorithm classes.
+    digests = {}
+    for result in exp.glob("*/result.json"):
+        row = json.loads(result.read_text().splitlines()[-1])
+        params = json.loads((result.parent / "params.json").read_text())
+        digests[(params["arm"], params["seed"])] = row["metamapg_init"]["weights_sha256"]
+    assert len(digests) == 4
+    assert digests[("ippo", 0)] == digests[("scaled_pg", 0)]
+    assert digests[("ippo", 1)] == digests[("scaled_pg", 1)]
+    assert digests[("ippo", 0)] != digests[("ippo", 1)]
+    report = json.loads((exp / "report" / "report.json").read_text())
+    (result,) = report["results"]
+    assert result["reference_arm"] == "ippo" and result["pairing_broken"] == []
+    assert result["tests_vs_reference"]["scaled_pg"]["pairs"] == 2
+    assert set(result["arms"]) == {"ippo", "scaled_pg"}
+
+
+def test_no_arm_name_is_written_outside_the_registry():
+    """Arm names appear in the package only in the registry and in their method's folder
+    (Meta-MAPG's config and messages may name its own arms); everything else asks."""
+    names = registry.arm_names() + ["pg"]  # ("full" is also an English word)
+    pattern = re.compile(r"""["'](%s)["']""" % "|".join(map(re.escape, names)))
+    allowed = ("rllib_metamapg/metamapg/", "rllib_metamapg/registry.py")
+    files = subprocess.run(["git", "ls-files", "rllib_metamapg"], cwd=ROOT, text=True,
+                           capture_output=True, check=True).stdout.split()
+    hits = []
+    for rel in files:
+        if not rel.endswith(".py") or rel.startswith(allowed):
+            continue
+        for n, line in enumerate((ROOT / rel).read_text().splitlines(), 1):
+            if pattern.search(line):
+                hits.append(f"{rel}:{n}: {line.strip()}")
+    assert not hits, "\n".join(hits)
+
+
+def test_generated_tuned_examples_are_in_sync_and_a_stale_one_is_caught(tmp_path, capsys):
+    import shutil
+
+    from rllib_metamapg.tuned_examples import stale_files
+
+    assert stale_files(ROOT / "tuned_examples") == []
+    copy = tmp_path / "tuned_examples"
+    shutil.copytree(ROOT / "tuned_examples", copy)
+    edited = copy / "ipd" / "peer_only.yaml"
+    edited.write_text(edited.read_text().replace("lr: 0.0003", "lr: 0.001"))
+    (copy / "ipd" / "ippo-smoke.yaml").unlink()
+    assert main(["examples", "--check", "--tuned-examples", str(copy)]) == 1
+    out = capsys.readouterr().out
+    assert "ipd/peer_only.yaml" in out and "ipd/ippo-smoke.yaml" in out
+    assert main(["examples", "--write", "--tuned-examples", str(copy)]) == 0
+    assert stale_files(copy) == []
+
+
+def test_tuned_examples_take_budget_and_t_warm_from_the_env_spec(toy):
+    from rllib_metamapg.env_specs import ENV_SPECS
+    from rllib_metamapg.tuned_examples import experiment
+
+    name, exp = experiment("ipd", "handoff", folder=ROOT / "tuned_examples")
+    assert name == "ipd-handoff" and exp["run"] == "MetaMAPG"
+    assert exp["stop"] == {"num_env_steps_sampled_lifetime": ENV_SPECS["ipd"].steps}
+    assert exp["config"]["handoff_steps"] == ENV_SPECS["ipd"].t_warm
+    assert exp["config"]["arm"] == "handoff" and exp["config"]["inner_lr"] == 0.1
+    _, smoke = experiment("ipd", "handoff", smoke=True, folder=ROOT / "tuned_examples")
+    assert smoke["stop"] == {"training_iteration": 4} and smoke["config"]["handoff_steps"] == 128
+    # A run-time method gets a tuned example on every env without a file.
+    _, toy_exp = experiment("ipd", "scaled_pg", folder=ROOT / "tuned_examples")
+    assert toy_exp["run"] == "ScaledPG" and toy_exp["config"]["step_scale"] == 2.0
+    assert "arm" not in toy_exp["config"] and "inner_lr" not in toy_exp["config"]
