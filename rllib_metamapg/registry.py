@@ -267,13 +267,17 @@ def methods() -> Dict[str, MethodSpec]:
     return dict(_REGISTRY.methods)
 
 
-def get_method(name: str) -> MethodSpec:
+def _lookup(table: Dict[str, Any], kind: str, name: str):
     _REGISTRY.ensure()
     try:
-        return _REGISTRY.methods[name]
+        return table[name]
     except KeyError:
-        raise RegistryError(f"method={name!r} is unknown; choose one of "
-                            f"{list(_REGISTRY.methods)}.") from None
+        raise RegistryError(f"{kind}={name!r} is unknown; choose one of "
+                            f"{list(table)}.") from None
+
+
+def get_method(name: str) -> MethodSpec:
+    return _lookup(_REGISTRY.methods, "method", name)
 
 
 def arm_names(method: Optional[str] = None) -> List[str]:
@@ -346,12 +350,7 @@ def samplers() -> Dict[str, SamplerSpec]:
 
 
 def get_sampler(name: str) -> SamplerSpec:
-    _REGISTRY.ensure()
-    try:
-        return _REGISTRY.samplers[name]
-    except KeyError:
-        raise RegistryError(f"sampler={name!r} is unknown; choose one of "
-                            f"{list(_REGISTRY.samplers)}.") from None
+    return _lookup(_REGISTRY.samplers, "sampler", name)
 
 
 def check_combination(arm: Union[str, ArmSpec], sampler: str = "on_policy") -> None:

@@ -95,13 +95,19 @@ class PluginAlgorithm:
         super().__init__(config, *args, **kwargs)
 
 
-def arm_config(arm: str, env: Any = None, settings: Optional[Mapping[str, Any]] = None):
+def arm_config(arm: str, env: Any = None, settings: Optional[Mapping[str, Any]] = None,
+               sampler: str = "on_policy"):
     """A fresh config of ``arm``'s algorithm: ``settings`` (flat ``update_from_dict``
-    keys), then the arm's own training settings, then one module per agent."""
+    keys), then the arm's own training settings, then the sampler's collection pieces
+    (refused for a method it cannot feed), then one module per agent."""
     spec = registry.get_arm(arm)
+    registry.check_combination(spec, sampler)
     config = registry.method_of(spec).algorithm_class().get_default_config()
     if env is not None:
         config.environment(env)
     config.update_from_dict(dict(settings or {}))
     config.training(**dict(spec.rllib))
+    install = registry.get_sampler(sampler).rllib
+    if install is not None:
+        config = registry.load(install)(config)
     return with_default_wiring(config, config)

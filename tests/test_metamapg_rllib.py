@@ -11,6 +11,7 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 
 from rllib_metamapg import MetaMAPG, MetaMAPGConfig, TabularPPOTorchRLModule
 from rllib_metamapg.connectors import peer_column
+from rllib_metamapg.connectors.peer_columns import peer_module_ids
 
 # Player 0's payoff identifies the joint action, so rewards reveal row alignment.
 DISTINCT = {"payoffs": [[[1.0, 2.0], [3.0, 4.0]], [[5.0, 6.0], [7.0, 8.0]]]}
@@ -154,8 +155,9 @@ def test_peer_columns_hold_the_peer_at_the_same_env_step(ray_local):
                 np.sort(b[peer_column(0, Postprocessing.ADVANTAGES)]),
                 np.sort(np.asarray(batch[peer][Postprocessing.ADVANTAGES])))
             assert len(set(own.tolist())) == 2  # random actions: both actions occur
-        assert learner._peer_columns.peer_modules == {"player_0": ["player_1"],
-                                                      "player_1": ["player_0"]}
+        # Each module's batch names its peer's module (what the learner reads).
+        assert {m: peer_module_ids(batch[m], learner.module.keys()) for m in batch} == {
+            "player_0": ["player_1"], "player_1": ["player_0"]}
     finally:
         algo.stop()
 

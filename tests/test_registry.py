@@ -131,6 +131,10 @@ def test_toy_method_sweeps_paired_with_ippo_and_reports(toy, tmp_path, monkeypat
     assert result["reference_arm"] == "ippo" and result["pairing_broken"] == []
     assert result["tests_vs_reference"]["scaled_pg"]["pairs"] == 2
     assert set(result["arms"]) == {"ippo", "scaled_pg"}
+    # Resumable: restoring the finished mixed-class sweep reruns nothing.
+    rows = {p: len(p.read_text().splitlines()) for p in exp.glob("*/result.json")}
+    assert main(["sweep", "--resume", str(exp), "--quiet"]) == 0
+    assert {p: len(p.read_text().splitlines()) for p in exp.glob("*/result.json")} == rows
 
 
 def test_no_arm_name_is_written_outside_the_registry():
@@ -184,3 +188,24 @@ def test_tuned_examples_take_budget_and_t_warm_from_the_env_spec(toy):
     _, toy_exp = experiment("ipd", "scaled_pg", folder=ROOT / "tuned_examples")
     assert toy_exp["run"] == "ScaledPG" and toy_exp["config"]["step_scale"] == 2.0
     assert "arm" not in toy_exp["config"] and "inner_lr" not in toy_exp["config"]
+
+
+def test_arm_config_builds_any_methods_arm_with_a_sampler(toy):
+    from rllib_metamapg.rllib_plugin import arm_config
+
+    meta = arm_config("peer_only", "stag_hunt", {"lr": 0.001})
+    assert type(meta).__name__ == "MetaMAPGConfig" and meta.arm == "peer_only"
+    assert meta.lr == 0.001 and list(meta.policies) == ["player_0", "player_1"]
+    scaled = arm_config("scaled_pg", "stag_hunt")
+    assert type(scaled).__name__ == "ScaledPGConfig" and scaled.step_scale == 2.0
+    assert list(scaled.policies) == ["player_0", "player_1"]
+
+    def eight_envs(config):  # a sampler's collection pieces, here just a setting
+        return config.env_runners(num_envs_per_env_runner=8)
+
+    registry.register_sampler(registry.SamplerSpec("eight", "test", rllib=eight_envs))
+    try:
+        assert arm_config("scaled_pg", "stag_hunt", sampler="eight").num_envs_per_env_runner == 8
+        assert arm_config("scaled_pg", "stag_hunt").num_envs_per_env_runner != 8
+    finally:
+        registry._REGISTRY.samplers.pop("eight")

@@ -32,6 +32,21 @@ EPISODE_COLUMN = "metamapg_episode"
 STEP_COLUMN = "metamapg_t"
 
 
+# Which module peer slot k is: its index in sorted(module ids), on every row (so the
+# learner reads its peers from the batch itself, like every other column).
+PEER_MODULE = "module"
+
+
+def peer_module_ids(batch: Dict[str, Any], module_ids) -> List[str]:
+    """The peer module of each slot of one module's batch, from its PEER_MODULE columns."""
+    order = sorted(module_ids)
+    out, k = [], 0
+    while peer_column(k, PEER_MODULE) in batch:
+        out.append(order[int(batch[peer_column(k, PEER_MODULE)][0])])
+        k += 1
+    return out
+
+
 def peer_column(slot: int, column: str) -> str:
     """Name of peer ``slot``'s copy of ``column`` in a module's batch."""
     return f"metamapg_peer{slot}_{column}"
@@ -52,7 +67,8 @@ class AddPeerColumns(ConnectorV2):
     one module per agent; anything else is refused with an explanation.
 
     Attributes:
-        peer_modules: After a call, ``{module_id: [module id of peer slot k, ...]}``.
+        peer_modules: After a call, ``{module_id: [module id of peer slot k, ...]}``
+            (for inspection; the batch itself carries it, see :func:`peer_module_ids`).
     """
 
     def __init__(self, input_observation_space=None, input_action_space=None, **kwargs):
@@ -67,8 +83,13 @@ class AddPeerColumns(ConnectorV2):
                 batch[mid][Columns.ACTIONS]) else None
             batch[mid][EPISODE_COLUMN] = torch.as_tensor(episode, device=device)
             batch[mid][STEP_COLUMN] = torch.as_tensor(step, device=device)
+        order = sorted(rl_module.keys())
         for mid, peer_mids in slots.items():
             for k, peer_mid in enumerate(peer_mids):
+                actions = batch[mid][Columns.ACTIONS]
+                batch[mid][peer_column(k, PEER_MODULE)] = torch.full(
+                    (len(actions),), order.index(peer_mid), dtype=torch.long,
+                    device=actions.device if torch.is_tensor(actions) else None)
                 idx = torch.as_tensor(np.concatenate(rows[mid][k]), dtype=torch.long)
                 for col in PEER_SOURCE_COLUMNS:
                     if col in batch[peer_mid]:

@@ -12,7 +12,8 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.annotations import override
 
-from rllib_metamapg.connectors.peer_columns import EPISODE_COLUMN, STEP_COLUMN, peer_column
+from rllib_metamapg.connectors.peer_columns import (EPISODE_COLUMN, STEP_COLUMN, peer_column,
+                                                    peer_module_ids)
 from rllib_metamapg.metamapg import metrics as M
 from rllib_metamapg.metamapg.metamapg_learner import MetaMAPGLearner
 from rllib_metamapg.metamapg.torch.corrections import (
@@ -57,7 +58,7 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
         return dict(self._last_corrections)
 
     def _slices(self, mid: str, b: Dict[str, Any]):
-        peers = self._peer_columns.peer_modules.get(mid, [])
+        peers = peer_module_ids(b, self.module.keys())
         if not peers or peer_column(0, Columns.ACTIONS) not in b:
             raise ValueError(f"MetaMAPG: module {mid!r} has no peer columns; the "
                              "AddPeerColumns connector must run after GAE (do not set "
