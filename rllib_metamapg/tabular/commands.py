@@ -13,6 +13,7 @@ from rllib_metamapg.tabular.experiments.options import (PAPER, OptionsError, add
                                                          arms_option, learning_settings,
                                                          list_option, resolve,
                                                          resolve_game, settings_record)
+from rllib_metamapg import atomic
 from rllib_metamapg.registry import experiment_arms
 from rllib_metamapg.tabular.games import GAMES, list_games
 
@@ -167,8 +168,44 @@ def add_parser(sub) -> None:
     d.add_argument("--out", type=Path, default=Path("demo_out"))
     d.add_argument("--seeds", type=int, default=40)
     d.set_defaults(func=lambda a: _demo(vars(a)))
+    c = tsub.add_parser("convergence", help="MATRL's Table 1: IGA, IGA-PP, WoLF and MATRL "
+                        "on random 2x2 games",
+                        description="Random coordination / anti-coordination / cyclic 2x2 "
+                        "games (MATRL's generator), each learner from (0.9, 0.2) for at most "
+                        "--iters iterations; convergence rate and mean step per type, beside "
+                        "the paper's Table 1. See docs/matrl.md.")
+    c.add_argument("--games-per-type", type=int, default=1000,
+                   help="random games of each type (the paper: 1000)")
+    c.add_argument("--methods", nargs="+", default=None,
+                   help="learners, 'a b' or 'a,b' (default: iga iga_pp matrl wolf iga_br "
+                        "matrl_no_br)")
+    c.add_argument("--choice", default="last",
+                   help="meta-game equilibrium when several: last (public code), first, "
+                        "random (the paper's wording)")
+    c.add_argument("--iters", type=int, default=1000, help="iterations per game")
+    c.add_argument("--seed", type=int, default=0, help="seed of choice=random")
+    c.add_argument("--out", type=Path, required=True, help="output directory")
+    c.set_defaults(func=lambda a: _convergence(a))
     g = tsub.add_parser("games", help="list the built-in games")
     g.set_defaults(func=lambda a: _games())
+
+
+def _convergence(args) -> int:
+    from rllib_metamapg.tabular.experiments import convergence
+
+    methods = list_option(args.methods) if args.methods else list(convergence.DEFAULT_METHODS)
+    try:
+        convergence.check(args.games_per_type, methods, args.choice, args.iters)
+        out = atomic.check_output_dir(args.out)
+    except (convergence.ConvergenceError, FileExistsError, PermissionError) as err:
+        raise OptionsError(str(err)) from None
+    report = _progress("convergence")
+    doc = convergence.run_convergence(args.games_per_type, methods, args.choice, args.iters,
+                                      args.seed, progress=lambda m, i, n: report(i, n))
+    convergence.write_convergence(doc, out)
+    print(convergence.format_table(doc))
+    print(f"wrote {out / 'convergence.json'}, convergence.csv, convergence.png")
+    return 0
 
 
 def _games() -> int:

@@ -1,0 +1,120 @@
+"""MATRL in probability space: the meta-game solvers, the update's special cases, and the
+paper's Table 1 on random 2x2 games (a CI-sized run; the 1000-game run is in docs/matrl.md)."""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from rllib_metamapg.cli import main
+from rllib_metamapg.matrl import iga
+from rllib_metamapg.matrl.meta_game import nash_gap, solve_2x2, solve_n
+from rllib_metamapg.tabular.experiments.convergence import PAPER, run_convergence
+
+MP = np.array([[1.0, -1.0], [-1.0, 1.0]])
+
+
+def test_matching_pennies_meta_game_has_the_half_half_equilibrium():
+    for choice in ("last", "first", "random"):
+        rho1, rho2 = solve_2x2(MP, -MP, choice)
+        assert (rho1, rho2) == pytest.approx((0.5, 0.5))
+
+
+def test_several_equilibria_follow_the_choice_rule():
+    coord = np.array([[2.0, 0.0], [0.0, 1.0]])  # pure (cur, cur), (pred, pred), mixed 1/3
+    assert solve_2x2(coord, coord, "first") == (1.0, 1.0)
+    assert solve_2x2(coord, coord, "last") == pytest.approx((1 / 3, 1 / 3))
+    rng = np.random.default_rng(0)
+    seen = {tuple(np.round(solve_2x2(coord, coord, "random", rng), 6)) for _ in range(60)}
+    assert seen == {(1.0, 1.0), (0.0, 0.0), (round(1 / 3, 6), round(1 / 3, 6))}
+    pd = np.array([[3.0, 0.0], [5.0, 1.0]])  # dominant second strategy: one equilibrium
+    for choice in ("first", "last"):
+        assert solve_2x2(pd, pd.T, choice) == (0.0, 0.0)
+    # Batched: one call, many games, each its own answer.
+    both = solve_2x2(np.stack([coord, MP]), np.stack([coord, -MP]), "first")
+    assert np.allclose(both, [[1.0, 0.5], [1.0, 0.5]])
+
+
+def test_meta_game_of_the_current_profile_is_zero_and_rho_limits_are_il_and_il_pp():
+    r1, r2 = iga.random_games("cyclic", 50)
+    game = iga.Game(r1, r2)
+    x, y = np.full(50, 0.9), np.full(50, 0.2)
+    g1, g2 = game.gradients(x, y)
+    xh, yh = np.clip(x + 0.02 * g1, 0, 1), np.clip(y + 0.02 * g2, 0, 1)
+    a, b = iga.meta_game(game, x, y, xh, yh)
+    assert np.all(a[:, 0, 0] == 0) and np.all(b[:, 0, 0] == 0)
+    # g in the normal form is V(sigma) - V(pi): check one entry by hand.
+    v1 = lambda xx, yy: iga.values(r1, r2, xx, yy)[0]  # noqa: E731
+    assert np.allclose(a[:, 1, 0], v1(xh, y) - v1(x, y))
+    steps = iga.Steps()
+    rules = iga._rules(steps, "last", None)
+    # rho = 1: best response to the current policies = IGA with the BR step.
+    assert np.allclose(iga.step_matrl(game, x, y, steps, rho=(1.0, 1.0)),
+                       rules["iga_br"](game, x, y))
+    # rho = 0 without BR: move to the prediction = IL-PP (the trust step).
+    assert np.allclose(iga.step_matrl(game, x, y, steps, best_response=False, rho=(0.0, 0.0)),
+                       rules["il_pp"](game, x, y))
+
+
+def test_n_player_solver_matches_brute_force_on_random_three_player_games():
+    rng = np.random.default_rng(3)
+    for _ in range(12):
+        payoffs = rng.normal(size=(3, 2, 2, 2))
+        p, gap = solve_n(payoffs)
+        assert gap < 1e-9
+        # Brute force: no player gains by any pure deviation.
+        for i in range(3):
+            for dev in (1.0, 0.0):
+                q = p.copy()
+                q[i] = dev
+                mix = [np.array([v, 1 - v]) for v in p]
+                mq = [np.array([v, 1 - v]) for v in q]
+                value = lambda m: sum(  # noqa: E731
+                    payoffs[(i,) + s] * np.prod([m[j][s[j]] for j in range(3)])
+                    for s in itertools.product((0, 1), repeat=3))
+                assert value(mq) <= value(mix) + 1e-6
+    # Two players: the solver finds one of the 2x2 enumeration's equilibria.
+    coord = np.stack([np.array([[2.0, 0.0], [0.0, 1.0]])] * 2)
+    p, gap = solve_n(coord)
+    assert gap < 1e-12 and nash_gap(coord, p) < 1e-12
+
+
+def test_matching_pennies_from_the_papers_start_converges_under_matrl_only():
+    r1, r2 = MP[None], -MP[None]
+    ok, step = iga.run("matrl", r1, r2)
+    assert ok[0] and 0 < step[0] < 1000
+    assert not iga.run("iga", r1, r2)[0][0]  # IGA cycles around (1/2, 1/2)
+
+
+def test_table1_matches_the_paper_for_iga_and_matrl_and_shows_the_step_size_confound():
+    # The paper's full size: 1000 games per type (a few seconds: one batch per learner;
+    # at 200 games the mean steps still move by 25 % with the game sample).
+    doc = run_convergence(1000, ("iga", "iga_pp", "matrl", "iga_br"))
+    for kind, row in doc["types"].items():
+        steps = {m: row[m]["mean_steps"] for m in row}
+        # MATRL takes the fewest steps of IGA / IGA-PP / MATRL in every type ...
+        assert steps["matrl"] < min(steps["iga"], steps["iga_pp"]), (kind, steps)
+        # ... and IGA and MATRL land within the reference's +-0.04 / +-15 % of the paper.
+        for m in ("iga", "matrl"):
+            rate, paper_steps = PAPER[kind][m]
+            assert abs(row[m]["rate"] - rate) <= 0.04, (kind, m, row[m])
+            assert abs(steps[m] / paper_steps - 1) <= 0.15, (kind, m, steps)
+        # IGA with MATRL's BR step gets nearly all of it: within 3 % of MATRL's steps.
+        assert abs(steps["iga_br"] / steps["matrl"] - 1) <= 0.03, (kind, steps)
+
+
+def test_convergence_command_writes_a_set_and_refuses_bad_input(tmp_path, capsys):
+    out = tmp_path / "conv"
+    assert main(["tabular", "convergence", "--games-per-type", "10", "--iters", "50",
+                 "--methods", "iga,matrl", "--out", str(out)]) == 0
+    doc = json.loads((out / "convergence.json").read_text())
+    assert set(doc["types"]) == {"coordination", "anticoordination", "cyclic"}
+    assert {"rate", "mean_steps"} <= set(doc["types"]["cyclic"]["matrl"])
+    assert (out / "convergence.csv").is_file() and (out / "convergence.png").is_file()
+    assert main(["tabular", "convergence", "--games-per-type", "0", "--out",
+                 str(tmp_path / "x")]) == 2
+    assert "--games-per-type=0" in capsys.readouterr().err
+    assert main(["tabular", "convergence", "--methods", "lola", "--out",
+                 str(tmp_path / "y")]) == 2
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
