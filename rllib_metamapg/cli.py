@@ -6,24 +6,35 @@ import argparse
 import sys
 from typing import List, Optional
 
-from rllib_metamapg import __version__
-from rllib_metamapg.registry import RegistryError
+from rllib_metamapg import __version__, tuned_examples
 from rllib_metamapg.jobs import command as submit_command
 from rllib_metamapg.report import command as report_command
-from rllib_metamapg.report.load import ReportError
-from rllib_metamapg.errors import UsageError
-from rllib_metamapg.schedules import ScheduleError
 from rllib_metamapg.sweep import command as sweep_command
 from rllib_metamapg.tabular import commands as tabular_commands
-from rllib_metamapg.tabular.dynamics import SettingsError
-from rllib_metamapg.tabular.experiments.options import OptionsError
-from rllib_metamapg.tabular.games import GameError
-from rllib_metamapg.tabular.policies import PolicyError
-from rllib_metamapg.tabular.sampled import SamplingError
-from rllib_metamapg import tuned_examples
 
-USER_ERRORS = (RegistryError, GameError, OptionsError, PolicyError, SamplingError, ScheduleError,
-               SettingsError, UsageError, ReportError)
+# The errors a user's input can cause, by module: reported as "metamapg: error: ..."
+# with exit status 2.  Looked up only in modules already loaded (an error class
+# whose module was never imported cannot have been raised), so the command line
+# does not import torch or SciPy just to list them.
+USER_ERROR_CLASSES = {
+    "rllib_metamapg.errors": "UsageError",
+    "rllib_metamapg.registry": "RegistryError",
+    "rllib_metamapg.schedules": "ScheduleError",
+    "rllib_metamapg.report.load": "ReportError",
+    "rllib_metamapg.tabular.settings": "SettingsError",
+    "rllib_metamapg.tabular.experiments.options": "OptionsError",
+    "rllib_metamapg.tabular.games": "GameError",
+    "rllib_metamapg.tabular.policies": "PolicyError",
+    "rllib_metamapg.tabular.sampled": "SamplingError",
+}
+
+
+def is_user_error(err: BaseException) -> bool:
+    for module, name in USER_ERROR_CLASSES.items():
+        loaded = sys.modules.get(module)
+        if loaded is not None and isinstance(err, getattr(loaded, name)):
+            return True
+    return False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +55,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except USER_ERRORS as e:
+    except Exception as e:  # noqa: BLE001 - only user errors are caught, the rest re-raised
+        if not is_user_error(e):
+            raise
         print(f"metamapg: error: {e}", file=sys.stderr)
         return 2
 

@@ -29,19 +29,8 @@ from __future__ import annotations
 
 import torch
 
-# How a look-ahead correction is formed, in both engines: "unroll" differentiates
-# through the L inner steps (exactly in the tabular engine, via the surrogate below
-# when sampled); "taylor" is the first-order expansion.  "dice" is the RLlib side's
-# earlier name for "unroll" and is still accepted.
-CORRECTION_FORMS = ("unroll", "taylor")
-FORM_ALIASES = {"dice": "unroll"}
-
-
-def canonical_form(form: str) -> str:
-    return FORM_ALIASES.get(form, form)
-
-
-ESTIMATORS = ("trajectory", "per_step")
+from rllib_metamapg.forms import (CORRECTION_FORMS, ESTIMATORS, FORM_ALIASES,  # noqa: F401
+                                  canonical_form)
 
 
 def magic_box(x: torch.Tensor) -> torch.Tensor:

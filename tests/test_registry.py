@@ -150,7 +150,9 @@ def test_no_arm_name_is_written_outside_the_registry():
         if not rel.endswith(".py") or rel.startswith(allowed):
             continue
         for n, line in enumerate((ROOT / rel).read_text().splitlines(), 1):
-            if pattern.search(line):
+            # A setting's old spelling that happens to equal an arm name is not an arm.
+            setting_alias = rel.endswith("tabular/settings.py") and "aliases=(" in line
+            if pattern.search(line) and not setting_alias:
                 hits.append(f"{rel}:{n}: {line.strip()}")
     assert not hits, "\n".join(hits)
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Dict
 
-from rllib_metamapg.tabular.experiments import ablation, alignment, basin, cooldown
+from rllib_metamapg.tabular.experiments import defaults
 from rllib_metamapg.tabular.experiments.options import (PAPER, OptionsError, add_learning_options,
                                                          arms_option, learning_settings,
                                                          list_option, resolve,
@@ -34,6 +34,8 @@ def _progress(label: str):
 
 
 def _basin(v: Dict) -> int:
+    from rllib_metamapg.tabular.experiments import basin
+
     game = resolve_game(v["game"], v["payoff"])
     arms = arms_option(v)
     settings = learning_settings(v)
@@ -50,6 +52,8 @@ def _basin(v: Dict) -> int:
 
 
 def _ablation(v: Dict) -> int:
+    from rllib_metamapg.tabular.experiments import ablation
+
     games = [resolve_game(g) for g in list_option(v["games"])]
     if v["payoff"] is not None:
         games.append(resolve_game("custom", v["payoff"]))
@@ -65,6 +69,8 @@ def _ablation(v: Dict) -> int:
 
 
 def _cooldown(v: Dict) -> int:
+    from rllib_metamapg.tabular.experiments import cooldown
+
     game = resolve_game(v["game"], v["payoff"])
     arms = arms_option(v)
     settings = learning_settings(v)
@@ -88,6 +94,8 @@ def _cooldown(v: Dict) -> int:
 
 
 def _alignment(v: Dict) -> int:
+    from rllib_metamapg.tabular.experiments import alignment, basin
+
     game = resolve_game(v["game"], v["payoff"])
     arms = arms_option(v)
     settings = learning_settings(v)
@@ -110,11 +118,11 @@ def _alignment(v: Dict) -> int:
 def _demo(v: Dict) -> int:
     out = Path(v["out"])
     print("== paired-seed component ablation (Stag Hunt, IPD) ==", flush=True)
-    abl = _defaults(ablation.DEFAULTS)
+    abl = _defaults(defaults.ABLATION)
     abl.update(out=out, seeds=v["seeds"], arms=experiment_arms("demo"))
     _ablation(abl)
     print("\n== Stag Hunt basin map ==", flush=True)
-    _basin(dict(_defaults(basin.DEFAULTS), out=out))
+    _basin(dict(_defaults(defaults.BASIN), out=out))
     print(f"\ntables and figures: {out}/ablation.png, {out}/basin.png")
     return 0
 
@@ -124,10 +132,10 @@ def _defaults(defaults: Dict) -> Dict:
 
 
 COMMANDS = {
-    "basin": (basin.DEFAULTS, _basin, "Stag Hunt style basin map per arm"),
-    "ablation": (ablation.DEFAULTS, _ablation, "component ablation over paired seeds"),
-    "cooldown": (cooldown.DEFAULTS, _cooldown, "PG vs constant shaping vs shape-then-cool"),
-    "alignment": (alignment.DEFAULTS, _alignment, "peer alignment, mu_M and certified radii"),
+    "basin": (defaults.BASIN, _basin, "Stag Hunt style basin map per arm"),
+    "ablation": (defaults.ABLATION, _ablation, "component ablation over paired seeds"),
+    "cooldown": (defaults.COOLDOWN, _cooldown, "PG vs constant shaping vs shape-then-cool"),
+    "alignment": (defaults.ALIGNMENT, _alignment, "peer alignment, mu_M and certified radii"),
 }
 
 
@@ -135,21 +143,21 @@ def add_parser(sub) -> None:
     """Registers ``tabular`` and its experiments on an argparse subparsers object."""
     tab = sub.add_parser("tabular", help="exact/sampled tabular experiments (no Ray)")
     tsub = tab.add_subparsers(dest="experiment", required=True)
-    for name, (defaults, _, help_) in COMMANDS.items():
+    for name, (own_defaults, _, help_) in COMMANDS.items():
         p = tsub.add_parser(name, help=help_, description=help_ + ". Defaults: the "
                             "paper's tabular settings; see docs/tabular.md.")
         add_learning_options(p)
-        if "games" in defaults:
+        if "games" in own_defaults:
             p.add_argument("--games", nargs="+", help=f"built-in games, 'a b' or 'a,b' "
                            f"({', '.join(list_games())})")
         else:
             p.add_argument("--game", help="built-in game name")
         p.add_argument("--payoff", help="payoff matrix as JSON, or a YAML/JSON file")
-        if "grid" in defaults:
+        if "grid" in own_defaults:
             p.add_argument("--grid", type=int, help="grid points per player")
             p.add_argument("--grid-low", type=float, help="lowest initial p(action 0)")
             p.add_argument("--grid-high", type=float, help="highest initial p(action 0)")
-        if "seeds" in defaults:
+        if "seeds" in own_defaults:
             p.add_argument("--seeds", type=int, help="number of paired seeds")
             p.add_argument("--init-std", type=float, help="std of the N(0, s^2) init")
         if name == "cooldown":

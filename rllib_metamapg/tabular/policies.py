@@ -15,7 +15,9 @@ from typing import List
 
 import torch
 
-KINDS = ("bernoulli", "softmax")
+from rllib_metamapg.forms import PARAMETERIZATIONS
+
+KINDS = PARAMETERIZATIONS
 
 
 class PolicyError(ValueError):

@@ -18,11 +18,8 @@ import dataclasses
 import math
 from typing import Any, Dict, Optional, Tuple
 
-import torch
-
-from rllib_metamapg.dice import CORRECTION_FORMS
+from rllib_metamapg.forms import CORRECTION_FORMS, PARAMETERIZATIONS
 from rllib_metamapg.schedules import LambdaSchedule, StepSize, check_summable
-from rllib_metamapg.tabular.policies import KINDS
 
 MODES = ("exact", "sampled")
 FORMS = CORRECTION_FORMS
@@ -68,7 +65,7 @@ class LearningSettings:
         low_open=True, optional=True, aliases=("clip",))
     temperature: float = _setting(0.0, "entropy regularisation tau", low=0)
     parameterization: str = _setting("bernoulli", "tabular policy parameterisation",
-                                     choices=KINDS, aliases=("policy",))
+                                     choices=PARAMETERIZATIONS, aliases=("policy",))
     lambda_schedule: str = _setting("hard", "correction schedule of arms that hand off",
                                     choices=LambdaSchedule.KINDS)
     handoff_steps: float = _setting(100.0, "handoff step T of the schedule (outer steps)",
@@ -90,6 +87,8 @@ class LearningSettings:
 
     @property
     def torch_dtype(self):
+        import torch  # here, so the CLI can list the settings without loading torch
+
         return getattr(torch, self.dtype)
 
     def validate(self) -> None:

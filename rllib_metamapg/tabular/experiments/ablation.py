@@ -18,14 +18,13 @@ import numpy as np
 import torch
 
 from rllib_metamapg import atomic
-from rllib_metamapg.registry import ArmSpec, experiment_arms, reference_arm
+from rllib_metamapg.tabular.experiments import defaults
+from rllib_metamapg.registry import ArmSpec, reference_arm
 from rllib_metamapg.stats import mcnemar_paired, wilson_ci
 from rllib_metamapg.tabular.dynamics import LearningSettings, SettingsError, simulate
 from rllib_metamapg.tabular.policies import TabularPolicy
 
-DEFAULTS = dict(games=["stag_hunt", "ipd"], payoff=None,
-                arms=lambda: experiment_arms("ablation"), steps=260,
-                batch_size=384, seeds=100, init_std=1.35)
+DEFAULTS = defaults.ABLATION
 
 
 def paired_init(policy: TabularPolicy, seeds: int, std: float, seed: int) -> torch.Tensor:

@@ -27,6 +27,7 @@ import torch
 from torch.func import jacfwd
 
 from rllib_metamapg import atomic
+from rllib_metamapg.tabular.experiments import defaults
 from rllib_metamapg.registry import ArmSpec, experiment_arms, get_arm, reference_arm
 from rllib_metamapg.tabular.dynamics import LearningSettings, SettingsError
 from rllib_metamapg.tabular.equilibria import (correction_field, drift_constant,
@@ -36,10 +37,7 @@ from rllib_metamapg.tabular.experiments.basin import initial_theta, run_basin
 from rllib_metamapg.tabular.policies import TabularPolicy
 from rllib_metamapg.tabular.values import GameValues
 
-DEFAULTS = dict(game="stag_hunt", payoff=None, arms=lambda: experiment_arms("alignment"), steps=140,
-                batch_size=192, grid=21, grid_low=0.05, grid_high=0.95,
-                eq_temperature=0.2, lambdas=[0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5],
-                radius=0.5, lipschitz_samples=200, target_prob=0.95)
+DEFAULTS = defaults.ALIGNMENT
 
 
 def cosine_map(game, settings: LearningSettings, probs: np.ndarray) -> np.ndarray:

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 from rllib_metamapg import atomic
-from rllib_metamapg.registry import ArmSpec, experiment_arms, get_arm, reference_arm
+from rllib_metamapg.tabular.experiments import defaults
+from rllib_metamapg.registry import ArmSpec, get_arm, reference_arm
 from rllib_metamapg.tabular.dynamics import LearningSettings, SettingsError, simulate
 from rllib_metamapg.tabular.policies import TabularPolicy
 
-DEFAULTS = dict(game="stag_hunt", payoff=None, arms=lambda: experiment_arms("basin"),
-                steps=140, batch_size=192, grid=21, grid_low=0.05, grid_high=0.95)
+DEFAULTS = defaults.BASIN
 
 
 @dataclasses.dataclass

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from rllib_metamapg import atomic
-from rllib_metamapg.registry import ArmSpec, experiment_arms
+from rllib_metamapg.tabular.experiments import defaults
+from rllib_metamapg.registry import ArmSpec
 from rllib_metamapg.stats import wilson_ci
 from rllib_metamapg.tabular.dynamics import LearningSettings, SettingsError, simulate
 from rllib_metamapg.tabular.equilibria import shaped_field, solve_zero
@@ -32,10 +33,7 @@ from rllib_metamapg.tabular.experiments.ablation import paired_init
 from rllib_metamapg.tabular.policies import TabularPolicy
 from rllib_metamapg.tabular.values import GameValues
 
-DEFAULTS = dict(game="stag_hunt", payoff=None, arms=lambda: experiment_arms("cooldown"),
-                steps=260, batch_size=256, seeds=80, init_std=1.35,
-                lambda_schedule="anneal", handoff_steps=100.0, anneal_scale=30.0,
-                anneal_power=1.0, temperature=0.3, settle_steps=3000)
+DEFAULTS = defaults.COOLDOWN
 
 
 def fixed_points(game, settings: LearningSettings, start: torch.Tensor) -> Dict:

@@ -1,0 +1,17 @@
+"""Names both engines share for how corrections are formed and estimated (no Ray, no torch).
+
+``CORRECTION_FORMS``: "unroll" differentiates through the L inner steps (exactly in
+the tabular engine, through the DiCE surrogate when sampled); "taylor" is the
+first-order expansion.  "dice" is the RLlib side's earlier name for "unroll" and is
+still accepted.  ``ESTIMATORS``: the RLlib learner's surrogates (see
+:mod:`rllib_metamapg.dice`).  ``PARAMETERIZATIONS``: tabular policy forms.
+"""
+
+CORRECTION_FORMS = ("unroll", "taylor")
+FORM_ALIASES = {"dice": "unroll"}
+ESTIMATORS = ("trajectory", "per_step")
+PARAMETERIZATIONS = ("bernoulli", "softmax")
+
+
+def canonical_form(form: str) -> str:
+    return FORM_ALIASES.get(form, form)
