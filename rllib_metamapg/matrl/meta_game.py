@@ -44,34 +44,29 @@ def solve_2x2(a: np.ndarray, b: np.ndarray, choice: str = "last",
     a, b = np.asarray(a, float), np.asarray(b, float)
     if a.shape[-2:] != (2, 2) or b.shape != a.shape:
         raise MetaGameError(f"a and b must both be (..., 2, 2); got {a.shape}, {b.shape}.")
-    cands = np.zeros(a.shape[:-2] + (5, 2))
-    valid = np.zeros(a.shape[:-2] + (5,), bool)
+    valid = np.empty(a.shape[:-2] + (5,), bool)
     for k, (r, c) in enumerate(itertools.product((0, 1), (0, 1))):
-        best1 = a[..., r, c] >= a[..., 1 - r, c] - tol
-        best2 = b[..., r, c] >= b[..., r, 1 - c] - tol
-        valid[..., k] = best1 & best2
-        cands[..., k, 0], cands[..., k, 1] = 1.0 - r, 1.0 - c
+        valid[..., k] = ((a[..., r, c] >= a[..., 1 - r, c] - tol)
+                         & (b[..., r, c] >= b[..., r, 1 - c] - tol))
     # Mixed: each player makes the other indifferent.
     da = a[..., 0, 0] - a[..., 0, 1] - a[..., 1, 0] + a[..., 1, 1]
     db = b[..., 0, 0] - b[..., 1, 0] - b[..., 0, 1] + b[..., 1, 1]
     with np.errstate(divide="ignore", invalid="ignore"):
         q = (a[..., 1, 1] - a[..., 0, 1]) / da      # player 2's P(current)
         p = (b[..., 1, 1] - b[..., 1, 0]) / db      # player 1's P(current)
-    mixed = (np.abs(da) > tol) & (np.abs(db) > tol) & (p > 0) & (p < 1) & (q > 0) & (q < 1)
-    valid[..., 4] = mixed
-    cands[..., 4, 0], cands[..., 4, 1] = np.where(mixed, p, 0.0), np.where(mixed, q, 0.0)
-    none = ~valid.any(-1)
-    valid[..., 0] |= none  # cannot happen for a finite 2x2 game; guards NaN payoffs
+    valid[..., 4] = (np.abs(da) > tol) & (np.abs(db) > tol) & (p > 0) & (p < 1) \
+        & (q > 0) & (q < 1)
+    valid[..., 0] |= ~valid.any(-1)  # cannot happen for a finite 2x2 game; guards NaN
     if choice == "last":
         k = 4 - np.argmax(valid[..., ::-1], axis=-1)
     elif choice == "first":
         k = np.argmax(valid, axis=-1)
     else:
         rng = rng if rng is not None else np.random.default_rng(0)
-        score = np.where(valid, rng.random(valid.shape), -1.0)
-        k = np.argmax(score, axis=-1)
-    chosen = np.take_along_axis(cands, k[..., None, None], axis=-2)[..., 0, :]
-    return chosen[..., 0], chosen[..., 1]
+        k = np.argmax(np.where(valid, rng.random(valid.shape), -1.0), axis=-1)
+    # Candidate k < 4 is the pure profile (k // 2, k % 2) (0 = current).
+    mixed = k == 4
+    return (np.where(mixed, p, 1.0 - (k // 2)), np.where(mixed, q, 1.0 - (k % 2)))
 
 
 def pure_payoffs(u: np.ndarray, mix, i: int) -> np.ndarray:
