@@ -32,7 +32,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from rllib_metamapg.matrl.meta_game import solve_2x2
+from rllib_metamapg.matrl.meta_game import enumerate_2x2, solve_2x2
 
 KINDS = ("coordination", "anticoordination", "cyclic")
 START = (0.9, 0.2)
@@ -149,34 +149,16 @@ def values(r1, r2, x, y):
     return Game(r1, r2).values(x, y)
 
 
-def gradients(r1, r2, x, y):
-    """``(dV1/dx at y, dV2/dy at x)``, batched (``dV1/dx = y u1 + R1[0,1] - R1[1,1]``)."""
-    return Game(r1, r2).gradients(x, y)
-
-
 def equilibria(r1, r2, tol: float = 1e-12):
     """Every Nash equilibrium of each game: ``(points (n, 5, 2), valid (n, 5))``.
 
-    Candidates: the four pure profiles, then the mixed one.
+    Candidates: the four pure profiles, then the mixed one (on the closed square).
     """
-    n = r1.shape[0]
-    pts = np.zeros((n, 5, 2))
-    ok = np.zeros((n, 5), bool)
-    k = 0
-    for i in (0, 1):
-        for j in (0, 1):
-            ok[:, k] = ((r1[:, i, j] >= r1[:, 1 - i, j] - tol)
-                        & (r2[:, i, j] >= r2[:, i, 1 - j] - tol))
-            pts[:, k] = (1.0 - i, 1.0 - j)
-            k += 1
-    u1 = r1[:, 0, 0] - r1[:, 0, 1] - r1[:, 1, 0] + r1[:, 1, 1]
-    u2 = r2[:, 0, 0] - r2[:, 0, 1] - r2[:, 1, 0] + r2[:, 1, 1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ys = (r1[:, 1, 1] - r1[:, 0, 1]) / u1
-        xs = (r2[:, 1, 1] - r2[:, 1, 0]) / u2
-    ok[:, 4] = (np.abs(u1) > tol) & (np.abs(u2) > tol) & (xs >= 0) & (xs <= 1) & (ys >= 0) \
-        & (ys <= 1)
-    pts[:, 4] = np.stack([np.where(ok[:, 4], xs, 0.0), np.where(ok[:, 4], ys, 0.0)], -1)
+    ok, xs, ys = enumerate_2x2(np.asarray(r1, float), np.asarray(r2, float), tol, closed=True)
+    k = np.arange(5)
+    pts = np.empty(ok.shape + (2,))
+    pts[..., :4, 0], pts[..., :4, 1] = 1.0 - k[:4] // 2, 1.0 - k[:4] % 2
+    pts[..., 4, 0], pts[..., 4, 1] = np.where(ok[..., 4], xs, 0.0), np.where(ok[..., 4], ys, 0.0)
     return pts, ok
 
 

@@ -25,6 +25,32 @@ class MetaGameError(ValueError):
     """Bad meta-game input; the message names the field."""
 
 
+def enumerate_2x2(a: np.ndarray, b: np.ndarray, tol: float = 1e-12, closed: bool = False):
+    """Support enumeration of batched 2x2 bimatrix games.
+
+    Candidate k < 4 is the pure profile ``(k // 2, k % 2)`` (strategy 0 first);
+    candidate 4 is the mixed profile where each player makes the other indifferent,
+    with P(strategy 0) ``p`` (player 1) and ``q`` (player 2), kept when it lies in
+    (0, 1) (``closed``: in [0, 1]).
+
+    Returns:
+        ``(valid (..., 5), p, q)``.
+    """
+    valid = np.empty(a.shape[:-2] + (5,), bool)
+    for k, (r, c) in enumerate(itertools.product((0, 1), (0, 1))):
+        valid[..., k] = ((a[..., r, c] >= a[..., 1 - r, c] - tol)
+                         & (b[..., r, c] >= b[..., r, 1 - c] - tol))
+    da = a[..., 0, 0] - a[..., 0, 1] - a[..., 1, 0] + a[..., 1, 1]
+    db = b[..., 0, 0] - b[..., 1, 0] - b[..., 0, 1] + b[..., 1, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = (a[..., 1, 1] - a[..., 0, 1]) / da
+        p = (b[..., 1, 1] - b[..., 1, 0]) / db
+    inside = ((p >= 0) & (p <= 1) & (q >= 0) & (q <= 1) if closed
+              else (p > 0) & (p < 1) & (q > 0) & (q < 1))
+    valid[..., 4] = (np.abs(da) > tol) & (np.abs(db) > tol) & inside
+    return valid, p, q
+
+
 def solve_2x2(a: np.ndarray, b: np.ndarray, choice: str = "last",
               rng: Optional[np.random.Generator] = None, tol: float = 1e-12):
     """Nash equilibria of batched 2x2 bimatrix games, one chosen per game.
@@ -44,18 +70,7 @@ def solve_2x2(a: np.ndarray, b: np.ndarray, choice: str = "last",
     a, b = np.asarray(a, float), np.asarray(b, float)
     if a.shape[-2:] != (2, 2) or b.shape != a.shape:
         raise MetaGameError(f"a and b must both be (..., 2, 2); got {a.shape}, {b.shape}.")
-    valid = np.empty(a.shape[:-2] + (5,), bool)
-    for k, (r, c) in enumerate(itertools.product((0, 1), (0, 1))):
-        valid[..., k] = ((a[..., r, c] >= a[..., 1 - r, c] - tol)
-                         & (b[..., r, c] >= b[..., r, 1 - c] - tol))
-    # Mixed: each player makes the other indifferent.
-    da = a[..., 0, 0] - a[..., 0, 1] - a[..., 1, 0] + a[..., 1, 1]
-    db = b[..., 0, 0] - b[..., 1, 0] - b[..., 0, 1] + b[..., 1, 1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        q = (a[..., 1, 1] - a[..., 0, 1]) / da      # player 2's P(current)
-        p = (b[..., 1, 1] - b[..., 1, 0]) / db      # player 1's P(current)
-    valid[..., 4] = (np.abs(da) > tol) & (np.abs(db) > tol) & (p > 0) & (p < 1) \
-        & (q > 0) & (q < 1)
+    valid, p, q = enumerate_2x2(a, b, tol, closed=False)
     valid[..., 0] |= ~valid.any(-1)  # cannot happen for a finite 2x2 game; guards NaN
     if choice == "last":
         k = 4 - np.argmax(valid[..., ::-1], axis=-1)
