@@ -14,6 +14,8 @@ _RLLIB_EXPORTS = {
     "MetaMAPG": "rllib_metamapg.metamapg",
     "MetaMAPGConfig": "rllib_metamapg.metamapg",
     "CooldownCallback": "rllib_metamapg.metamapg",
+    "MATRL": "rllib_metamapg.matrl.matrl",
+    "MATRLConfig": "rllib_metamapg.matrl.matrl",
     "TabularPPOTorchRLModule": "rllib_metamapg.models",
 }
 

@@ -11,6 +11,8 @@ CORRECTION_FORMS = ("unroll", "taylor")
 FORM_ALIASES = {"dice": "unroll"}
 ESTIMATORS = ("trajectory", "per_step")
 PARAMETERIZATIONS = ("bernoulli", "softmax")
+# MATRL: which equilibrium of the current-vs-predicted meta-game when it has several.
+META_CHOICES = ("last", "first", "random")
 
 
 def canonical_form(form: str) -> str:

@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 # name -> "module:attribute" of its MethodSpec.  Adding a built-in method is one line here.
 BUILTIN_METHODS: Dict[str, str] = {
     "meta_mapg": "rllib_metamapg.metamapg.method:METHOD",
+    "matrl": "rllib_metamapg.matrl.method:METHOD",
 }
 # name -> "module:attribute" of its SamplerSpec.
 BUILTIN_SAMPLERS: Dict[str, str] = {

@@ -52,9 +52,12 @@ def test_meta_game_of_the_current_profile_is_zero_and_rho_limits_are_il_and_il_p
     # rho = 1: best response to the current policies = IGA with the BR step.
     assert np.allclose(iga.step_matrl(game, x, y, steps, rho=(1.0, 1.0)),
                        rules["iga_br"](game, x, y))
-    # rho = 0 without BR: move to the prediction = IL-PP (the trust step).
+    # rho = 0 without BR: move to the prediction (the trust step, IGA).
     assert np.allclose(iga.step_matrl(game, x, y, steps, best_response=False, rho=(0.0, 0.0)),
-                       rules["il_pp"](game, x, y))
+                       rules["iga"](game, x, y))
+    # rho = 0 with BR: IL-PP, the best response to the opponent's prediction.
+    xp = np.clip(x + steps.br * game.v1.dx(yh), 0, 1)
+    assert np.allclose(rules["il_pp"](game, x, y)[0], xp)
 
 
 def test_n_player_solver_matches_brute_force_on_random_three_player_games():

@@ -32,6 +32,13 @@ EPISODE_COLUMN = "metamapg_episode"
 STEP_COLUMN = "metamapg_t"
 
 
+# Each row's index in its module's batch as this connector built it, and (per peer
+# slot) the peer's row index in the peer's batch.  Minibatching shuffles a module's
+# batch in place; with these a learner can compute a per-row quantity once per
+# module and still find it for every peer row (MATRL's predicted log-probabilities).
+ROW_COLUMN = "metamapg_row"
+PEER_ROW = "row"
+
 # Which module peer slot k is: its index in sorted(module ids), on every row (so the
 # learner reads its peers from the batch itself, like every other column).
 PEER_MODULE = "module"
@@ -56,8 +63,10 @@ class AddPeerColumns(ConnectorV2):
     """Adds peer columns and the episode structure to every module's rows.
 
     Columns added: ``metamapg_peer{k}_{obs,actions,action_logp,advantages,loss_mask}``
-    (peer slot k's row at the same env step), ``metamapg_episode`` (episode chunk
-    number within this batch) and ``metamapg_t`` (step within that chunk).  A
+    (peer slot k's row at the same env step) and ``metamapg_peer{k}_row`` (that
+    row's index in the peer's batch), ``metamapg_episode`` (episode chunk number
+    within this batch), ``metamapg_t`` (step within that chunk) and
+    ``metamapg_row`` (the row's own index).  A
     chunk is what the env runner returned for one episode in this sample, or a
     slice of it that RLlib gave to one learner; the estimators treat each chunk
     as an episode that starts at its first row.
@@ -83,6 +92,7 @@ class AddPeerColumns(ConnectorV2):
                 batch[mid][Columns.ACTIONS]) else None
             batch[mid][EPISODE_COLUMN] = torch.as_tensor(episode, device=device)
             batch[mid][STEP_COLUMN] = torch.as_tensor(step, device=device)
+            batch[mid][ROW_COLUMN] = torch.arange(len(step), device=device)
         order = sorted(rl_module.keys())
         for mid, peer_mids in slots.items():
             for k, peer_mid in enumerate(peer_mids):
@@ -91,6 +101,8 @@ class AddPeerColumns(ConnectorV2):
                     (len(actions),), order.index(peer_mid), dtype=torch.long,
                     device=actions.device if torch.is_tensor(actions) else None)
                 idx = torch.as_tensor(np.concatenate(rows[mid][k]), dtype=torch.long)
+                batch[mid][peer_column(k, PEER_ROW)] = (
+                    idx.to(actions.device) if torch.is_tensor(actions) else idx)
                 for col in PEER_SOURCE_COLUMNS:
                     if col in batch[peer_mid]:
                         batch[mid][peer_column(k, col)] = tree.map_structure(

@@ -1,8 +1,10 @@
-"""MATRL (Multi-Agent Trust Region Learning) and its baselines in probability space.
+"""MATRL (Multi-Agent Trust Region Learning), a registered method of both engines.
 
-This package holds the pieces built so far: the meta-game solvers
-(:mod:`.meta_game`) and the random 2x2 game dynamics of MATRL's Table 1
-(:mod:`.iga`: IGA, IGA-PP, WoLF-IGA and MATRL, batched over games).  It is not a
-registered method yet: its logit-policy tabular update and its RLlib learner
-come next, and the registry line comes with them.  Ray- and torch-free.
+* :mod:`.method`: its registry entry and arms (``matrl``, ``matrl_no_br``, ``il_pp``);
+* :mod:`.tabular_update`: the logit-policy update of the tabular engine;
+* :mod:`.matrl` / :mod:`.matrl_learner` / :mod:`.torch`: the RLlib algorithm,
+  config and learner (imported only when used: they need Ray);
+* :mod:`.meta_game`: the meta-game solvers;
+* :mod:`.iga`: MATRL's Table 1 setting (probability-space dynamics on random
+  2x2 games, with IGA, IGA-PP and WoLF-IGA).
 """

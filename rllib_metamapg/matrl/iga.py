@@ -16,8 +16,8 @@ public code; see ``docs/matrl.md``):
   meta-game ``g_i(s) = V_i(s) - V_i(x, y)`` between current and predicted, its
   equilibrium ``rho`` (P(current)), the mixture ``x_bar = rho1 x + (1 - rho1)
   x_hat``, then a best-response step of 0.03 from the *current* ``x`` against
-  ``y_bar``.  ``matrl_no_br`` moves to the mixture; ``il_pp`` is ``rho = 0``
-  (move to the prediction: IGA with the trust step).
+  ``y_bar``.  ``matrl_no_br`` moves to the mixture; ``il_pp`` is ``rho = 0``: the best
+  response to the opponent's prediction (IGA-PP with MATRL's step sizes).
 
 Probabilities are clipped to [0, 1] after every step.  Converged at iteration
 i (0-based) when some Nash equilibrium ``(x*, y*)`` has ``(x - x*)^2 < 2.5e-3``
@@ -224,11 +224,23 @@ def _rules(steps: Steps, choice: str, rng) -> Dict[str, Callable]:
         "matrl": lambda game, x, y, eq=None: step_matrl(game, x, y, steps, choice, True, rng),
         "matrl_no_br": lambda game, x, y, eq=None: step_matrl(game, x, y, steps, choice,
                                                               False, rng),
-        "il_pp": iga(steps.lr),  # rho = 0: move to the prediction, i.e. the trust step
+        # rho = 0: best response to the opponent's prediction (the paper's IL-PP).
+        "il_pp": lambda game, x, y, eq=None: step_matrl(game, x, y, steps, choice, True, rng,
+                                                        rho=(0.0, 0.0)),
     }
 
 
 METHODS = ("iga", "iga_br", "iga_pp", "wolf", "matrl", "matrl_no_br", "il_pp")
+# What `metamapg tabular convergence` runs by default, and MATRL's Table 1
+# (rate / mean steps over 1000 games per type).
+TABLE1_DEFAULTS = ("iga", "iga_pp", "matrl", "wolf", "iga_br", "matrl_no_br", "il_pp")
+TABLE1_PAPER = {
+    "coordination": {"iga": (0.99, 140.67), "iga_pp": (0.99, 138.56),
+                     "matrl": (0.99, 86.54)},
+    "anticoordination": {"iga": (0.975, 88.95), "iga_pp": (0.975, 83.11),
+                         "matrl": (0.9825, 75.52)},
+    "cyclic": {"iga": (0.78, 452.92), "iga_pp": (0.809, 432.98), "matrl": (0.846, 369.40)},
+}
 
 
 def wolf_equilibrium(pts, ok, start=START):

@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-CHOICES = ("last", "first", "random")
+from rllib_metamapg.forms import META_CHOICES as CHOICES
 
 
 class MetaGameError(ValueError):

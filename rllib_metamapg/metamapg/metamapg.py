@@ -27,6 +27,7 @@ from rllib_metamapg.cooldown import CooldownController
 from rllib_metamapg.dice import CORRECTION_FORMS, ESTIMATORS, FORM_ALIASES, canonical_form
 from rllib_metamapg.env_specs import ENV_SPECS
 from rllib_metamapg.metamapg.method import switches
+from rllib_metamapg.ppo_checks import check_ppo_numbers
 from rllib_metamapg.registry import RegistryError
 from rllib_metamapg.envs import register_envs
 from rllib_metamapg.rllib_plugin import PluginAlgorithm
@@ -193,41 +194,8 @@ class MetaMAPGConfig(PPOConfig):
         super().validate()
         self._validate_metamapg()
 
-    def _validate_ppo_numbers(self) -> None:
-        """Ranges RLlib's own validate() lets through (a negative or NaN lr trains, or
-        dies deep inside Ray; gamma 1.5 and a negative clip are accepted)."""
-        def bad(name, value, rule):
-            self._value_error(f"MetaMAPGConfig: {name}={value!r} {rule}.")
-
-        def schedule_values(value):  # a number, or [[timestep, value], ...]
-            if isinstance(value, (list, tuple)):
-                return [v[1] if isinstance(v, (list, tuple)) and len(v) == 2 else v
-                        for v in value]
-            return [value]
-
-        for name in ("lr", "entropy_coeff"):
-            for v in schedule_values(getattr(self, name)):
-                if not is_finite_number(v) or float(v) < 0:
-                    bad(name, getattr(self, name), "must be a finite number >= 0 (or a "
-                        "schedule [[timestep, value], ...] of them); lr 0 freezes the weights")
-        for name in ("gamma", "lambda_"):
-            v = getattr(self, name)
-            if not is_finite_number(v) or not 0.0 <= float(v) <= 1.0:
-                bad(name, v, "must lie in [0, 1]")
-        for name in ("clip_param", "vf_clip_param"):
-            v = getattr(self, name)
-            if not is_finite_number(v) or float(v) <= 0:
-                bad(name, v, "must be a finite number > 0")
-        for name in ("vf_loss_coeff", "kl_coeff", "kl_target"):
-            v = getattr(self, name)
-            if not is_finite_number(v) or float(v) < 0:
-                bad(name, v, "must be a finite number >= 0")
-        if self.grad_clip is not None and (not is_finite_number(self.grad_clip)
-                                           or float(self.grad_clip) <= 0):
-            bad("grad_clip", self.grad_clip, "must be a number > 0, or None for no clipping")
-
     def _validate_metamapg(self) -> None:
-        self._validate_ppo_numbers()
+        check_ppo_numbers(self, "MetaMAPGConfig")
         try:
             self.cooldown_controller()
         except (RegistryError, ScheduleError) as err:

@@ -18,7 +18,7 @@ import dataclasses
 import math
 from typing import Any, Dict, Optional, Tuple
 
-from rllib_metamapg.forms import CORRECTION_FORMS, PARAMETERIZATIONS
+from rllib_metamapg.forms import CORRECTION_FORMS, META_CHOICES, PARAMETERIZATIONS
 from rllib_metamapg.schedules import LambdaSchedule, StepSize, check_summable
 
 MODES = ("exact", "sampled")
@@ -75,6 +75,10 @@ class LearningSettings:
     allow_nonsummable: bool = _setting(
         False, "accept an anneal with sum alpha_n lambda_n = infinity")
     dtype: str = _setting("float64", "floating precision", choices=DTYPES)
+    meta_choice: str = _setting(
+        "last", "MATRL: which equilibrium of the meta-game when it has several (last = "
+        "the public code's, the mixed one when it exists; random = the paper's wording)",
+        choices=META_CHOICES)
 
     @property
     def step_size(self) -> StepSize:

@@ -21,15 +21,9 @@ from rllib_metamapg.matrl import iga
 from rllib_metamapg.matrl.meta_game import CHOICES
 from rllib_metamapg.stats import wilson_ci
 
-DEFAULT_METHODS = ("iga", "iga_pp", "matrl", "wolf", "iga_br", "matrl_no_br")
-# MATRL's Table 1 (rate / mean steps over 1000 games per type).
-PAPER = {
-    "coordination": {"iga": (0.99, 140.67), "iga_pp": (0.99, 138.56),
-                     "matrl": (0.99, 86.54)},
-    "anticoordination": {"iga": (0.975, 88.95), "iga_pp": (0.975, 83.11),
-                         "matrl": (0.9825, 75.52)},
-    "cyclic": {"iga": (0.78, 452.92), "iga_pp": (0.809, 432.98), "matrl": (0.846, 369.40)},
-}
+# The learners of MATRL's Table 1 and the paper's numbers live with MATRL.
+DEFAULT_METHODS = iga.TABLE1_DEFAULTS
+PAPER = iga.TABLE1_PAPER
 
 
 class ConvergenceError(ValueError):
