@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-fast lint bench clean overcooked meltingpot
+.PHONY: demo test test-full test-fast lint bench clean overcooked meltingpot
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -63,7 +63,12 @@ demo: $(VENV)/.installed
 		--smoke --max-concurrent 2 --storage-path $(DEMO_OUT)/sweep --quiet --progress-every 10
 	$(VENV)/bin/metamapg report $(DEMO_OUT)/sweep/stag_hunt-smoke --out $(DEMO_OUT)/sweep_report
 
+# CI's suite (<= 30 min on 2 cores). The longest checks are marked `full`: each has a
+# CI-sized sibling here, and `make test-full` runs everything.
 test: $(VENV)/.installed-test
+	$(PY) -m pytest -q -ra -m "not full"
+
+test-full: $(VENV)/.installed-test
 	$(PY) -m pytest -q -ra
 
 # ruff's settings live in pyproject.toml; CI runs this before the tests.
@@ -71,7 +76,7 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 
 test-fast: $(VENV)/.installed-test
-	$(PY) -m pytest -q -ra -m "not slow"
+	$(PY) -m pytest -q -ra -m "not slow and not full"
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/tabular.py --out benchmarks/results/tabular.json

@@ -97,6 +97,8 @@ def _training_workers(head):
     return pids
 
 
+# About 150 s: in `make test-full`; `make test` keeps the submit-to-report path below.
+@pytest.mark.full
 def test_worker_loss_is_retried_and_a_killed_driver_resumes(head, tmp_path):
     storage, name = tmp_path / "results", "faults"
     exp = storage / name

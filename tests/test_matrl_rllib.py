@@ -197,6 +197,9 @@ def test_best_response_optimizer_state_survives_get_and_set_state(ray_local):
     ({"br_lr": -1.0}, "br_lr=-1.0"),
     ({"br_objective": "half"}, "br_objective='half'"),
     ({"mixture_space": "log"}, "mixture_space='log'"),
+    ({"br_start": "middle"}, "br_start='middle'"),
+    ({"br_start": "current"}, "br_start='current' with br_objective='correction'"),
+    ({"br_weight": "inverse"}, "br_weight='inverse'"),
     ({"br_minibatch_size": 0}, "br_minibatch_size=0"),
     ({"lr": float("nan")}, "lr=nan"),
 ])
@@ -210,3 +213,27 @@ def test_config_refuses_several_learners():
     config = MATRLConfig().environment("stag_hunt").learners(num_learners=2)
     with pytest.raises(ValueError, match="num_learners=2: MATRL runs on 0 or 1"):
         config.validate()
+
+
+def test_each_paper_or_code_choice_changes_the_update(ray_local):
+    # rho fixed in the interior, so the mixture space matters too; same batch, same seed.
+    variants = {"default": {}, "parameter_mixture": {"mixture_space": "parameter"},
+                "full": {"br_objective": "full"},
+                "from_current": {"br_objective": "full", "br_start": "current"},
+                "paper_ratio": {"br_weight": "current_over_mixture"}}
+    algos = {k: small(MATRLConfig(), "matrl", **v).build_algo() for k, v in variants.items()}
+    try:
+        episodes = algos["default"].env_runner.sample(num_timesteps=64, random_actions=False)
+        out = {}
+        for k, algo in algos.items():
+            learner = algo.learner_group._learner
+            learner.solve_meta_game = lambda payoffs: [0.5, 0.5]
+            update(learner, episodes)
+            out[k] = torch.cat([p.reshape(-1) for p in weights(learner)["player_0"].values()])
+        names = list(out)
+        for a in range(len(names)):
+            for b in range(a + 1, len(names)):
+                assert not torch.equal(out[names[a]], out[names[b]]), (names[a], names[b])
+    finally:
+        for algo in algos.values():
+            algo.stop()

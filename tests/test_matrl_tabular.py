@@ -83,17 +83,22 @@ def test_n_player_solver_matches_brute_force_on_random_three_player_games():
     assert gap < 1e-12 and nash_gap(coord, p) < 1e-12
 
 
-def test_matching_pennies_from_the_papers_start_converges_under_matrl_only():
+def test_matching_pennies_converges_under_matrl_through_its_best_response_to_predictions():
     r1, r2 = MP[None], -MP[None]
     ok, step = iga.run("matrl", r1, r2)
     assert ok[0] and 0 < step[0] < 1000
-    assert not iga.run("iga", r1, r2)[0][0]  # IGA cycles around (1/2, 1/2)
+    for cycling in ("iga", "iga_br", "iga_pp"):  # IGA cycles around (1/2, 1/2)
+        assert not iga.run(cycling, r1, r2)[0][0], cycling
+    # What converges is the best response to the predictions: IL-PP (rho = 0) takes the
+    # same path (the meta-game answers rho = (0, 0) here), MATRL without it does not.
+    assert iga.run("il_pp", r1, r2)[1][0] == step[0]
+    assert not iga.run("matrl_no_br", r1, r2)[0][0]
 
 
 def test_table1_matches_the_paper_for_iga_and_matrl_and_shows_the_step_size_confound():
     # The paper's full size: 1000 games per type (a few seconds: one batch per learner;
     # at 200 games the mean steps still move by 25 % with the game sample).
-    doc = run_convergence(1000, ("iga", "iga_pp", "matrl", "iga_br"))
+    doc = run_convergence(1000, ("iga", "iga_pp", "matrl", "iga_br", "il_pp"))
     for kind, row in doc["types"].items():
         steps = {m: row[m]["mean_steps"] for m in row}
         # MATRL takes the fewest steps of IGA / IGA-PP / MATRL in every type ...
@@ -105,6 +110,10 @@ def test_table1_matches_the_paper_for_iga_and_matrl_and_shows_the_step_size_conf
             assert abs(steps[m] / paper_steps - 1) <= 0.15, (kind, m, steps)
         # IGA with MATRL's BR step gets nearly all of it: within 3 % of MATRL's steps.
         assert abs(steps["iga_br"] / steps["matrl"] - 1) <= 0.03, (kind, steps)
+        # The meta-game answers rho = (0, 0) in > 99 % of iterations: IL-PP (rho = 0
+        # without solving) is MATRL here, to within 1 %.
+        assert abs(row["il_pp"]["rate"] - row["matrl"]["rate"]) <= 0.01, (kind, row)
+        assert abs(steps["il_pp"] / steps["matrl"] - 1) <= 0.01, (kind, steps)
 
 
 def test_convergence_command_writes_a_set_and_refuses_bad_input(tmp_path, capsys):

@@ -31,6 +31,8 @@ from rllib_metamapg.rllib_plugin import PluginAlgorithm
 from rllib_metamapg.schedules import is_finite_number
 
 BR_OBJECTIVES = ("correction", "full")
+BR_STARTS = ("predicted", "current")
+BR_WEIGHTS = ("mixture_over_current", "current_over_mixture")
 MIXTURE_SPACES = ("probability", "parameter")
 
 
@@ -50,6 +52,8 @@ class MATRLConfig(PPOConfig):
         self.br_clip = 0.1
         self.br_minibatch_size = None
         self.br_objective = "correction"
+        self.br_start = "predicted"
+        self.br_weight = "mixture_over_current"
         self.mixture_space = "probability"
         # As for MetaMAPG: short matrix-game episodes make the numpy conversion slow.
         self.episodes_to_numpy = False
@@ -65,6 +69,8 @@ class MATRLConfig(PPOConfig):
         br_clip: Optional[float] = NotProvided,
         br_minibatch_size: Optional[int] = NotProvided,
         br_objective: Optional[str] = NotProvided,
+        br_start: Optional[str] = NotProvided,
+        br_weight: Optional[str] = NotProvided,
         mixture_space: Optional[str] = NotProvided,
         **kwargs,
     ) -> "MATRLConfig":
@@ -85,12 +91,20 @@ class MATRLConfig(PPOConfig):
                 no truncation.
             br_minibatch_size: Rows per best-response step; ``None``: PPO's
                 ``minibatch_size`` (the whole batch when that is unset).
-            br_objective: ``"correction"`` (default): from PPO's result theta_hat,
-                steps on the weight's correction ``(c - 1) * surrogate`` -- what
-                the peers' move changes in PPO's objective; rho = 1 for every
-                agent is then PPO exactly. ``"full"``: steps on
-                ``c * surrogate`` from theta_hat, as the paper's Algorithm 2
-                prints it (further PPO steps even at rho = 1).
+            br_objective: ``"correction"`` (default): steps on the weight's
+                correction ``(c - 1) * surrogate`` -- what the peers' move changes
+                in the objective PPO's epochs just climbed; rho = 1 for every
+                agent is then PPO exactly, and in the tabular limit it is the
+                public code's best response from the current policy.  ``"full"``:
+                steps on ``c * surrogate`` (further PPO steps even at rho = 1).
+            br_start: Where the best response starts: ``"predicted"`` (default;
+                theta_hat, the paper's Algorithm 2) or ``"current"`` (theta, the
+                public tabular code's choice; needs ``br_objective="full"``).
+            br_weight: The per-sample peer weight: ``"mixture_over_current"``
+                (default) ``pi_bar_-i / pi_-i`` -- the importance weight that turns
+                samples of the current peers into the mixture's; or
+                ``"current_over_mixture"``, ``pi_-i / pi_bar_-i``, the ratio as the
+                paper prints it.
             mixture_space: ``"probability"`` (the paper):
                 ``pi_bar = rho pi + (1 - rho) pi_hat`` per action; ``"parameter"``
                 (the public PPO code): the policy at ``rho theta + (1 - rho)
@@ -104,7 +118,8 @@ class MATRLConfig(PPOConfig):
         for name, value in dict(arm=arm, meta_choice=meta_choice, br_iters=br_iters,
                                 br_lr=br_lr, br_clip=br_clip,
                                 br_minibatch_size=br_minibatch_size,
-                                br_objective=br_objective,
+                                br_objective=br_objective, br_start=br_start,
+                                br_weight=br_weight,
                                 mixture_space=mixture_space).items():
             if value is not NotProvided:
                 setattr(self, name, value)
@@ -141,6 +156,13 @@ class MATRLConfig(PPOConfig):
             bad(f"meta_choice={self.meta_choice!r}; choose one of {META_CHOICES}.")
         if self.br_objective not in BR_OBJECTIVES:
             bad(f"br_objective={self.br_objective!r}; choose one of {BR_OBJECTIVES}.")
+        if self.br_start not in BR_STARTS:
+            bad(f"br_start={self.br_start!r}; choose one of {BR_STARTS}.")
+        elif self.br_start == "current" and self.br_objective != "full":
+            bad("br_start='current' with br_objective='correction' would drop PPO's step "
+                "and keep only the correction; use br_objective='full' with it.")
+        if self.br_weight not in BR_WEIGHTS:
+            bad(f"br_weight={self.br_weight!r}; choose one of {BR_WEIGHTS}.")
         if self.mixture_space not in MIXTURE_SPACES:
             bad(f"mixture_space={self.mixture_space!r}; choose one of {MIXTURE_SPACES}.")
         iters = self.br_iters

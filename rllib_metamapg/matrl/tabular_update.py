@@ -162,7 +162,9 @@ class MATRLTabular(TabularUpdate):
         br = torch.zeros_like(theta)
         for i in range(nn):
             w = torch.exp(delta_bar.sum(0) - delta_bar[i])  # peers' weights, (rows, E)
-            score = policy.score(theta, i, ep.states, ep.actions[i]).sum(-2)  # (rows, E, d_i)
-            gi = (weights[..., None] * (w * ret[..., i])[..., None] * score).sum(1)
+            # sum_{b,t} x_b grad log pi_i(a_t | s_t) through per-(state, action) counts
+            # (the estimator's own helper; it applies the episode multiplicities).
+            x = (w * ret[..., i] / ep.batch_size)[..., None].expand(ep.states.shape)
+            gi = est._score_sum(i, ep, x, policy.probs(theta, i))
             br[:, policy.offsets[i]:policy.offsets[i + 1]] = gi
         return torch.where(self.best_response, br, no_br)

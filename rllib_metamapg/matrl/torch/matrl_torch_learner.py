@@ -11,7 +11,7 @@ PPO's epochs, and agent i's advantage ``A_i``.
 * Peer weight of agent i: ``c = clip(prod_{j != i} pi_bar_j / pi_j, 1 - br_clip,
   1 + br_clip)`` with ``pi_bar_j / pi_j = rho_j + (1 - rho_j) pi_hat_j / pi_j``
   (probability mixture) or the policy at the parameter mixture.
-* Best response: ``br_iters`` Adam steps from theta_hat on
+* Best response: ``br_iters`` Adam steps from theta_hat (``br_start``) on
   ``-mean[(c - 1) * PPO surrogate]`` (``br_objective="correction"``) or
   ``-mean[c * PPO surrogate]`` (``"full"``), each on ``br_minibatch_size`` rows.
 """
@@ -134,7 +134,7 @@ class MATRLTorchLearner(MATRLLearner, PPOTorchLearner):
             return
         mixed_ratio = self._mixture_ratios(mids, rho, theta, theta_hat, old, log_ratio)
         for i, mid in enumerate(mids):
-            self._best_response(mid, mids, rho, mixed_ratio)
+            self._best_response(mid, mids, rho, mixed_ratio, theta[mid])
             self.metrics.log_value(
                 (mid, M.BR_STEP_NORM),
                 _norm({k: p.detach() for k, p in _params(self.module[mid].unwrapped()).items()},
@@ -167,17 +167,24 @@ class MATRLTorchLearner(MATRLLearner, PPOTorchLearner):
                     (b[ROW_COLUMN],), lp) - old[mid])
         return out
 
-    def _best_response(self, mid, mids, rho, mixed_ratio) -> None:
+    def _best_response(self, mid, mids, rho, mixed_ratio, theta) -> None:
         cfg = self.config.get_config_for_module(mid)
         i = mids.index(mid)
         full = cfg.br_objective == "full"
         if not full and all(r == 1.0 for j, r in enumerate(rho) if j != i):
             return  # peers keep their policies: the correction objective is 0
+        module = self.module[mid].unwrapped()
+        if cfg.br_start == "current":
+            with torch.no_grad():
+                for name, p in _params(module).items():
+                    p.copy_(theta[name])
         b = self._train_batch.policy_batches[mid]
         valid = self._valid(b)
         c = torch.ones_like(b[Columns.ACTION_LOGP])
         for j, idx in self._agents_on_rows(mid, b, mids)[1:]:
             c = c * mixed_ratio[j][idx]
+        if cfg.br_weight == "current_over_mixture":
+            c = 1.0 / c
         if cfg.br_clip is not None:
             clipped = c.clamp(1.0 - cfg.br_clip, 1.0 + cfg.br_clip)
             share = float((clipped != c)[valid].float().mean()) if bool(valid.any()) else 0.0
@@ -186,7 +193,6 @@ class MATRLTorchLearner(MATRLLearner, PPOTorchLearner):
             share = 0.0
         self.metrics.log_value((mid, M.BR_WEIGHT_CLIPPED), share, window=1)
         weight = c if full else c - 1.0
-        module = self.module[mid].unwrapped()
         params = list(_params(module).values())
         opt = self._br_optimizers.get(mid)
         if opt is None:
