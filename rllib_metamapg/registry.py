@@ -43,6 +43,8 @@ BUILTIN_METHODS: Dict[str, str] = {
 # name -> "module:attribute" of its SamplerSpec.
 BUILTIN_SAMPLERS: Dict[str, str] = {
     "on_policy": "rllib_metamapg.registry:ON_POLICY",
+    "props": "rllib_metamapg.samplers.specs:PROPS",
+    "ma_props": "rllib_metamapg.samplers.specs:MA_PROPS",
 }
 
 # Installed packages add methods and samplers through this entry-point group.
@@ -142,12 +144,15 @@ class SamplerSpec:
         rllib: ``function(config) -> config`` installing its env-runner or
             connector pieces (or ``"module:attr"``); ``None`` changes nothing.
         needs_on_policy: Only methods with ``on_policy=True`` may use it.
+        engines: Where it is implemented (``"tabular"``, ``"rllib"``); the other
+            engine refuses it by name.
     """
 
     name: str
     help: str
     rllib: Optional[Importable] = None
     needs_on_policy: bool = True
+    engines: Tuple[str, ...] = ("tabular", "rllib")
 
 
 ON_POLICY = SamplerSpec("on_policy", "every agent samples from its own current policy",
@@ -354,9 +359,20 @@ def get_sampler(name: str) -> SamplerSpec:
     return _lookup(_REGISTRY.samplers, "sampler", name)
 
 
-def check_combination(arm: Union[str, ArmSpec], sampler: str = "on_policy") -> None:
-    """Refuses a sampler that needs an on-policy learner with an off-policy method."""
+def sampler_names(engine: Optional[str] = None) -> List[str]:
+    """Registered samplers (implemented in ``engine``, when given)."""
+    return [n for n, s in samplers().items() if engine is None or engine in s.engines]
+
+
+def check_combination(arm: Union[str, ArmSpec], sampler: str = "on_policy",
+                      engine: Optional[str] = None) -> None:
+    """Refuses a sampler that needs an on-policy learner with an off-policy method, and
+    a sampler the engine does not implement."""
     spec, method = get_sampler(sampler), method_of(arm)
+    if engine is not None and engine not in spec.engines:
+        raise RegistryError(f"sampler={sampler!r} is implemented in {list(spec.engines)} "
+                            f"only, not in {engine!r}; choose one of "
+                            f"{sampler_names(engine)}.")
     if spec.needs_on_policy and not method.on_policy:
         raise RegistryError(f"sampler={sampler!r} feeds on-policy learners only; method "
                             f"{method.name!r} is not one.")

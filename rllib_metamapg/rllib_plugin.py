@@ -43,6 +43,15 @@ def register_all() -> None:
     register_envs()
 
 
+def register_on_import(algorithm_class) -> None:
+    """What importing one of our algorithm modules does, as importing RLlib's own does:
+    makes the algorithm (by class name) and our envs known to Tune.  Tune keeps
+    registrations for the running (or next) Ray session only: after a restart, call
+    :func:`register_all`.  Building the algorithm needs neither."""
+    register_trainable(algorithm_class.__name__, algorithm_class)
+    register_envs()
+
+
 def make_plugin_env(env: Any, env_config: Optional[Mapping] = None):
     """An instance of one of our envs (by name) or an env class; ``None`` otherwise."""
     from ray.rllib.env.env_context import EnvContext
@@ -101,7 +110,7 @@ def arm_config(arm: str, env: Any = None, settings: Optional[Mapping[str, Any]] 
     keys), then the arm's own training settings, then the sampler's collection pieces
     (refused for a method it cannot feed), then one module per agent."""
     spec = registry.get_arm(arm)
-    registry.check_combination(spec, sampler)
+    registry.check_combination(spec, sampler, engine="rllib")
     config = registry.method_of(spec).algorithm_class().get_default_config()
     if env is not None:
         config.environment(env)

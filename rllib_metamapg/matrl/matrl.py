@@ -20,14 +20,12 @@ from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo.ppo import PPO, PPOConfig
 from ray.rllib.core.learner.learner import Learner
 from ray.rllib.utils.annotations import override
-from ray.tune.registry import register_trainable
 
-from rllib_metamapg.envs import register_envs
 from rllib_metamapg.forms import META_CHOICES
 from rllib_metamapg.matrl.method import matrl_arm
 from rllib_metamapg.ppo_checks import check_ppo_numbers
 from rllib_metamapg.registry import RegistryError
-from rllib_metamapg.rllib_plugin import PluginAlgorithm
+from rllib_metamapg.rllib_plugin import PluginAlgorithm, register_on_import
 from rllib_metamapg.schedules import is_finite_number
 
 BR_OBJECTIVES = ("correction", "full")
@@ -198,6 +196,4 @@ class MATRL(PluginAlgorithm, PPO):
         return MATRLConfig()
 
 
-# Known to Tune by name on import, like RLlib's own algorithms (see metamapg.py).
-register_trainable(MATRL.__name__, MATRL)
-register_envs()
+register_on_import(MATRL)

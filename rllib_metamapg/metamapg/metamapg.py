@@ -20,7 +20,6 @@ from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo.ppo import PPO, PPOConfig
 from ray.rllib.core.learner.learner import Learner
 from ray.rllib.utils.annotations import override
-from ray.tune.registry import register_trainable
 
 from rllib_metamapg.callbacks.cooldown_callback import CooldownCallback
 from rllib_metamapg.cooldown import CooldownController
@@ -29,8 +28,7 @@ from rllib_metamapg.env_specs import ENV_SPECS
 from rllib_metamapg.metamapg.method import switches
 from rllib_metamapg.ppo_checks import check_ppo_numbers
 from rllib_metamapg.registry import RegistryError
-from rllib_metamapg.envs import register_envs
-from rllib_metamapg.rllib_plugin import PluginAlgorithm
+from rllib_metamapg.rllib_plugin import PluginAlgorithm, register_on_import
 from rllib_metamapg.schedules import ScheduleError, is_finite_number
 
 GRANULARITIES = ("batch", "minibatch")
@@ -259,10 +257,6 @@ class MetaMAPG(PluginAlgorithm, PPO):
         return MetaMAPGConfig()
 
 
-
 # Like RLlib's own algorithms, importing this one makes it and our envs known to Tune by
-# name (Tuner("MetaMAPG"), env="stag_hunt").  Tune keeps registrations for the running
-# (or next) Ray session only: after ray.shutdown()/ray.init(), call
-# rllib_metamapg.rllib_plugin.register_all().  Building the algorithm needs neither.
-register_trainable(MetaMAPG.__name__, MetaMAPG)
-register_envs()
+# name (Tuner("MetaMAPG"), env="stag_hunt").
+register_on_import(MetaMAPG)

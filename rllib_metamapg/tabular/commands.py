@@ -194,6 +194,34 @@ def add_parser(sub) -> None:
     c.add_argument("--seed", type=int, default=0, help="seed of choice=random")
     c.add_argument("--out", type=Path, required=True, help="output directory")
     c.set_defaults(func=lambda a: _convergence(a))
+    se = tsub.add_parser("sampling-error", help="MA-PROPS: joint and per-agent sampling error "
+                         "of each sampler on a fixed target",
+                         description="A fixed random target per seed; on_policy, props and "
+                         "ma_props each draw --samples joint actions; TV against the target "
+                         "after each draw. See docs/samplers.md.")
+    se.add_argument("--game", default="no_conflict_1", help="normal-form game (2 or 3 "
+                    "actions per player)")
+    se.add_argument("--samples", type=int, default=400)
+    se.add_argument("--seeds", type=int, default=10)
+    se.add_argument("--samplers", nargs="+", default=None, help="subset of on_policy props "
+                    "ma_props")
+    se.add_argument("--out", type=Path, required=True, help="output directory")
+    se.set_defaults(func=lambda a: _sampling("sampling-error", a))
+    sm = tsub.add_parser("samplers", help="MA-PROPS: success rate of independent PPO with "
+                         "each sampler on paired seeds",
+                         description="Independent PPO (MA-PROPS's matrix-game settings) with "
+                         "on_policy, props and ma_props sampling; success rate per game with "
+                         "Wilson CIs and McNemar tests against on_policy. See "
+                         "docs/samplers.md.")
+    sm.add_argument("--games", nargs="+", default=None,
+                    help="normal-form games (default: no_conflict_1..21, climbing, penalty, "
+                         "climbing_modified)")
+    sm.add_argument("--seeds", type=int, default=200)
+    sm.add_argument("--steps", type=int, default=None,
+                    help="env steps (default: 100 target updates)")
+    sm.add_argument("--samplers", nargs="+", default=None)
+    sm.add_argument("--out", type=Path, required=True, help="output directory")
+    sm.set_defaults(func=lambda a: _sampling("samplers", a))
     g = tsub.add_parser("games", help="list the built-in games")
     g.set_defaults(func=lambda a: _games())
 
@@ -213,6 +241,37 @@ def _convergence(args) -> int:
     convergence.write_convergence(doc, out)
     print(convergence.format_table(doc))
     print(f"wrote {out / 'convergence.json'}, convergence.csv, convergence.png")
+    return 0
+
+
+def _sampling(which: str, args) -> int:
+    from rllib_metamapg.tabular.experiments import sampling
+
+    samplers = list_option(args.samplers) if args.samplers else list(sampling.SAMPLERS)
+    report = _progress(which)
+    try:
+        out = atomic.check_output_dir(args.out)
+        if which == "sampling-error":
+            doc = sampling.run_sampling_error(args.game, args.samples, args.seeds, samplers,
+                                              progress=report)
+        else:
+            games = (list_option(args.games) if args.games else
+                     [f"no_conflict_{k}" for k in range(1, 22)]
+                     + ["climbing", "climbing_modified", "penalty"])
+            doc = sampling.run_samplers(games, args.seeds, args.steps, samplers,
+                                        progress=report)
+    except (sampling.SamplingError, FileExistsError, PermissionError) as err:
+        raise OptionsError(str(err)) from None
+    if which == "sampling-error":
+        sampling.write_sampling_error(doc, out)
+        for kind, row in doc["samplers"].items():
+            print(f"{kind:>10}: joint TV {row['joint'][-1]:.4f}, agent 0 TV "
+                  f"{row['agent_0'][-1]:.4f} after {doc['samples']} samples")
+        print(f"wrote {out / 'sampling_error.json'}, sampling_error.csv, sampling_error.png")
+    else:
+        sampling.write_samplers(doc, out)
+        print(sampling.format_table(doc))
+        print(f"wrote {out / 'samplers.json'}, samplers.csv, samplers.png")
     return 0
 
 
