@@ -14,7 +14,7 @@ from rllib_metamapg.tabular.experiments.options import (PAPER, OptionsError, add
                                                          list_option, resolve,
                                                          resolve_game, settings_record)
 from rllib_metamapg import atomic
-from rllib_metamapg.registry import experiment_arms
+from rllib_metamapg.registry import experiment_arms, sampler_names
 from rllib_metamapg.tabular.games import GAMES, list_games
 
 
@@ -196,30 +196,31 @@ def add_parser(sub) -> None:
     c.set_defaults(func=lambda a: _convergence(a))
     se = tsub.add_parser("sampling-error", help="MA-PROPS: joint and per-agent sampling error "
                          "of each sampler on a fixed target",
-                         description="A fixed random target per seed; on_policy, props and "
-                         "ma_props each draw --samples joint actions; TV against the target "
-                         "after each draw. See docs/samplers.md.")
+                         description="A fixed random target per seed; every tabular sampler "
+                         "draws --samples joint actions; TV against the target after each "
+                         "draw. See docs/samplers.md.")
     se.add_argument("--game", default="no_conflict_1", help="normal-form game (2 or 3 "
                     "actions per player)")
     se.add_argument("--samples", type=int, default=400)
     se.add_argument("--seeds", type=int, default=10)
-    se.add_argument("--samplers", nargs="+", default=None, help="subset of on_policy props "
-                    "ma_props")
+    tabular_samplers = ", ".join(sampler_names("tabular"))
+    se.add_argument("--samplers", nargs="+", default=None,
+                    help=f"samplers, 'a b' or 'a,b' (default: all of {tabular_samplers})")
     se.add_argument("--out", type=Path, required=True, help="output directory")
     se.set_defaults(func=lambda a: _sampling("sampling-error", a))
     sm = tsub.add_parser("samplers", help="MA-PROPS: success rate of independent PPO with "
                          "each sampler on paired seeds",
                          description="Independent PPO (MA-PROPS's matrix-game settings) with "
-                         "on_policy, props and ma_props sampling; success rate per game with "
-                         "Wilson CIs and McNemar tests against on_policy. See "
-                         "docs/samplers.md.")
+                         "each tabular sampler; success rate per game with Wilson CIs and "
+                         "McNemar tests against on-policy sampling. See docs/samplers.md.")
     sm.add_argument("--games", nargs="+", default=None,
                     help="normal-form games (default: no_conflict_1..21, climbing, penalty, "
                          "climbing_modified)")
     sm.add_argument("--seeds", type=int, default=200)
     sm.add_argument("--steps", type=int, default=None,
                     help="env steps (default: 100 target updates)")
-    sm.add_argument("--samplers", nargs="+", default=None)
+    sm.add_argument("--samplers", nargs="+", default=None,
+                    help=f"samplers, 'a b' or 'a,b' (default: all of {tabular_samplers})")
     sm.add_argument("--out", type=Path, required=True, help="output directory")
     sm.set_defaults(func=lambda a: _sampling("samplers", a))
     g = tsub.add_parser("games", help="list the built-in games")
