@@ -52,6 +52,15 @@ def register_on_import(algorithm_class) -> None:
     register_envs()
 
 
+def set_provided(config, **values) -> None:
+    """The body of a ``training(*, x=NotProvided, ...)`` builder: sets what was given."""
+    from ray.rllib.algorithms.algorithm_config import NotProvided
+
+    for name, value in values.items():
+        if value is not NotProvided:
+            setattr(config, name, value)
+
+
 def make_plugin_env(env: Any, env_config: Optional[Mapping] = None):
     """An instance of one of our envs (by name) or an env class; ``None`` otherwise."""
     from ray.rllib.env.env_context import EnvContext

@@ -25,7 +25,7 @@ from rllib_metamapg.forms import META_CHOICES
 from rllib_metamapg.matrl.method import matrl_arm
 from rllib_metamapg.ppo_checks import check_ppo_numbers
 from rllib_metamapg.registry import RegistryError
-from rllib_metamapg.rllib_plugin import PluginAlgorithm, register_on_import
+from rllib_metamapg.rllib_plugin import PluginAlgorithm, register_on_import, set_provided
 from rllib_metamapg.schedules import is_finite_number
 
 BR_OBJECTIVES = ("correction", "full")
@@ -113,14 +113,10 @@ class MATRLConfig(PPOConfig):
             This updated MATRLConfig object.
         """
         super().training(**kwargs)
-        for name, value in dict(arm=arm, meta_choice=meta_choice, br_iters=br_iters,
-                                br_lr=br_lr, br_clip=br_clip,
-                                br_minibatch_size=br_minibatch_size,
-                                br_objective=br_objective, br_start=br_start,
-                                br_weight=br_weight,
-                                mixture_space=mixture_space).items():
-            if value is not NotProvided:
-                setattr(self, name, value)
+        set_provided(self, arm=arm, meta_choice=meta_choice, br_iters=br_iters, br_lr=br_lr,
+                     br_clip=br_clip, br_minibatch_size=br_minibatch_size,
+                     br_objective=br_objective, br_start=br_start, br_weight=br_weight,
+                     mixture_space=mixture_space)
         return self
 
     @override(PPOConfig)

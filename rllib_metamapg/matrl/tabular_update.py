@@ -114,6 +114,8 @@ class MATRLTabular(TabularUpdate):
         self.last_rho = rho
         theta_bar = self.mixture(policy, theta, theta_hat, rho)
         no_br = (theta_bar - theta) / self.settings.step_size(n)
+        if not bool(self.best_response.any()):  # only no-BR rows: skip the N field calls
+            return no_br
         resp = self._responses(policy, theta, theta_bar)
         nn = policy.num_players
         fv, _, _ = field(resp.reshape(-1, theta.shape[-1]), False)
@@ -158,6 +160,8 @@ class MATRLTabular(TabularUpdate):
         self.last_rho = rho
         theta_bar = self.mixture(policy, theta, theta_hat, rho)
         no_br = (theta_bar - theta) / self.settings.step_size(n)
+        if not bool(self.best_response.any()):
+            return no_br
         delta_bar = torch.stack([logp(theta_bar, j) for j in range(nn)]) - base
         br = torch.zeros_like(theta)
         for i in range(nn):

@@ -28,7 +28,7 @@ from rllib_metamapg.env_specs import ENV_SPECS
 from rllib_metamapg.metamapg.method import switches
 from rllib_metamapg.ppo_checks import check_ppo_numbers
 from rllib_metamapg.registry import RegistryError
-from rllib_metamapg.rllib_plugin import PluginAlgorithm, register_on_import
+from rllib_metamapg.rllib_plugin import PluginAlgorithm, register_on_import, set_provided
 from rllib_metamapg.schedules import ScheduleError, is_finite_number
 
 GRANULARITIES = ("batch", "minibatch")
@@ -141,19 +141,17 @@ class MetaMAPGConfig(PPOConfig):
             This updated MetaMAPGConfig object.
         """
         super().training(**kwargs)
-        for name, value in dict(
-                arm=arm, own_coef=own_coef, peer_coef=peer_coef, inner_lr=inner_lr,
-                unroll_length=unroll_length, correction_form=correction_form,
-                correction_clip=correction_clip,
-                correction_granularity=correction_granularity,
-                correction_estimator=correction_estimator, correction_split=correction_split,
-                lambda_schedule=lambda_schedule,
-                handoff_steps=handoff_steps, anneal_power=anneal_power,
-                anneal_scale=anneal_scale, handoff_metric=handoff_metric,
-                handoff_threshold=handoff_threshold, handoff_patience=handoff_patience,
-                allow_nonsummable=allow_nonsummable).items():
-            if value is not NotProvided:
-                setattr(self, name, value)
+        set_provided(
+            self, arm=arm, own_coef=own_coef, peer_coef=peer_coef, inner_lr=inner_lr,
+            unroll_length=unroll_length, correction_form=correction_form,
+            correction_clip=correction_clip,
+            correction_granularity=correction_granularity,
+            correction_estimator=correction_estimator, correction_split=correction_split,
+            lambda_schedule=lambda_schedule,
+            handoff_steps=handoff_steps, anneal_power=anneal_power,
+            anneal_scale=anneal_scale, handoff_metric=handoff_metric,
+            handoff_threshold=handoff_threshold, handoff_patience=handoff_patience,
+            allow_nonsummable=allow_nonsummable)
         return self
 
     @override(PPOConfig)

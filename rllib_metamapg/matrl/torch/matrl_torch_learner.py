@@ -34,10 +34,7 @@ from rllib_metamapg.connectors.peer_columns import (PEER_ROW, ROW_COLUMN, peer_c
                                                     peer_module_ids)
 from rllib_metamapg.matrl import metrics as M
 from rllib_metamapg.matrl.matrl_learner import BR_OPTIMIZER_STATE_KEY, MATRLLearner
-
-
-def _params(module) -> Dict[str, torch.nn.Parameter]:
-    return {n: p for n, p in module.named_parameters() if p.requires_grad}
+from rllib_metamapg.metamapg.torch.corrections import trainable_params
 
 
 def _logp(module, obs, actions, params=None) -> torch.Tensor:
@@ -63,7 +60,7 @@ class MATRLTorchLearner(MATRLLearner, PPOTorchLearner):
 
     def snapshot_weights(self) -> Dict[str, Dict[str, torch.Tensor]]:
         return {mid: {n: p.detach().clone()
-                      for n, p in _params(self.module[mid].unwrapped()).items()}
+                      for n, p in trainable_params(self.module[mid].unwrapped()).items()}
                 for mid in self.module.keys()}
 
     # ----------------------------------------------------------------- per row
@@ -133,22 +130,21 @@ class MATRLTorchLearner(MATRLLearner, PPOTorchLearner):
             self._move_to_mixture(mids, rho, theta, theta_hat)
             return
         mixed_ratio = self._mixture_ratios(mids, rho, theta, theta_hat, old, log_ratio)
-        for i, mid in enumerate(mids):
+        for mid in mids:
             self._best_response(mid, mids, rho, mixed_ratio, theta[mid])
-            self.metrics.log_value(
-                (mid, M.BR_STEP_NORM),
-                _norm({k: p.detach() for k, p in _params(self.module[mid].unwrapped()).items()},
-                      theta_hat[mid]), window=1)
+            self._log_step_from(mid, theta_hat[mid])
+
+    def _log_step_from(self, mid: str, theta_hat) -> None:
+        """``|theta' - theta_hat|``: how far the best response (or the mixing) moved."""
+        now = {k: p.detach() for k, p in trainable_params(self.module[mid].unwrapped()).items()}
+        self.metrics.log_value((mid, M.BR_STEP_NORM), _norm(now, theta_hat), window=1)
 
     def _move_to_mixture(self, mids, rho, theta, theta_hat) -> None:
         with torch.no_grad():
             for mid, r in zip(mids, rho):
-                for name, p in _params(self.module[mid].unwrapped()).items():
+                for name, p in trainable_params(self.module[mid].unwrapped()).items():
                     p.copy_(r * theta[mid][name] + (1.0 - r) * theta_hat[mid][name])
-                self.metrics.log_value(
-                    (mid, M.BR_STEP_NORM),
-                    _norm({k: p.detach() for k, p in _params(self.module[mid].unwrapped()).items()},
-                          theta_hat[mid]), window=1)
+                self._log_step_from(mid, theta_hat[mid])
 
     def _mixture_ratios(self, mids, rho, theta, theta_hat, old, log_ratio):
         """Per module, in original row order: ``pi_bar_j / pi_j`` of its own action."""
@@ -176,7 +172,7 @@ class MATRLTorchLearner(MATRLLearner, PPOTorchLearner):
         module = self.module[mid].unwrapped()
         if cfg.br_start == "current":
             with torch.no_grad():
-                for name, p in _params(module).items():
+                for name, p in trainable_params(module).items():
                     p.copy_(theta[name])
         b = self._train_batch.policy_batches[mid]
         valid = self._valid(b)
@@ -193,7 +189,7 @@ class MATRLTorchLearner(MATRLLearner, PPOTorchLearner):
             share = 0.0
         self.metrics.log_value((mid, M.BR_WEIGHT_CLIPPED), share, window=1)
         weight = c if full else c - 1.0
-        params = list(_params(module).values())
+        params = list(trainable_params(module).values())
         opt = self._br_optimizers.get(mid)
         if opt is None:
             opt = self._br_optimizers[mid] = torch.optim.Adam(params,
@@ -237,6 +233,6 @@ class MATRLTorchLearner(MATRLLearner, PPOTorchLearner):
     def set_state(self, state: Dict[str, Any]) -> None:
         super().set_state(state)
         for mid, opt_state in (state.get(BR_OPTIMIZER_STATE_KEY) or {}).items():
-            params = list(_params(self.module[mid].unwrapped()).values())
+            params = list(trainable_params(self.module[mid].unwrapped()).values())
             opt = self._br_optimizers[mid] = torch.optim.Adam(params)
             opt.load_state_dict(opt_state)
