@@ -6,7 +6,9 @@ env-runner or connector pieces where it changes collection).  An *arm* is a
 named variant of one method (Meta-MAPG's ``ippo``, ``peer_only``, ...), the unit
 every comparison is made of.  A *sampler* says how actions are drawn during
 collection; it combines with any on-policy method, so a run is
-``method x sampler`` (``on_policy`` is today's sampler).
+``method x sampler`` (``on_policy`` is today's sampler).  A composition is an arm
+of its own, named ``<arm>+<sampler>`` (``ippo+ma_props``): sweeps, reports and
+tuned examples take it wherever they take an arm.
 
 Everything that lists methods or arms -- CLI choices and help, the tabular
 experiments, sweeps, reports, the ``rllib`` CLI, tuned examples, benchmarks --
@@ -75,6 +77,8 @@ class ArmSpec:
         handoff: The arm hands back to plain PG at the env's T_warm, which it
             takes as ``handoff_steps`` unless one is given.
         method: Owning method's name (filled in by :func:`register_method`).
+        sampler: How this arm collects data (``on_policy`` unless it is an
+            ``<arm>+<sampler>`` composition).
     """
 
     name: str
@@ -84,6 +88,7 @@ class ArmSpec:
     help: str = ""
     handoff: bool = False
     method: str = ""
+    sampler: str = "on_policy"
 
     def option(self, key: str, default: Any = None) -> Any:
         return self.options.get(key, default)
@@ -142,7 +147,11 @@ class SamplerSpec:
         name: Sampler name.
         help: One line.
         rllib: ``function(config) -> config`` installing its env-runner or
-            connector pieces (or ``"module:attr"``); ``None`` changes nothing.
+            connector pieces (or ``"module:attr"``), called when the algorithm is
+            built; ``None`` changes nothing.
+        rllib_check: ``function(config) -> None`` raising ``ValueError`` for
+            settings it cannot run with (or ``"module:attr"``), called by the
+            config's ``validate()`` -- before Ray starts.
         needs_on_policy: Only methods with ``on_policy=True`` may use it.
         engines: Where it is implemented (``"tabular"``, ``"rllib"``); the other
             engine refuses it by name.
@@ -151,6 +160,7 @@ class SamplerSpec:
     name: str
     help: str
     rllib: Optional[Importable] = None
+    rllib_check: Optional[Importable] = None
     needs_on_policy: bool = True
     engines: Tuple[str, ...] = ("tabular", "rllib")
 
@@ -311,13 +321,48 @@ def experiment_arms(experiment: str) -> List[str]:
     return sorted(dict.fromkeys(names), key=lambda a: a != ref)
 
 
+# Separates an arm from its sampler in a composition's name: ``ippo+ma_props``.
+COMPOSITION = "+"
+
+
 def get_arm(name: str) -> ArmSpec:
-    """The arm called ``name`` (or one of its aliases)."""
+    """The arm called ``name`` (or one of its aliases), or the composition
+    ``<arm>+<sampler>``: that arm collecting data with that sampler."""
     _REGISTRY.ensure()
+    if isinstance(name, str) and COMPOSITION in name:
+        return _composition(name)
     key = _REGISTRY.aliases.get(name, name)
     if key not in _REGISTRY.arms:
         raise RegistryError(f"arm={name!r} is unknown; choose one of {arm_choices()}.")
     return _REGISTRY.arms[key]
+
+
+def _composition(name: str) -> ArmSpec:
+    base_name, _, sampler = name.partition(COMPOSITION)
+    if COMPOSITION in sampler or not base_name or not sampler:
+        raise RegistryError(f"arm={name!r}: a composition is '<arm>{COMPOSITION}<sampler>' "
+                            f"(e.g. 'ippo{COMPOSITION}ma_props'); samplers: "
+                            f"{list(_REGISTRY.samplers)}.")
+    base, spec = get_arm(base_name), get_sampler(sampler)
+    check_combination(base, spec.name)
+    if spec.name == ON_POLICY.name:
+        return base
+    return dataclasses.replace(
+        base, name=f"{base.name}{COMPOSITION}{spec.name}", aliases=(), sampler=spec.name,
+        help=f"{base.help or base.name}, data drawn by the {spec.name} sampler")
+
+
+def require_on_policy(arm: Union[str, ArmSpec], engine: str) -> ArmSpec:
+    """The arm, refused by name when it is a composition with a sampler that the engine
+    runs only on its own learner (the tabular engine: ``metamapg tabular samplers``)."""
+    spec = get_arm(arm) if isinstance(arm, str) else arm
+    if spec.sampler != ON_POLICY.name:
+        raise RegistryError(
+            f"arm={spec.name!r}: the {engine} engine runs method arms with on-policy "
+            f"sampling only; sampler {spec.sampler!r} runs there with independent PPO "
+            "(`metamapg tabular samplers`) and composes with every arm in RLlib "
+            "(`metamapg sweep`). See docs/samplers.md.")
+    return spec
 
 
 def canonical_arm(name: str) -> str:

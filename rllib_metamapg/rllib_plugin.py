@@ -105,27 +105,42 @@ def with_default_wiring(config, default_config: AlgorithmConfig):
 
 
 class PluginAlgorithm:
-    """Mixin (before the RLlib base class): register our envs, default the wiring."""
+    """Mixin (before the RLlib base class): register our envs, default the wiring,
+    install the config's sampler (its env-runner pieces)."""
 
     def __init__(self, config=None, *args, **kwargs):
+        from rllib_metamapg.samplers.rllib_config import install_sampler
+
         register_envs()
         config = with_default_wiring(config, self.get_default_config())
+        if isinstance(config, AlgorithmConfig):
+            config = install_sampler(config)
         super().__init__(config, *args, **kwargs)
 
 
 def arm_config(arm: str, env: Any = None, settings: Optional[Mapping[str, Any]] = None,
                sampler: str = "on_policy"):
     """A fresh config of ``arm``'s algorithm: ``settings`` (flat ``update_from_dict``
-    keys), then the arm's own training settings, then the sampler's collection pieces
-    (refused for a method it cannot feed), then one module per agent."""
+    keys), then the arm's own training settings, then ``sampler`` (refused for a
+    method it cannot feed; an ``<arm>+<sampler>`` composition names its own), then
+    one module per agent.  The sampler's pieces are installed when it is built."""
     spec = registry.get_arm(arm)
-    registry.check_combination(spec, sampler, engine="rllib")
+    if sampler != "on_policy":
+        if spec.sampler != "on_policy" and spec.sampler != sampler:
+            raise registry.RegistryError(f"arm={spec.name!r} already samples with "
+                                         f"{spec.sampler!r}; sampler={sampler!r} conflicts.")
+        base = arm.split(registry.COMPOSITION)[0]
+        spec = registry.get_arm(f"{registry.canonical_arm(base)}{registry.COMPOSITION}{sampler}")
+    registry.check_combination(spec, spec.sampler, engine="rllib")
     config = registry.method_of(spec).algorithm_class().get_default_config()
     if env is not None:
         config.environment(env)
     config.update_from_dict(dict(settings or {}))
     config.training(**dict(spec.rllib))
-    install = registry.get_sampler(sampler).rllib
-    if install is not None:
-        config = registry.load(install)(config)
+    if spec.sampler != "on_policy":
+        if hasattr(config, "sampler"):  # our configs: validated, installed at build
+            config.training(sampler=spec.sampler)
+        else:  # a config without the sampler axis gets the pieces now
+            install = registry.get_sampler(spec.sampler).rllib
+            config = registry.load(install)(config) if install is not None else config
     return with_default_wiring(config, config)

@@ -94,6 +94,8 @@ def experiment(env: str, arm: str, smoke: bool = False,
         t_warm = env_spec.t_warm
     config.update(method.rllib_defaults)
     config.update(spec.rllib)
+    if spec.sampler != "on_policy":
+        config["sampler"] = spec.sampler
     if spec.handoff:
         config["handoff_steps"] = t_warm
     return experiment_name(env, spec.name, smoke), {

@@ -145,13 +145,19 @@ def test_sampling_error_command_writes_a_set_and_refuses_bad_input(tmp_path, cap
         assert not bad.exists()
 
 
-def test_rllib_refuses_the_tabular_only_samplers_by_name():
-    from rllib_metamapg.registry import RegistryError, check_combination
+def test_an_engine_refuses_a_sampler_it_does_not_implement_by_name():
+    from rllib_metamapg import registry
+    from rllib_metamapg.registry import RegistryError, SamplerSpec, check_combination
 
     check_combination("peer_only", "on_policy", engine="rllib")
     check_combination("matrl", "ma_props", engine="tabular")
-    with pytest.raises(RegistryError, match="sampler='ma_props' is implemented in"):
-        check_combination("ippo", "ma_props", engine="rllib")
+    check_combination("ippo", "ma_props", engine="rllib")
+    registry.register_sampler(SamplerSpec("tab_only", "test", engines=("tabular",)))
+    try:
+        with pytest.raises(RegistryError, match="sampler='tab_only' is implemented in"):
+            check_combination("ippo", "tab_only", engine="rllib")
+    finally:
+        registry._REGISTRY.samplers.pop("tab_only")
 
 
 @pytest.mark.slow

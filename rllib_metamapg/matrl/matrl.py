@@ -26,6 +26,7 @@ from rllib_metamapg.matrl.method import matrl_arm
 from rllib_metamapg.ppo_checks import check_ppo_numbers
 from rllib_metamapg.registry import RegistryError
 from rllib_metamapg.rllib_plugin import PluginAlgorithm, register_on_import, set_provided
+from rllib_metamapg.samplers.rllib_config import SamplingPPOConfig
 from rllib_metamapg.schedules import is_finite_number
 
 BR_OBJECTIVES = ("correction", "full")
@@ -34,8 +35,9 @@ BR_WEIGHTS = ("mixture_over_current", "current_over_mixture")
 MIXTURE_SPACES = ("probability", "parameter")
 
 
-class MATRLConfig(PPOConfig):
-    """Configuration of :class:`MATRL`: ``PPOConfig`` plus the meta-game and best response.
+class MATRLConfig(SamplingPPOConfig):
+    """Configuration of :class:`MATRL`: ``PPOConfig`` plus the meta-game, the best
+    response and the sampler axis (``sampler``, ``behaviour``: :class:`SamplingPPOConfig`).
 
     Multi-agent wiring defaults to one module per agent of the environment, as
     for every algorithm of this package.

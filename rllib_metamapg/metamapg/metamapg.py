@@ -29,13 +29,15 @@ from rllib_metamapg.metamapg.method import switches
 from rllib_metamapg.ppo_checks import check_ppo_numbers
 from rllib_metamapg.registry import RegistryError
 from rllib_metamapg.rllib_plugin import PluginAlgorithm, register_on_import, set_provided
+from rllib_metamapg.samplers.rllib_config import SamplingPPOConfig
 from rllib_metamapg.schedules import ScheduleError, is_finite_number
 
 GRANULARITIES = ("batch", "minibatch")
 
 
-class MetaMAPGConfig(PPOConfig):
-    """Configuration of :class:`MetaMAPG`: ``PPOConfig`` plus the correction settings.
+class MetaMAPGConfig(SamplingPPOConfig):
+    """Configuration of :class:`MetaMAPG`: ``PPOConfig`` plus the correction settings
+    and the sampler axis (``sampler``, ``behaviour``: :class:`SamplingPPOConfig`).
 
     Multi-agent wiring defaults to one module per agent of the environment (read
     from its ``possible_agents``) when ``multi_agent()`` is not called.

@@ -12,7 +12,7 @@ from typing import Callable, List, Optional, Sequence
 
 import torch
 
-from rllib_metamapg.registry import ArmSpec, get_arm, method_of
+from rllib_metamapg.registry import ArmSpec, method_of, require_on_policy
 from rllib_metamapg.tabular.exact import ExactEngine
 from rllib_metamapg.tabular.normal_form import NormalFormTaylor
 from rllib_metamapg.tabular.policies import TabularPolicy
@@ -93,7 +93,7 @@ def simulate(game, arms: Sequence[ArmSpec], theta0: torch.Tensor, settings: Lear
     * own + peer_coef * peer)`` with the terms its arm switches on).
     """
     settings.validate()
-    arms = [get_arm(a) if isinstance(a, str) else a for a in arms]
+    arms = [require_on_policy(a, "tabular") for a in arms]
     dtype = settings.torch_dtype
     gen = torch.Generator().manual_seed(int(seed))
     provider = FieldProvider(game, settings, gen)
