@@ -107,33 +107,37 @@ def test_toy_method_and_matrl_sweep_paired_with_ippo_and_report(toy, tmp_path, m
     monkeypatch.chdir(TESTS)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert not ray.is_initialized()
-    code = main(["sweep", "--env", "stag_hunt", "--arms", "scaled_pg,matrl", "--seeds", "0-1",
+    code = main(["sweep", "--env", "stag_hunt", "--arms", "scaled_pg,matrl,peer_only+ma_props",
+                 "--seeds", "0-1",
                  "--smoke", "--tuned-examples", str(tmp_path / "examples"),
                  "--storage-path", str(tmp_path / "results"), "--name", "toy",
                  "--max-concurrent", "2", "--quiet", "--progress-every", "0", "--report"])
     assert code == 0
     exp = tmp_path / "results" / "toy"
     meta = json.loads((exp / "metamapg_sweep.json").read_text())
-    assert meta["arms"] == ["ippo", "scaled_pg", "matrl"]  # the reference arm joined by itself
+    arms = ["ippo", "scaled_pg", "matrl", "peer_only+ma_props"]
+    assert meta["arms"] == arms  # the reference arm joined by itself
     assert meta["algorithms"] == {"ippo": "MetaMAPG", "scaled_pg": "ScaledPG",
-                                  "matrl": "MATRL"}
+                                  "matrl": "MATRL", "peer_only+ma_props": "MetaMAPG"}
     # Same seed => same initial weights, across the three algorithm classes.
     digests = {}
     for result in exp.glob("*/result.json"):
         row = json.loads(result.read_text().splitlines()[-1])
         params = json.loads((result.parent / "params.json").read_text())
         digests[(params["arm"], params["seed"])] = row["metamapg_init"]["weights_sha256"]
-    assert len(digests) == 6
-    for seed in (0, 1):
-        assert digests[("ippo", seed)] == digests[("scaled_pg", seed)] == digests[("matrl",
-                                                                                   seed)]
+        if params["arm"] == "peer_only+ma_props":  # it did sample with MA-PROPS
+            assert row["env_runners"]["sampler_behaviour_updates"] > 0
+    assert len(digests) == 8
+    for seed in (0, 1):  # paired across three classes and a composition
+        assert len({digests[(arm, seed)] for arm in arms}) == 1
     assert digests[("ippo", 0)] != digests[("ippo", 1)]
     report = json.loads((exp / "report" / "report.json").read_text())
     (result,) = report["results"]
     assert result["reference_arm"] == "ippo" and result["pairing_broken"] == []
     assert result["tests_vs_reference"]["scaled_pg"]["pairs"] == 2
     assert result["tests_vs_reference"]["matrl"]["pairs"] == 2
-    assert set(result["arms"]) == {"ippo", "scaled_pg", "matrl"}
+    assert result["tests_vs_reference"]["peer_only+ma_props"]["pairs"] == 2
+    assert set(result["arms"]) == set(arms)
     # Resumable: restoring the finished mixed-class sweep reruns nothing.
     rows = {p: len(p.read_text().splitlines()) for p in exp.glob("*/result.json")}
     assert main(["sweep", "--resume", str(exp), "--quiet"]) == 0

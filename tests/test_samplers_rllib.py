@@ -331,3 +331,18 @@ def test_matrl_and_props_compose_too(ray_local, arm):
         algo.stop()
     assert result["env_runners"][M.BEHAVIOUR_UPDATES] > 0
     assert set(result["env_runners"][M.AGENT_TV]) == set(AGENTS)
+
+
+def test_a_sweep_of_one_class_with_a_composition_builds_each_arm_from_its_table():
+    from rllib_metamapg.sweep.plan import ARM_CONFIGS_KEY, SweepSpec, plan_sweep, sweep_trainable
+    from rllib_metamapg.sweep.trainable import PairedArms, arm_algorithm_config
+
+    arms = ["ippo", "ippo+ma_props"]
+    plan = plan_sweep(SweepSpec(env="stag_hunt", arms=arms, seeds=[0], smoke=True))
+    assert sweep_trainable(arms) is PairedArms  # the trial label is not an arm setting
+    table = plan.param_space[ARM_CONFIGS_KEY]
+    trial = {k: v for k, v in plan.param_space.items() if k not in ("arm", "seed")}
+    for arm, sampler in zip(arms, ["on_policy", "ma_props"]):
+        config = arm_algorithm_config({**trial, "arm": arm, "seed": 0})
+        assert (config.arm, config.sampler) == ("ippo", sampler)
+        assert table[arm]["config"].get("sampler", "on_policy") == sampler

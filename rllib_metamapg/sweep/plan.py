@@ -207,11 +207,18 @@ def algorithm_classes(arms: Sequence[str]) -> Dict[str, type]:
     return {arm: registry.method_of(arm).algorithm_class() for arm in arms}
 
 
+def _one_class(arms: Sequence[str]) -> bool:
+    """Whether every trial can run the arms' one algorithm class with its ``arm`` setting:
+    one class and no ``<arm>+<sampler>`` composition (whose trial label is not an arm
+    setting)."""
+    return (len(set(algorithm_classes(arms).values())) == 1
+            and all(registry.get_arm(a).sampler == "on_policy" for a in arms))
+
+
 def sweep_trainable(arms: Sequence[str]):
     """The arms' algorithm class when they share one, else :class:`PairedArms`."""
-    classes = set(algorithm_classes(arms).values())
-    if len(classes) == 1:
-        return classes.pop()
+    if _one_class(arms):
+        return next(iter(algorithm_classes(arms).values()))
     from rllib_metamapg.sweep.trainable import PairedArms
 
     return PairedArms
@@ -244,7 +251,7 @@ def _param_space(spec: SweepSpec, configs: Dict[str, Dict[str, Any]],
         "num_cpus_for_main_process": spec.cpus_per_trial,
         "num_gpus_per_learner": spec.gpus_per_trial,
     }
-    if len(set(classes.values())) > 1:
+    if not _one_class(spec.arms):
         # Each trial builds its arm's own algorithm from this table (PairedArms).
         space[ARM_CONFIGS_KEY] = {arm: {"algorithm": classes[arm], "config": _flat(c)}
                                   for arm, c in configs.items()}
