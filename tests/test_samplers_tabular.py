@@ -178,3 +178,37 @@ def test_samplers_command_ci_sized(tmp_path):
                     for g in hard])
     assert gain >= 0.05, gain
     assert "p_value" in doc["games"]["no_conflict_19"]["ma_props"]["vs_on_policy"]
+
+
+def test_tuning_grid_runs_paired_seeds_and_picks_the_best_mean(tmp_path, capsys):
+    """A 2-setting grid on game 19 (8 seeds): each setting's rates equal a direct
+    ``train`` run with that setting on the same seeds, and the pick is the best mean."""
+    import dataclasses
+
+    from rllib_metamapg.cli import main
+    from rllib_metamapg.samplers.learning import train
+    from rllib_metamapg.tabular.experiments.sampling import SETTINGS_BY_ACTIONS
+    from rllib_metamapg.tabular.games import get_game
+
+    out = tmp_path / "tune"
+    assert main(["tabular", "samplers-tune", "--games", "no_conflict_19", "--seeds", "8",
+                 "--steps", "400", "--lr", "0.3,0.003", "--every", "1", "--clip", "0.3",
+                 "--out", str(out)]) == 0
+    doc = json.loads((out / "samplers_tune.json").read_text())
+    block = doc["sizes"]["2x2"]
+    ppo, base = SETTINGS_BY_ACTIONS[2]
+    for row in block["rows"]:
+        direct = train([get_game("no_conflict_19")], "ma_props", 8, 400, seed=0, ppo=ppo,
+                       behaviour=dataclasses.replace(base, **row["setting"]))
+        assert row["rates"]["no_conflict_19"] == float(direct["success"][0].mean())
+    means = [r["mean"] for r in block["rows"]]
+    assert block["best_mean"] == max(means)
+    assert block["best"] == block["rows"][means.index(max(means))]["setting"]
+    assert (out / "samplers_tune.csv").exists() and (out / "samplers_tune.png").exists()
+    bad = tmp_path / "bad"
+    for argv, field in ((["--lr", "0"], "--lr"), (["--every", "x"], "--every"),
+                        (["--sampler", "on_policy"], "--sampler"),
+                        (["--games", "ipd"], "repeated game")):
+        assert main(["tabular", "samplers-tune", *argv, "--out", str(bad)]) == 2
+        assert field in capsys.readouterr().err
+        assert not bad.exists()

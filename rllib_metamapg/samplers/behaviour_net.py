@@ -13,7 +13,9 @@ whenever new target weights arrive, so ``pi_phi = pi_theta`` exactly then.  The
 update is the tabular engine's (:mod:`.behaviour`) with a network in place of
 the table: the clipped objective over the buffer, ``epochs`` passes of
 ``minibatches`` minibatches, Adam kept across updates, a gradient-norm clip, and
-a stop once the buffer's mean ``KL(pi_theta || pi_phi)`` exceeds ``kl_cutoff``.
+a stop once the mean ``KL(pi_theta || pi_phi)`` over the last minibatch's samples
+exceeds ``kl_cutoff`` (in a one-state game, the buffer's KL, as in the tabular
+engine).
 It runs compiled (:mod:`.net_kernels`); :meth:`BehaviourGroup.update_reference`
 is the same update with torch autograd, which the kernel is tested equal to.
 
@@ -193,10 +195,10 @@ class BehaviourGroup:
                 hid = torch.tanh(rows @ p[w1:b1].view(self.f, self.h) + p[b1:w2])
             return hid @ p[w2:b2].view(-1, self.k) + p[b2:]
 
-        def kl_now():
+        def kl_now(rows):
             with torch.no_grad():
-                lp = torch.log_softmax(tl + delta(x), -1)
-                return float((tl.exp() * (tl - lp)).sum(-1).mean())
+                lp = torch.log_softmax(tl[rows] + delta(x[rows]), -1)
+                return float((tl[rows].exp() * (tl[rows] - lp)).sum(-1).mean())
 
         chunks = min(s.minibatches, len(acts))
         cutoff = math.inf if s.kl_cutoff is None else s.kl_cutoff
@@ -218,7 +220,7 @@ class BehaviourGroup:
                         bc1, bc2 = 1 - 0.9 ** self.t[0], math.sqrt(1 - 0.999 ** self.t[0])
                         p -= (s.lr / bc1) * m / (v.sqrt() / bc2 + 1e-8)
                 if cutoff < math.inf:
-                    kl = kl_now()
+                    kl = kl_now(idx)
                     if kl > cutoff:
                         live = False
                         break
@@ -226,7 +228,7 @@ class BehaviourGroup:
                 break
             epochs += 1
         if cutoff == math.inf:
-            kl = kl_now()
+            kl = kl_now(torch.arange(len(acts)))
         self.params[:] = p.detach().numpy()
         self.m[:], self.v[:] = m.numpy(), v.numpy()
         self.since_update = 0

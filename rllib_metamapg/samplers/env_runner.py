@@ -151,10 +151,14 @@ class BehaviourConnector(ConnectorV2):
             out[M.AGENT_TV] = dict(zip(self.agents, tv["agents"]))
         return out
 
-    def _features(self, obs: List[Dict[str, Any]], agents: Sequence[str]) -> np.ndarray:
-        return np.stack([np.concatenate([
-            np.asarray(gym.spaces.flatten(self.obs_spaces[a], o[a]), dtype=np.float32).ravel()
-            for a in agents]) for o in obs])
+    def _agent_features(self, episodes: List[Any], agent: str) -> np.ndarray:
+        """``(rows, dim)``: each episode's latest observation of ``agent``, flattened."""
+        space = self.obs_spaces[agent]
+        latest = [ep.agent_episodes[agent].get_observations(-1) for ep in episodes]
+        if isinstance(space, gym.spaces.Box):  # the common case, without gym's dispatch
+            return np.asarray(latest, np.float32).reshape(len(latest), -1)
+        return np.stack([np.asarray(gym.spaces.flatten(space, o), np.float32).ravel()
+                         for o in latest])
 
     def _check_modules(self, keys: Dict[str, tuple]) -> None:
         modules = [keys[a][2] for a in self.agents]
@@ -182,13 +186,13 @@ class BehaviourConnector(ConnectorV2):
         if not self._modules_checked:
             self._check_modules(by_episode[rows[0]])
         episode_of = {e.id_: e for e in episodes}
-        obs = [episode_of[e].get_observations(-1) for e in rows]
+        acting = [episode_of[e] for e in rows]
         logp = {}
         for a in self.agents:
             z = np.stack([np.asarray(dist[by_episode[e][a]][0], np.float64) for e in rows])
             z = z - z.max(-1, keepdims=True)
             logp[a] = z - np.log(np.exp(z).sum(-1, keepdims=True))
-        feats = {a: self._features(obs, (a,)) for a in self.agents}
+        feats = {a: self._agent_features(acting, a) for a in self.agents}
         actions: Dict[str, np.ndarray] = {}
         for group, agents in zip(self.groups, self.group_agents):
             x = np.concatenate([feats[a] for a in agents], -1)
@@ -200,7 +204,8 @@ class BehaviourConnector(ConnectorV2):
             own = logp[a][np.arange(len(rows)), chosen]
             for r, e in enumerate(rows):
                 key = by_episode[e][a]
-                acts[key] = [np.asarray(chosen[r], dtype=np.asarray(acts[key][0]).dtype)]
+                # The same scalar type GetActions wrote (np.int32/np.int64, not 0-d arrays).
+                acts[key] = [np.asarray(acts[key][0]).dtype.type(chosen[r])]
                 logps[key] = [np.float32(own[r])]
         self._tally(feats, logp, actions, len(rows))
         return batch

@@ -4,8 +4,10 @@ The same update as :meth:`.behaviour_net.BehaviourGroup.update_reference` (torch
 autograd, which it is tested equal to): the clipped objective over the buffer,
 ``epochs`` passes of ``chunks`` minibatches, a gradient-norm clip over all
 parameters (as ``torch.nn.utils.clip_grad_norm_``), Adam (as ``torch.optim.Adam``)
-with its state kept across updates, and the stop once the buffer's mean
-``KL(pi_theta || pi_phi)`` exceeds the cut-off.
+with its state kept across updates, and the stop once the mean
+``KL(pi_theta || pi_phi)`` over the last minibatch's samples exceeds the cut-off
+(exact per state; for a one-state game it is the buffer's KL, and it costs a
+minibatch, not the whole buffer, per step).
 
 ``Delta(x) = W2^T tanh(W1^T x + b1) + b2`` (one hidden layer; with ``H = 0`` it is
 linear, ``W2^T x + b2``), its parameters one flat vector ``[W1, b1, W2, b2]``.
@@ -111,6 +113,7 @@ def update_net(p, m, v, t, F, H, K, X, T, state_of, action_of, orders, chunks, l
     C = np.zeros((U, K))
     mark = np.zeros(U, np.bool_)
     touched = np.empty(N, np.int64)
+    share = np.zeros(U)  # each touched state's share of the minibatch, for the KL
     h = np.empty(width)
     d = np.empty(K)
     lp = np.empty(K)
@@ -135,6 +138,7 @@ def update_net(p, m, v, t, F, H, K, X, T, state_of, action_of, orders, chunks, l
                     touched[nt] = u
                     nt += 1
                 C[u, action_of[i]] += 1.0
+                share[u] += 1.0 / size
             lo += size
             for i in range(P):
                 g[i] = 0.0
@@ -192,13 +196,15 @@ def update_net(p, m, v, t, F, H, K, X, T, state_of, action_of, orders, chunks, l
                     v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i]
                     p[i] -= (lr / bc1) * m[i] / (math.sqrt(v[i]) / bc2 + eps)
             if kl_cutoff < np.inf:
-                kl = mean_kl(p, X, T, weight, F, H, K)
-                if kl > kl_cutoff:
-                    live = False
-                    break
+                kl = mean_kl(p, X, T, share, F, H, K)
+            for q in range(nt):
+                share[touched[q]] = 0.0
+            if kl > kl_cutoff:
+                live = False
+                break
         if not live:
             break
         epochs += 1
-    if kl_cutoff == np.inf:
+    if kl_cutoff == np.inf:  # report the buffer's KL
         kl = mean_kl(p, X, T, weight, F, H, K)
     return epochs, kl

@@ -223,6 +223,25 @@ def add_parser(sub) -> None:
                     help=f"samplers, 'a b' or 'a,b' (default: all of {tabular_samplers})")
     sm.add_argument("--out", type=Path, required=True, help="output directory")
     sm.set_defaults(func=lambda a: _sampling("samplers", a))
+    tu = tsub.add_parser("samplers-tune", help="MA-PROPS: its behaviour-update grid "
+                         "(lr x m x eps) on paired seeds; the best setting per game size",
+                         description="Runs MA-PROPS's own sweep grid with the independent-"
+                         "PPO learner of `samplers` and picks, per game size, the setting "
+                         "with the highest mean success rate. See docs/samplers.md.")
+    tu.add_argument("--games", nargs="+", default=None,
+                    help="normal-form games (default: no_conflict_19..21, climbing, "
+                         "climbing_modified, penalty)")
+    tu.add_argument("--seeds", type=int, default=64)
+    tu.add_argument("--steps", type=int, default=None,
+                    help="env steps (default: 100 target updates)")
+    tu.add_argument("--sampler", default="ma_props", help="props or ma_props")
+    tu.add_argument("--lr", nargs="+", default=None, help="behaviour step sizes "
+                    "(default: 0.3 0.03 0.003)")
+    tu.add_argument("--every", nargs="+", default=None, help="update intervals m "
+                    "(default: 1 4)")
+    tu.add_argument("--clip", nargs="+", default=None, help="clip eps (default: 0.3 1 10)")
+    tu.add_argument("--out", type=Path, required=True, help="output directory")
+    tu.set_defaults(func=lambda a: _sampler_tuning(a))
     g = tsub.add_parser("games", help="list the built-in games")
     g.set_defaults(func=lambda a: _games())
 
@@ -273,6 +292,33 @@ def _sampling(which: str, args) -> int:
         sampling.write_samplers(doc, out)
         print(sampling.format_table(doc))
         print(f"wrote {out / 'samplers.json'}, samplers.csv, samplers.png")
+    return 0
+
+
+def _sampler_tuning(args) -> int:
+    from rllib_metamapg.tabular.experiments import sampler_tuning as tuning
+    from rllib_metamapg.tabular.experiments.sampling import SamplingError
+
+    grid = {}
+    try:
+        for key, cast in (("lr", float), ("every", int), ("clip", float)):
+            given = getattr(args, key)
+            try:
+                grid[key] = (tuple(cast(v) for v in list_option(given)) if given
+                             else tuning.GRID[key])
+            except ValueError:
+                raise SamplingError(f"--{key}: {given!r} are not numbers.") from None
+        tuning.check_grid(grid)
+        games = list_option(args.games) if args.games else list(tuning.DEFAULT_GAMES)
+        out = atomic.check_output_dir(args.out)
+        report = _progress("samplers-tune")
+        doc = tuning.run_tuning(games, args.seeds, args.sampler, grid, args.steps,
+                                progress=report)
+    except (SamplingError, FileExistsError, PermissionError) as err:
+        raise OptionsError(str(err)) from None
+    tuning.write_tuning(doc, out)
+    print(tuning.format_table(doc))
+    print(f"wrote {out / 'samplers_tune.json'}, samplers_tune.csv, samplers_tune.png")
     return 0
 
 
