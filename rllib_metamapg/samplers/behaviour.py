@@ -59,9 +59,11 @@ class BehaviourSettings:
             the next draw on the most under-sampled joint action).
     """
 
-    lr: float = 0.03
+    # lr and clip: the best of MA-PROPS's own grid on games 19-21 and on the 3x3 games
+    # (`metamapg tabular samplers-tune`, docs/samplers.md).
+    lr: float = 0.3
     every: int = 1
-    clip: float = 0.3
+    clip: float = 1.0
     epochs: int = 16
     minibatches: int = 4
     kl_cutoff: Optional[float] = 6.0

@@ -18,6 +18,13 @@ from rllib_metamapg.samplers.behaviour import BehaviourError, BehaviourSettings
 # every buffered target row have this width); beyond it the update stops being cheap.
 MAX_JOINT_ACTIONS = 4096
 
+# The behaviour update's defaults with a Delta *network*.  The tabular tuning (lr 0.3,
+# eps 1) overshoots here: one Adam step moves each of the last layer's weights, so a
+# Delta logit moves by up to (hidden width + 1) x lr.  Measured with frozen targets
+# (20 batches of 64 steps; docs/samplers.md), lr 0.03 with eps 0.3 gives the lowest
+# joint sampling error on Stag Hunt and the IPD.
+NETWORK_UPDATE = BehaviourSettings(lr=0.03, clip=0.3)
+
 
 @dataclasses.dataclass(frozen=True)
 class RLlibBehaviour:
@@ -35,7 +42,7 @@ class RLlibBehaviour:
             at most the runners' mean error, not corrected as a whole).
     """
 
-    update: BehaviourSettings = BehaviourSettings()
+    update: BehaviourSettings = NETWORK_UPDATE
     hidden: int = 64
     tv_max_states: int = 256
     per_runner_buffers: bool = False
@@ -52,7 +59,8 @@ def parse_behaviour(values: Mapping[str, Any] | None) -> RLlibBehaviour:
     if unknown:
         raise BehaviourError(f"behaviour: unknown key(s) {unknown}; choose from "
                              f"{list(UPDATE_KEYS) + list(RLLIB_KEYS)}.")
-    update = BehaviourSettings(**{k: values[k] for k in UPDATE_KEYS if k in values})
+    update = dataclasses.replace(NETWORK_UPDATE,
+                                 **{k: values[k] for k in UPDATE_KEYS if k in values})
     update.validate()
     hidden = values.get("hidden", 64)
     if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 0:
