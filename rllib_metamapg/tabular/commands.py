@@ -213,12 +213,7 @@ def add_parser(sub) -> None:
                          description="Independent PPO (MA-PROPS's matrix-game settings) with "
                          "each tabular sampler; success rate per game with Wilson CIs and "
                          "McNemar tests against on-policy sampling. See docs/samplers.md.")
-    sm.add_argument("--games", nargs="+", default=None,
-                    help="normal-form games (default: no_conflict_1..21, climbing, penalty, "
-                         "climbing_modified)")
-    sm.add_argument("--seeds", type=int, default=200)
-    sm.add_argument("--steps", type=int, default=None,
-                    help="env steps (default: 100 target updates)")
+    _learning_options(sm, "no_conflict_1..21, climbing, penalty, climbing_modified", 200)
     sm.add_argument("--samplers", nargs="+", default=None,
                     help=f"samplers, 'a b' or 'a,b' (default: all of {tabular_samplers})")
     sm.add_argument("--out", type=Path, required=True, help="output directory")
@@ -228,12 +223,7 @@ def add_parser(sub) -> None:
                          description="Runs MA-PROPS's own sweep grid with the independent-"
                          "PPO learner of `samplers` and picks, per game size, the setting "
                          "with the highest mean success rate. See docs/samplers.md.")
-    tu.add_argument("--games", nargs="+", default=None,
-                    help="normal-form games (default: no_conflict_19..21, climbing, "
-                         "climbing_modified, penalty)")
-    tu.add_argument("--seeds", type=int, default=64)
-    tu.add_argument("--steps", type=int, default=None,
-                    help="env steps (default: 100 target updates)")
+    _learning_options(tu, "no_conflict_19..21, climbing, climbing_modified, penalty", 64)
     tu.add_argument("--sampler", default="ma_props", help="props or ma_props")
     tu.add_argument("--lr", nargs="+", default=None, help="behaviour step sizes "
                     "(default: 0.3 0.03 0.003)")
@@ -244,6 +234,15 @@ def add_parser(sub) -> None:
     tu.set_defaults(func=lambda a: _sampler_tuning(a))
     g = tsub.add_parser("games", help="list the built-in games")
     g.set_defaults(func=lambda a: _games())
+
+
+def _learning_options(parser, default_games: str, seeds: int) -> None:
+    """``--games``, ``--seeds`` and ``--steps`` of the samplers' learning experiments."""
+    parser.add_argument("--games", nargs="+", default=None,
+                        help=f"normal-form games (default: {default_games})")
+    parser.add_argument("--seeds", type=int, default=seeds)
+    parser.add_argument("--steps", type=int, default=None,
+                        help="env steps (default: 100 target updates)")
 
 
 def _convergence(args) -> int:
