@@ -29,8 +29,8 @@ class SamplingPPOConfig(PPOConfig):
             from rllib_metamapg import MetaMAPGConfig
 
             config = (MetaMAPGConfig().environment("stag_hunt")
-                      .training(arm="peer_only", sampler="ma_props",
-                                behaviour={"lr": 0.03, "every": 1}))
+                      .env_runners(num_env_runners=0)
+                      .training(sampler="ma_props", behaviour={"lr": 0.03, "every": 1}))
     """
 
     def __init__(self, algo_class=None):
