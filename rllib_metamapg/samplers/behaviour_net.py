@@ -35,7 +35,7 @@ import torch
 
 from rllib_metamapg.samplers.behaviour import BehaviourError, BehaviourSettings
 from rllib_metamapg.samplers.kernels import _shuffled_orders
-from rllib_metamapg.samplers.net_kernels import layout, mean_kl, update_net
+from rllib_metamapg.samplers.net_kernels import layout, update_net
 
 
 def clipped_loss(target_logp: torch.Tensor, delta: torch.Tensor, actions: torch.Tensor,
@@ -170,13 +170,6 @@ class BehaviourGroup:
             math.inf if s.grad_clip is None else float(s.grad_clip), s.optimizer == "sgd")
         self.updates.append((int(epochs), float(kl)))
         return int(epochs), float(kl)
-
-    def buffer_kl(self) -> float:
-        """Mean ``KL(pi_theta || pi_phi)`` over the buffer's samples."""
-        x, tl, state_of, _ = self._buffer()
-        weight = np.bincount(state_of, minlength=len(x)) / max(len(state_of), 1)
-        return float(mean_kl(self.params, x, tl, weight.astype(np.float64), self.f, self.h,
-                             self.k))
 
     def update_reference(self, orders: np.ndarray) -> Tuple[int, float]:
         """The same update per sample with torch autograd (no compiled code, no grouping

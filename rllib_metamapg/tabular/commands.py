@@ -203,21 +203,14 @@ def add_parser(sub) -> None:
                     "actions per player)")
     se.add_argument("--samples", type=int, default=400)
     se.add_argument("--seeds", type=int, default=10)
-    tabular_samplers = ", ".join(sampler_names("tabular"))
-    se.add_argument("--samplers", nargs="+", default=None,
-                    help=f"samplers, 'a b' or 'a,b' (default: all of {tabular_samplers})")
-    se.add_argument("--out", type=Path, required=True, help="output directory")
-    se.set_defaults(func=lambda a: _sampling("sampling-error", a))
+    _sampling_outputs(se, "sampling-error")
     sm = tsub.add_parser("samplers", help="MA-PROPS: success rate of independent PPO with "
                          "each sampler on paired seeds",
                          description="Independent PPO (MA-PROPS's matrix-game settings) with "
                          "each tabular sampler; success rate per game with Wilson CIs and "
                          "McNemar tests against on-policy sampling. See docs/samplers.md.")
     _learning_options(sm, "no_conflict_1..21, climbing, penalty, climbing_modified", 200)
-    sm.add_argument("--samplers", nargs="+", default=None,
-                    help=f"samplers, 'a b' or 'a,b' (default: all of {tabular_samplers})")
-    sm.add_argument("--out", type=Path, required=True, help="output directory")
-    sm.set_defaults(func=lambda a: _sampling("samplers", a))
+    _sampling_outputs(sm, "samplers")
     tu = tsub.add_parser("samplers-tune", help="MA-PROPS: its behaviour-update grid "
                          "(lr x m x eps) on paired seeds; the best setting per game size",
                          description="Runs MA-PROPS's own sweep grid with the independent-"
@@ -234,6 +227,15 @@ def add_parser(sub) -> None:
     tu.set_defaults(func=lambda a: _sampler_tuning(a))
     g = tsub.add_parser("games", help="list the built-in games")
     g.set_defaults(func=lambda a: _games())
+
+
+def _sampling_outputs(parser, which: str) -> None:
+    """``--samplers`` and ``--out`` of the two sampler experiments, and their runner."""
+    tabular_samplers = ", ".join(sampler_names("tabular"))
+    parser.add_argument("--samplers", nargs="+", default=None,
+                        help=f"samplers, 'a b' or 'a,b' (default: all of {tabular_samplers})")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.set_defaults(func=lambda a: _sampling(which, a))
 
 
 def _learning_options(parser, default_games: str, seeds: int) -> None:
