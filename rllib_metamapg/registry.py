@@ -352,16 +352,15 @@ def _composition(name: str) -> ArmSpec:
         help=f"{base.help or base.name}, data drawn by the {spec.name} sampler")
 
 
-def require_on_policy(arm: Union[str, ArmSpec], engine: str) -> ArmSpec:
-    """The arm, refused by name when it is a composition with a sampler that the engine
-    runs only on its own learner (the tabular engine: ``metamapg tabular samplers``)."""
+def arm_for_engine(arm: Union[str, ArmSpec], engine: str) -> ArmSpec:
+    """The arm, refused by name when its sampler is not implemented in ``engine`` (the
+    engine checks what else a composition needs, e.g. sampled mode in the tabular one)."""
     spec = get_arm(arm) if isinstance(arm, str) else arm
     if spec.sampler != ON_POLICY.name:
-        raise RegistryError(
-            f"arm={spec.name!r}: the {engine} engine runs method arms with on-policy "
-            f"sampling only; sampler {spec.sampler!r} runs there with independent PPO "
-            "(`metamapg tabular samplers`) and composes with every arm in RLlib "
-            "(`metamapg sweep`). See docs/samplers.md.")
+        try:
+            check_combination(spec, spec.sampler, engine=engine)
+        except RegistryError as err:
+            raise RegistryError(f"arm={spec.name!r}: {err}") from None
     return spec
 
 

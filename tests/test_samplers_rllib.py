@@ -170,7 +170,7 @@ def test_props_takes_a_joint_space_ma_props_refuses_and_runners_can_opt_in():
      .validate())
 
 
-def test_compositions_are_arms_in_rllib_and_refused_by_the_tabular_engine():
+def test_compositions_are_arms_in_both_engines_and_refused_where_unimplemented():
     arm = registry.get_arm("peer_only+ma_props")
     assert (arm.name, arm.method, arm.sampler) == ("peer_only+ma_props", "meta_mapg",
                                                    "ma_props")
@@ -180,8 +180,14 @@ def test_compositions_are_arms_in_rllib_and_refused_by_the_tabular_engine():
         registry.get_arm("ippo+nope")
     with pytest.raises(registry.RegistryError, match="composition is"):
         registry.get_arm("ippo+ma_props+props")
-    with pytest.raises(registry.RegistryError, match="tabular engine runs method arms"):
-        registry.require_on_policy("ippo+ma_props", "tabular")
+    assert registry.arm_for_engine("ippo+ma_props", "tabular").sampler == "ma_props"
+    registry.register_sampler(registry.SamplerSpec("rl_only", "test", engines=("rllib",)))
+    try:
+        with pytest.raises(registry.RegistryError,
+                           match="arm='ippo\\+rl_only': sampler='rl_only' is implemented in"):
+            registry.arm_for_engine("ippo+rl_only", "tabular")
+    finally:
+        registry._REGISTRY.samplers.pop("rl_only")
     from rllib_metamapg.tuned_examples import experiment
 
     _, exp = experiment("stag_hunt", "peer_only+ma_props", smoke=True)

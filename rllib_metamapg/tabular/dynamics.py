@@ -12,7 +12,7 @@ from typing import Callable, List, Optional, Sequence
 
 import torch
 
-from rllib_metamapg.registry import ArmSpec, method_of, require_on_policy
+from rllib_metamapg.registry import ArmSpec, method_of, arm_for_engine
 from rllib_metamapg.tabular.exact import ExactEngine
 from rllib_metamapg.tabular.normal_form import NormalFormTaylor
 from rllib_metamapg.tabular.policies import TabularPolicy
@@ -23,14 +23,20 @@ from rllib_metamapg.tabular.values import GameValues
 class FieldProvider:
     """Computes ``(v, own, peer)`` for a batch of parameters in the chosen mode."""
 
-    def __init__(self, game, settings: LearningSettings, generator: torch.Generator):
+    def __init__(self, game, settings: LearningSettings, generator: torch.Generator,
+                 sampler: str = "on_policy", behaviour=None):
+        if sampler != "on_policy" and settings.mode != "sampled":
+            raise SettingsError(f"sampler={sampler!r} draws the batches of sampled mode; "
+                                "mode='exact' draws none. Use mode='sampled' for "
+                                "compositions such as 'peer_only+ma_props'.")
         self.settings = settings
         self.policy = TabularPolicy.for_game(game, settings.parameterization)
         self.values = GameValues(game, self.policy, settings.temperature,
                                  dtype=settings.torch_dtype)
         self.exact = ExactEngine(self.values)
         self.fast = None if self.values.repeated else NormalFormTaylor(self.values)
-        self.sampler = (SampledEstimator(self.values, generator, settings.estimator)
+        self.sampler = (SampledEstimator(self.values, generator, settings.estimator,
+                                         sampler, behaviour)
                         if settings.mode == "sampled" else None)
 
     def __call__(self, theta: torch.Tensor, want_corrections: bool = True):
@@ -79,7 +85,7 @@ class SimulationResult:
 def simulate(game, arms: Sequence[ArmSpec], theta0: torch.Tensor, settings: LearningSettings,
              seed: int = 0, record: bool = False,
              progress: Optional[Callable[[int, int], None]] = None,
-             start_step: int = 0, stacked: bool = False) -> SimulationResult:
+             start_step: int = 0, stacked: bool = False, behaviour=None) -> SimulationResult:
     """Runs every arm from every row of ``theta0`` ``(R0, D)`` for ``settings.steps``.
 
     With ``stacked=True``, ``theta0`` is ``(A, R0, D)``: one start per arm (to
@@ -91,12 +97,23 @@ def simulate(game, arms: Sequence[ArmSpec], theta0: torch.Tensor, settings: Lear
     clipping to ``[-logit_bound, logit_bound]``, where ``d_n`` is its method's
     :meth:`~.updates.TabularUpdate.direction` (Meta-MAPG: ``v + w_n * (own_coef
     * own + peer_coef * peer)`` with the terms its arm switches on).
+
+    A composition ``<arm>+<sampler>`` (sampled mode, normal-form games) takes its
+    batches from that sampler's behaviour policy (``behaviour``: its
+    :class:`~rllib_metamapg.samplers.behaviour.BehaviourSettings`, default the tuned
+    ones); each sampler draws from its own stream, so on-policy arms draw exactly
+    what they draw without compositions in the run.
     """
     settings.validate()
-    arms = [require_on_policy(a, "tabular") for a in arms]
+    arms = [arm_for_engine(a, "tabular") for a in arms]
     dtype = settings.torch_dtype
     gen = torch.Generator().manual_seed(int(seed))
-    provider = FieldProvider(game, settings, gen)
+    providers = {"on_policy": FieldProvider(game, settings, gen)}
+    for k, name in enumerate(dict.fromkeys(a.sampler for a in arms if a.sampler
+                                           not in providers), start=1):
+        own = torch.Generator().manual_seed(int(seed) + 7919 * k)
+        providers[name] = FieldProvider(game, settings, own, name, behaviour)
+    provider = providers["on_policy"]
     if theta0.shape[-1] != provider.policy.dim:
         raise SettingsError(f"theta0 has {theta0.shape[-1]} parameters per run; this "
                             f"game/policy needs {provider.policy.dim}.")
@@ -114,11 +131,11 @@ def simulate(game, arms: Sequence[ArmSpec], theta0: torch.Tensor, settings: Lear
     history = [theta.clone()] if record else None
     for n in range(start_step, start_step + settings.steps):
         if len(groups) == 1:  # one method: no gather/scatter (and the same draws as before)
-            update = groups[0][1].direction(provider, theta, n)
+            update = groups[0][1].direction(providers[groups[0][2]], theta, n)
         else:
             update = torch.empty_like(theta)
-            for rows, method in groups:
-                update[rows] = method.direction(provider, theta[rows], n)
+            for rows, method, sampler in groups:
+                update[rows] = method.direction(providers[sampler], theta[rows], n)
         theta = theta + settings.step_size(n) * update
         if settings.logit_bound is not None:
             theta = theta.clamp(-settings.logit_bound, settings.logit_bound)
@@ -133,15 +150,16 @@ def simulate(game, arms: Sequence[ArmSpec], theta0: torch.Tensor, settings: Lear
 
 
 def _method_groups(arms: Sequence[ArmSpec], runs: int, settings: LearningSettings):
-    """``[(row index, TabularUpdate)]``: one update object per method in the run."""
+    """``[(row index, TabularUpdate, sampler)]``: one update object per method and
+    sampler in the run."""
     by_method = {}
     for k, arm in enumerate(arms):
-        by_method.setdefault(arm.method, []).append(k)
+        by_method.setdefault((arm.method, arm.sampler), []).append(k)
     groups = []
-    for name, ks in by_method.items():
+    for (_, sampler), ks in by_method.items():
         update = method_of(arms[ks[0]]).tabular_class()([arms[k] for k in ks], runs, settings)
         rows = torch.cat([torch.arange(k * runs, (k + 1) * runs) for k in ks])
-        groups.append((rows, update))
+        groups.append((rows, update, sampler))
     return groups
 
 

@@ -61,7 +61,7 @@ class SampledEstimator:
     ESTIMATORS = ("dice", "reinforce")
 
     def __init__(self, values: GameValues, generator: torch.Generator,
-                 estimator: str = "dice"):
+                 estimator: str = "dice", sampler: str = "on_policy", behaviour=None):
         if estimator not in self.ESTIMATORS:
             raise SamplingError(f"estimator={estimator!r} is unknown; choose one of "
                              f"{self.ESTIMATORS}.")
@@ -81,6 +81,14 @@ class SampledEstimator:
         if values.repeated and values.temperature:
             raise SamplingError("temperature > 0 in mode='sampled' is supported for "
                              "normal-form games only; use mode='exact'.")
+        if sampler != "on_policy" and values.repeated:
+            raise SamplingError(f"sampler={sampler!r}: the tabular engine's samplers draw "
+                                "joint actions of normal-form games; this game is repeated "
+                                "(RLlib composes samplers on any env, `metamapg sweep`).")
+        # A composition (``peer_only+ma_props``): batches drawn by that sampler's
+        # behaviour policy (:mod:`rllib_metamapg.samplers.batch`), built at first use.
+        self.sampler_kind, self.behaviour = sampler, behaviour
+        self._batch_sampler = None
         self.horizon = self.game.horizon if values.repeated else 1
         self.discount = self.game.discount if values.repeated else 1.0
         self._flat_pay = values.payoffs.reshape(self.n, -1)
@@ -150,8 +158,22 @@ class SampledEstimator:
         out = [torch.from_numpy(x).reshape(r, -1).to(th.dtype) for x in (v, own, peer)]
         return (out[0], None, None) if not want_corrections else tuple(out)
 
+    def _behaviour_counts(self, theta: torch.Tensor, batch: int) -> torch.Tensor:
+        """``(R, K)`` counts of a batch drawn by the composed sampler."""
+        from rllib_metamapg.samplers.batch import BatchSampler
+        from rllib_metamapg.samplers.behaviour import BehaviourSettings
+
+        r = theta.shape[0]
+        if self._batch_sampler is None or self._batch_sampler.runs != r:
+            self._batch_sampler = BatchSampler(self.sampler_kind, self.game.num_actions, r,
+                                               self.behaviour or BehaviourSettings(), self.gen)
+        logp = [self.policy.log_probs(theta, j)[:, 0, :] for j in range(self.n)]
+        return self._batch_sampler.counts(logp, batch).to(theta.dtype)
+
     def _sample_counts(self, theta: torch.Tensor, batch: int) -> Episodes:
         r, k, dtype = theta.shape[0], self._flat_pay.shape[1], theta.dtype
+        if self.sampler_kind != "on_policy":
+            return self._episodes(self._behaviour_counts(theta, batch), batch, r, k, dtype)
         probs = [self.policy.probs(theta, j)[:, 0, :] for j in range(self.n)]
         joint = torch.einsum(self.values._joint_eq, *probs).reshape(r, k)
         # Multinomial as a chain of binomials: n_k ~ Bin(left, p_k / mass_left).
@@ -165,6 +187,10 @@ class SampledEstimator:
             left = left - n_c
             mass = mass - joint[:, c]
         counts[:, k - 1] = left
+        return self._episodes(counts, batch, r, k, dtype)
+
+    def _episodes(self, counts, batch, r, k, dtype) -> Episodes:
+        """One-shot episodes compressed to joint-action ``counts`` ``(R, K)``."""
         ks = torch.arange(k)
         acts = [((ks // int(self._strides[j])) % self.game.num_actions[j])
                 for j in range(self.n)]

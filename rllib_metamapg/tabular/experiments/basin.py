@@ -17,7 +17,7 @@ import torch
 
 from rllib_metamapg import atomic
 from rllib_metamapg.tabular.experiments import defaults
-from rllib_metamapg.registry import ArmSpec, get_arm, reference_arm, require_on_policy
+from rllib_metamapg.registry import ArmSpec, get_arm, reference_arm, arm_for_engine
 from rllib_metamapg.tabular.dynamics import LearningSettings, SettingsError, simulate
 from rllib_metamapg.tabular.policies import TabularPolicy
 
@@ -93,7 +93,7 @@ def run_basin(game, arms: Sequence[ArmSpec], settings: LearningSettings, probs: 
               threshold: float, seed: int = 0, progress=None) -> BasinResult:
     """Runs the basin map; the reference arm is added (first) when not requested."""
     ref = reference_arm()
-    arms = [require_on_policy(a, "tabular") for a in arms]
+    arms = [arm_for_engine(a, "tabular") for a in arms]
     if ref not in [a.name for a in arms]:
         arms = [get_arm(ref)] + arms
     arms.sort(key=lambda a: a.name != ref)

@@ -17,7 +17,7 @@ from typing import Any, Dict, List
 import yaml
 
 from rllib_metamapg import atomic
-from rllib_metamapg.registry import arm_choices, parse_arms, require_on_policy
+from rllib_metamapg.registry import arm_choices, parse_arms, arm_for_engine
 from rllib_metamapg.tabular.settings import LearningSettings, aliases
 from rllib_metamapg.tabular.settings import fields as settings_fields
 from rllib_metamapg.tabular.games import GameError, game_from_spec, get_game, load_payoffs
@@ -155,7 +155,7 @@ def list_option(values) -> List[str]:
 
 
 def arms_option(v: Dict[str, Any]) -> List:
-    return [require_on_policy(a, "tabular") for a in parse_arms(list_option(v["arms"]))]
+    return [arm_for_engine(a, "tabular") for a in parse_arms(list_option(v["arms"]))]
 
 
 def settings_record(settings: LearningSettings) -> Dict[str, Any]:
