@@ -64,6 +64,7 @@ METHOD = MethodSpec(
     experiments={
         "basin": ("matrl", "matrl_no_br", "il_pp"),
         "ablation": ("matrl", "matrl_no_br", "il_pp"),
+        "compare": ("matrl", "matrl_no_br", "il_pp", "matrl+ma_props"),
     },
 )
 

@@ -64,6 +64,9 @@ METHOD = MethodSpec(
         "cooldown": ("ippo", "meta_mapg", "handoff"),
         "alignment": ("meta_mapg",),
         "demo": ("ippo", "own_only", "peer_only", "meta_mapg", "handoff"),
+        # The comparison: every arm, and MA-PROPS's batches with PG and the peer term.
+        "compare": ("ippo", "own_only", "peer_only", "meta_mapg", "handoff",
+                    "ippo+ma_props", "peer_only+ma_props"),
     },
 )
 

@@ -115,6 +115,44 @@ def _alignment(v: Dict) -> int:
     return 0
 
 
+def _compare(v: Dict) -> int:
+    from rllib_metamapg.tabular.experiments import compare, suite
+
+    arms = arms_option(v)
+    if v["quick"]:
+        v = dict(v, steps=min(v["steps"], compare.QUICK_STEPS))
+    settings = learning_settings(v)
+    try:
+        families = suite.check_families(list_option(v["families"]))
+    except ValueError as err:
+        raise OptionsError(str(err)) from None
+    for name in ("seeds", "grid", "random_games", "own_setting_seeds"):
+        low = 0 if name == "own_setting_seeds" else (2 if name == "grid" else 1)
+        if not isinstance(v[name], int) or isinstance(v[name], bool) or v[name] < low:
+            raise OptionsError(f"--{name.replace('_', '-')}={v[name]!r} must be an integer "
+                               f">= {low}.")
+    if not v["init_std"] >= 0:
+        raise OptionsError(f"--init-std={v['init_std']!r} must be >= 0.")
+    grid_values_check(v)
+    opts = compare.CompareOptions(families, v["seeds"], v["init_std"], v["threshold"],
+                                  v["seed"], v["grid"], v["grid_low"], v["grid_high"],
+                                  v["random_games"], v["own_setting_seeds"])
+    if v["quick"]:
+        opts = compare.quick_options(opts)
+    doc = compare.run_compare(arms, settings, settings_record(settings), opts, v["out"],
+                              progress=None,
+                              log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(compare.format_tables(doc))
+    print(f"wrote {v['out'] / 'compare.json'}, compare.csv, compare.md, compare.png")
+    return 0
+
+
+def grid_values_check(v: Dict) -> None:
+    from rllib_metamapg.tabular.experiments import basin
+
+    basin.grid_values(v["grid"], v["grid_low"], v["grid_high"])
+
+
 def _demo(v: Dict) -> int:
     out = Path(v["out"])
     print("== paired-seed component ablation (Stag Hunt, IPD) ==", flush=True)
@@ -136,6 +174,8 @@ COMMANDS = {
     "ablation": (defaults.ABLATION, _ablation, "component ablation over paired seeds"),
     "cooldown": (defaults.COOLDOWN, _cooldown, "PG vs constant shaping vs shape-then-cool"),
     "alignment": (defaults.ALIGNMENT, _alignment, "peer alignment, mu_M and certified radii"),
+    "compare": (defaults.COMPARE, _compare, "every method, arm and sampler on paired seeds "
+                "over the game families"),
 }
 
 
@@ -147,12 +187,23 @@ def add_parser(sub) -> None:
         p = tsub.add_parser(name, help=help_, description=help_ + ". Defaults: the "
                             "paper's tabular settings; see docs/tabular.md.")
         add_learning_options(p)
-        if "games" in own_defaults:
+        if "families" in own_defaults:
+            p.add_argument("--families", nargs="+", help="game families, 'a b' or 'a,b' "
+                           f"({', '.join(defaults.FAMILY_NAMES)})")
+            p.add_argument("--random-games", type=int,
+                           help="random games per MATRL family")
+            p.add_argument("--own-setting-seeds", type=int, help="seeds of MA-PROPS's own "
+                           "table (independent PPO; 0 skips it)")
+            p.add_argument("--quick", action="store_true", default=None,
+                           help="CI-sized: 6 seeds, 4x4 basin grid, 2 random games per "
+                           "family, 80 steps (every method, arm and family)")
+        elif "games" in own_defaults:
             p.add_argument("--games", nargs="+", help=f"built-in games, 'a b' or 'a,b' "
                            f"({', '.join(list_games())})")
         else:
             p.add_argument("--game", help="built-in game name")
-        p.add_argument("--payoff", help="payoff matrix as JSON, or a YAML/JSON file")
+        if "payoff" in own_defaults:
+            p.add_argument("--payoff", help="payoff matrix as JSON, or a YAML/JSON file")
         if "grid" in own_defaults:
             p.add_argument("--grid", type=int, help="grid points per player")
             p.add_argument("--grid-low", type=float, help="lowest initial p(action 0)")

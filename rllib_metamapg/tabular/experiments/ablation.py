@@ -37,13 +37,21 @@ def paired_init(policy: TabularPolicy, seeds: int, std: float, seed: int) -> tor
     return std * torch.randn(seeds, policy.dim, generator=gen, dtype=torch.float64)
 
 
-def run_game(game, arms: Sequence[ArmSpec], settings: LearningSettings, seeds: int,
-             init_std: float, threshold: float, seed: int, progress=None) -> Dict:
-    """Runs one game's ablation and returns its JSON-ready summary."""
+def simulate_paired(game, arms: Sequence[ArmSpec], settings: LearningSettings, seeds: int,
+                    init_std: float, seed: int, progress=None, record: bool = False):
+    """Every arm from the same ``seeds`` initial parameters (the ablation's runs; the
+    comparison calls this too, so its rows are the ablation's)."""
     policy = TabularPolicy.for_game(game, settings.parameterization)
     theta0 = paired_init(policy, seeds, init_std, seed)
     # Sampling noise gets its own stream so inits do not depend on it.
-    res = simulate(game, arms, theta0, settings, seed=seed + 1, progress=progress)
+    return simulate(game, arms, theta0, settings, seed=seed + 1, progress=progress,
+                    record=record)
+
+
+def run_game(game, arms: Sequence[ArmSpec], settings: LearningSettings, seeds: int,
+             init_std: float, threshold: float, seed: int, progress=None) -> Dict:
+    """Runs one game's ablation and returns its JSON-ready summary."""
+    res = simulate_paired(game, arms, settings, seeds, init_std, seed, progress)
     ok = res.success(threshold).numpy()
     names = res.arms
     ref_name = reference_arm()

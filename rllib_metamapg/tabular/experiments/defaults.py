@@ -19,3 +19,13 @@ ALIGNMENT = dict(game="stag_hunt", payoff=None, arms=lambda: experiment_arms("al
                  steps=140, batch_size=192, grid=21, grid_low=0.05, grid_high=0.95,
                  eq_temperature=0.2, lambdas=[0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5],
                  radius=0.5, lipschitz_samples=200, target_prob=0.95)
+
+# Batch 32: the small-batch regime where sampling error matters (MA-PROPS's claim) and
+# compositions stay affordable (each draw runs a behaviour update); seeds and random
+# games sized so the full suite runs in about 4 minutes on 2 cores.
+COMPARE = dict(families=lambda: list(FAMILY_NAMES), arms=lambda: experiment_arms("compare"),
+               steps=140, batch_size=32, seeds=24, init_std=1.35, grid=11, grid_low=0.05,
+               grid_high=0.95, random_games=6, own_setting_seeds=24, quick=False)
+# The comparison's families (descriptions in tabular/experiments/suite.py).
+FAMILY_NAMES = ("stag_hunt", "stag_hunt_basin", "ipd", "no_conflict", "climbing", "penalty",
+                "chicken", "random_coordination", "random_anticoordination", "random_cyclic")
