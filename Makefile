@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-full test-fast lint bench clean overcooked meltingpot
+.PHONY: demo test test-full test-fast lint bench clean overcooked meltingpot compare
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,12 @@ lint: $(VENV)/.installed-test
 
 test-fast: $(VENV)/.installed-test
 	$(PY) -m pytest -q -ra -m "not slow and not full"
+
+# The method comparison and the alignment atlas (docs/comparison.md); `--quick` runs in
+# make test.
+compare: $(VENV)/.installed
+	$(VENV)/bin/metamapg tabular compare --out results/compare
+	$(VENV)/bin/metamapg tabular atlas --out results/atlas
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/tabular.py --out benchmarks/results/tabular.json

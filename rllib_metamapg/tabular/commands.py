@@ -276,6 +276,21 @@ def add_parser(sub) -> None:
     tu.add_argument("--clip", nargs="+", default=None, help="clip eps (default: 0.3 1 10)")
     tu.add_argument("--out", type=Path, required=True, help="output directory")
     tu.set_defaults(func=lambda a: _sampler_tuning(a))
+    at = tsub.add_parser("atlas", help="alignment atlas: mu, mu_M, certified radii over tau "
+                         "and games, against the peer arm's basin gain",
+                         description="At the target equilibrium of Stag Hunt (temptation "
+                         "swept) and the 21 no-conflict games, for each entropy temperature: "
+                         "mu, mu_M (peer, own, both), rho_0 and rho_lambda; per game the peer "
+                         "arm's basin gain over PG and the cosine proxy; a precision study of "
+                         "mu_M at Stag Hunt, tau=0.2. See docs/comparison.md.")
+    at.add_argument("--taus", nargs="+", default=None,
+                    help="temperatures (default: 0.05 0.1 0.2 0.3 0.4 0.8)")
+    at.add_argument("--grid", type=int, default=11, help="basin grid points per player")
+    at.add_argument("--lipschitz-samples", type=int, default=10,
+                    help="points in the ball for the Lipschitz estimate")
+    at.add_argument("--max-games", type=int, default=None, help="only the first N games")
+    at.add_argument("--out", type=Path, required=True, help="output directory")
+    at.set_defaults(func=lambda a: _atlas(a))
     g = tsub.add_parser("games", help="list the built-in games")
     g.set_defaults(func=lambda a: _games())
 
@@ -313,6 +328,32 @@ def _convergence(args) -> int:
     convergence.write_convergence(doc, out)
     print(convergence.format_table(doc))
     print(f"wrote {out / 'convergence.json'}, convergence.csv, convergence.png")
+    return 0
+
+
+def _atlas(args) -> int:
+    from rllib_metamapg.tabular.experiments import atlas
+    from rllib_metamapg.tabular.settings import LearningSettings
+
+    try:
+        taus = ([float(t) for t in list_option(args.taus)] if args.taus else list(atlas.TAUS))
+    except ValueError:
+        raise OptionsError(f"--taus: {args.taus!r} are not numbers.") from None
+    try:
+        atlas.check(taus, args.grid, args.lipschitz_samples, args.max_games)
+        out = atomic.check_output_dir(args.out)
+    except (ValueError, FileExistsError, PermissionError) as err:
+        raise OptionsError(str(err)) from None
+    doc = atlas.run_atlas(LearningSettings(), taus, args.grid, PAPER["threshold"], 1.0, 0.5,
+                          args.lipschitz_samples, 0, out, progress=_progress("atlas"),
+                          max_games=args.max_games)
+    print(atlas.format_table(doc))
+    p = doc["precision_stag_hunt"]
+    print(f"Stag Hunt tau=0.2: mu_M(peer) exact float64 {p['mu_M_peer_exact64']:.6g}, "
+          f"float32 {p['mu_M_peer_exact32']:.6g}, finite differences "
+          + ", ".join(f"h={f['h']:g}: {f['mu_M_peer']:.6g}" for f in p["finite_differences"]))
+    print(f"tracking (Spearman over games): {doc['tracking']}")
+    print(f"wrote {out / 'atlas.json'}, atlas.csv, atlas.md, atlas.png")
     return 0
 
 
