@@ -63,6 +63,7 @@ METHOD = MethodSpec(
         "ablation": ("ippo", "own_only", "peer_only", "meta_mapg"),
         "cooldown": ("ippo", "meta_mapg", "handoff"),
         "alignment": ("meta_mapg",),
+        "atlas": ("peer_only",),  # whose basin gain the alignment atlas measures
         "demo": ("ippo", "own_only", "peer_only", "meta_mapg", "handoff"),
         # The comparison: every arm, and MA-PROPS's batches with PG and the peer term.
         "compare": ("ippo", "own_only", "peer_only", "meta_mapg", "handoff",

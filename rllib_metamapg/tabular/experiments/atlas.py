@@ -9,7 +9,8 @@ every player; Newton on the tau-regularised PG field):
   (exact Jacobians, float64);
 * the certified radii ``rho_0 = mu / 2L`` and ``rho_lambda = (mu + lambda mu_M) / 2L``
   with L the local Lipschitz estimate of ``D(v + lambda M_peer)`` on a ball;
-* once per game (it does not depend on tau): the basin gain of the peer arm over PG
+* once per game (it does not depend on tau): the basin gain of the peer arm (the
+  ``atlas`` arm in the registry, ``peer_only``) over PG
   (fraction of a grid of initial probabilities, exact mode) and the paper's cosine
   proxy (mean cosine of the first-update peer correction with the direction to the
   target corner).
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 
 from rllib_metamapg import atomic
-from rllib_metamapg.registry import get_arm, reference_arm
+from rllib_metamapg.registry import experiment_arms, get_arm, reference_arm
 from rllib_metamapg.tabular.equilibria import (correction_field, drift_constant,
                                                jacobian_lipschitz, shaped_field, solve_zero)
 from rllib_metamapg.tabular.exact import ExactEngine
@@ -43,7 +44,6 @@ from rllib_metamapg.tabular.values import GameValues
 
 TAUS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.8)
 TEMPTATIONS = (2.5, 3.0, 3.5)  # Stag Hunt [[4, 0], [T, 2]]: (stag, stag) stays a NE
-PEER_ARM = "peer_only"
 
 
 def atlas_games(temptations: Sequence[float] = TEMPTATIONS) -> List:
@@ -101,6 +101,10 @@ def geometry(game, tau: float, settings: LearningSettings, lam: float, radius: f
         return {"tau": tau, "exists": False}
     phi = zero.theta
     mu = drift_constant(v, phi)
+    if mu <= 0:
+        # A strict equilibrium is stable under PG (mu > 0); a zero with mu <= 0 is the
+        # saddle between the basins, found when the target lies beyond the logit box.
+        return {"tau": tau, "exists": False, "saddle_only": True}
     peer = correction_field(engine, form, eta, length, "peer")
     mu_m = {k: drift_constant(correction_field(engine, form, eta, length, k), phi)
             for k in ("peer", "own", "both")}
@@ -120,9 +124,9 @@ def basin_gain(game, settings: LearningSettings, grid: int, threshold: float) ->
     """Fraction of grid cells the peer arm gains (and loses) over PG, exact mode."""
     probs = np.linspace(0.05, 0.95, grid)
     exact = dataclasses.replace(settings, mode="exact")
-    res = run_basin(game, [get_arm(PEER_ARM)], exact, probs, threshold)
-    ref, peer = res.success[res.arms.index(reference_arm())], res.success[
-        res.arms.index(PEER_ARM)]
+    arm = experiment_arms("atlas")[-1]  # the peer arm (the registry names it)
+    res = run_basin(game, [get_arm(arm)], exact, probs, threshold)
+    ref, peer = res.success[res.arms.index(reference_arm())], res.success[res.arms.index(arm)]
     cos = cosine_map(game, exact, probs)
     return {"pg_fraction": float(ref.mean()), "peer_fraction": float(peer.mean()),
             "gain": float(peer.mean() - ref.mean()), "gained": int((peer & ~ref).sum()),
