@@ -88,6 +88,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/tabular.py --out benchmarks/results/tabular.json
 	$(PY) benchmarks/learner.py --out benchmarks/results/learner.json
 	$(PY) benchmarks/envs.py --out benchmarks/results/envs.json
+	$(PY) benchmarks/compare.py --out benchmarks/results/compare.json
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
