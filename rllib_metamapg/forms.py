@@ -8,6 +8,10 @@ still accepted.  ``ESTIMATORS``: the RLlib learner's surrogates (see
 """
 
 CORRECTION_FORMS = ("unroll", "taylor")
+# Forms only the tabular engine's exact mode computes: "lola" evaluates agent i's value
+# at (its current theta_i, its peers' look-ahead theta_j + eta grad_j V_j) and
+# differentiates through that look-ahead (LOLA's exact-gradient form).
+TABULAR_ONLY_FORMS = ("lola",)
 FORM_ALIASES = {"dice": "unroll"}
 ESTIMATORS = ("trajectory", "per_step")
 PARAMETERIZATIONS = ("bernoulli", "softmax")

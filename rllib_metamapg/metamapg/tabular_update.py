@@ -30,4 +30,9 @@ class MetaMAPGTabular(TabularUpdate):
         dtype = self.settings.torch_dtype
         scale = torch.where(self.cooled, torch.as_tensor(w, dtype=dtype),
                             torch.ones((), dtype=dtype))
-        return v + scale * (self.c_own * own + self.c_peer * peer)
+        # where, not a product: a term an arm switches off must not bring in a NaN that
+        # the correction hits on its rows (e.g. the unroll form at unbounded logits).
+        zero = torch.zeros((), dtype=dtype)
+        terms = (torch.where(self.c_own != 0, self.c_own * own, zero)
+                 + torch.where(self.c_peer != 0, self.c_peer * peer, zero))
+        return v + scale * terms

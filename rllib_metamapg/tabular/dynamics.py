@@ -50,6 +50,9 @@ class FieldProvider:
                 return v, None, None
             own, peer = self.exact.corrections(theta, eta, s.correction_form, s.unroll_length)
             return v, own, peer
+        if s.correction_form == "lola" and want_corrections:
+            raise SettingsError("correction_form='lola' is computed in mode='exact' only; "
+                                "use mode='exact' (LOLA's exact-gradient setting).")
         if s.correction_form == "unroll" and want_corrections:
             return self.sampler.unroll(theta, s.batch_size, eta, s.unroll_length)
         return self.sampler.sample_taylor(theta, s.batch_size, eta, want_corrections)
@@ -77,9 +80,10 @@ class SimulationResult:
         return torch.stack([self.policy.probs(th, i)[..., 0, 0]
                             for i in range(self.policy.num_players)], -1)
 
-    def success(self, threshold: float) -> torch.Tensor:
-        """``(A, R0)`` bool: every player cooperates with probability >= threshold."""
-        return self.start_coop().min(-1).values >= threshold
+    def success(self, threshold: float, theta: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``(A, R0)`` bool: every player cooperates with probability >= threshold (at
+        the final parameters, or at ``theta``, e.g. one step of the history)."""
+        return self.start_coop(theta).min(-1).values >= threshold
 
 
 def simulate(game, arms: Sequence[ArmSpec], theta0: torch.Tensor, settings: LearningSettings,

@@ -13,6 +13,11 @@ Notation: ``theta`` is ``(R, D)``; ``masks[i]`` selects agent i's block;
   flowing through agent i's own future parameters, minus the identity path --
   and ``peer_i = sum_{j != i} Phi_ji^T grad_j V_i(theta^L)``, the part flowing
   through the peers' future parameters.  The current term is ``v(theta)``.
+* ``lola`` (LOLA's exact-gradient form): ``J_i = V_i(theta_i, theta_-i + eta
+  v_-i(theta))`` -- agent i's value with its own current parameters and its peers'
+  look-ahead -- differentiated through the look-ahead; ``peer_i = grad_i J_i -
+  v_i(theta)``, so ``v + 1.0 * peer`` is LOLA's update; ``own = 0`` (a LOLA agent does
+  not look ahead on itself).
 """
 
 from __future__ import annotations
@@ -98,7 +103,26 @@ class ExactEngine:
             return self._taylor_batched(theta, eta)
         if form == "unroll":
             return vmap(lambda t: self._unroll1(t, eta, unroll_length))(theta)
-        raise ValueError(f"correction={form!r} is unknown; choose 'taylor' or 'unroll'.")
+        if form == "lola":
+            return self._lola_batched(theta, eta)
+        raise ValueError(f"correction={form!r} is unknown; choose 'taylor', 'unroll' or "
+                         "'lola'.")
+
+    def _lola_batched(self, theta: torch.Tensor, eta: float):
+        """``(0, peer)`` of the lola form, by reverse mode on the batch sum (runs are
+        independent, so each run's gradient is its own)."""
+        m = self.masks.to(theta.dtype)
+        with torch.enable_grad():
+            th = theta.detach().requires_grad_(True)
+            vals = self.values(th)
+            v = sum(m[k] * torch.autograd.grad(vals[:, k].sum(), th, create_graph=True)[0]
+                    for k in range(self.n))
+            total = torch.zeros_like(theta)
+            for i in range(self.n):
+                ahead = th + eta * (1.0 - m[i]) * v  # peers look ahead, i stays
+                j_i = self.values(ahead)[:, i].sum()
+                total = total + m[i] * torch.autograd.grad(j_i, th, retain_graph=True)[0]
+        return torch.zeros_like(theta), (total - v).detach()
 
     def _taylor_batched(self, theta: torch.Tensor, eta: float):
         """Taylor corrections by reverse mode on the batch sum (runs are independent,
@@ -124,4 +148,7 @@ class ExactEngine:
         """Pure single-run function ``theta (D,) -> (own, peer)`` for Jacobians."""
         if form == "taylor":
             return lambda t: self._taylor1(t, eta)
-        return lambda t: self._unroll1(t, eta, unroll_length)
+        if form == "unroll":
+            return lambda t: self._unroll1(t, eta, unroll_length)
+        raise ValueError(f"correction_form={form!r}: the fixed-point tools take 'taylor' "
+                         "or 'unroll'.")

@@ -238,6 +238,11 @@ def _builtin() -> Dict[str, object]:
         "ipd": MemoryOneGame("ipd", _ipd_stage(), discount=0.96, horizon=12),
         "ipd_infinite": MemoryOneGame("ipd_infinite", _ipd_stage(), discount=0.96,
                                       horizon=None),
+        # LOLA's IPD (Foerster et al. 2018): costs CC -1, CD -3, DC 0, DD -2 for the row
+        # player, gamma 0.96, infinitely repeated; values are the unnormalised discounted
+        # sums, so value * (1 - gamma) is the mean reward per step.
+        "lola_ipd": MemoryOneGame("lola_ipd", symmetric_two_player(
+            "lola_pd", [[-1, -3], [0, -2]], ["C", "D"]), discount=0.96, horizon=None),
         "climbing": common_payoff("climbing", _CLIMBING, ["A", "B", "C"]),
         "climbing_modified": common_payoff("climbing_modified", _CLIMBING_MODIFIED,
                                            ["A", "B", "C"]),

@@ -18,11 +18,12 @@ import dataclasses
 import math
 from typing import Any, Dict, Optional, Tuple
 
-from rllib_metamapg.forms import CORRECTION_FORMS, META_CHOICES, PARAMETERIZATIONS
+from rllib_metamapg.forms import (CORRECTION_FORMS, META_CHOICES, PARAMETERIZATIONS,
+                                  TABULAR_ONLY_FORMS)
 from rllib_metamapg.schedules import LambdaSchedule, StepSize, check_summable
 
 MODES = ("exact", "sampled")
-FORMS = CORRECTION_FORMS
+FORMS = CORRECTION_FORMS + TABULAR_ONLY_FORMS
 ESTIMATORS = ("dice", "reinforce")
 DTYPES = ("float32", "float64")
 
@@ -45,8 +46,9 @@ class LearningSettings:
 
     mode: str = _setting("sampled", "exact closed form or sampled episodes", choices=MODES)
     correction_form: str = _setting(
-        "taylor", "look-ahead correction: first-order taylor, or unroll (through the L "
-        "inner steps; DiCE when sampled)", choices=FORMS, aliases=("correction",))
+        "taylor", "look-ahead correction: first-order taylor, unroll (through the L "
+        "inner steps; DiCE when sampled), or lola (my value at my current and my peers' "
+        "look-ahead parameters; exact mode)", choices=FORMS, aliases=("correction",))
     unroll_length: int = _setting(1, "inner steps L of the unroll form", low=1)
     # Whole-episode REINFORCE products reproduce the paper's IPD numbers; causal
     # DiCE has lower variance (stronger peer effect in IPD). One-shot games: same.
@@ -99,6 +101,9 @@ class LearningSettings:
         """Checks every field from its metadata, then the schedule's summability."""
         for f in dataclasses.fields(self):
             _check(f, getattr(self, f.name))
+        if self.correction_form in TABULAR_ONLY_FORMS and self.mode != "exact":
+            raise SettingsError(f"correction_form={self.correction_form!r} is computed in "
+                                "mode='exact' only; add --mode exact.")
         self.schedule  # noqa: B018 - builds the schedule, which checks itself
         check_summable(self.lr_power, self.schedule, self.allow_nonsummable,
                        step_desc=f"alpha_n = {self.lr:g}/(n + {self.lr_offset:g})^"

@@ -48,11 +48,54 @@ def simulate_paired(game, arms: Sequence[ArmSpec], settings: LearningSettings, s
                     record=record)
 
 
+def steps_weight(game) -> float:
+    """``sum_t gamma^t`` over the game's horizon: a value divided by it is the mean
+    (discounted) reward per step (1 for a one-shot game)."""
+    if game.num_states == 1:
+        return 1.0
+    g, h = game.discount, game.horizon
+    if h is None:
+        return 1.0 / (1.0 - g)
+    return float(h) if g == 1 else (1.0 - g ** h) / (1.0 - g)
+
+
+def per_seed_outcomes(game, res, threshold: float) -> Dict[str, Dict]:
+    """Per arm and seed: final values per player, mean reward per step, final policy
+    per state (p of each action; bernoulli: p(action 0)), and the entry step (from which
+    success holds to the end; -1 if it does not end there)."""
+    from rllib_metamapg.tabular.experiments.suite import entry_steps
+    from rllib_metamapg.tabular.values import GameValues
+
+    values = GameValues(game, res.policy, 0.0, dtype=torch.float64)(
+        res.theta.to(torch.float64))  # (A, R, N)
+    per_step = values / steps_weight(game)
+    ok_hist = torch.stack([res.success(threshold, h) for h in res.history])  # (T, A, R)
+    entry = entry_steps(ok_hist.numpy())
+    probs = [res.policy.probs(res.theta, i) for i in range(res.policy.num_players)]
+    out = {}
+    for k, name in enumerate(res.arms):
+        policy = [[_finite((p[k, r, :, 0] if res.policy.kind == "bernoulli"
+                            else p[k, r]).tolist()) for p in probs]
+                  for r in range(res.theta.shape[1])]
+        out[name] = {"values": _finite(values[k].tolist()),
+                     "reward_per_step": _finite(per_step[k].mean(-1).tolist()),
+                     "final_policy": policy, "entry_step": entry[k].astype(int).tolist()}
+    return out
+
+
+def _finite(x):
+    """Lists with NaN/inf (a diverged run, e.g. unbounded logits) as null: JSON has no NaN."""
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return x if np.isfinite(x) else None
+
+
 def run_game(game, arms: Sequence[ArmSpec], settings: LearningSettings, seeds: int,
              init_std: float, threshold: float, seed: int, progress=None) -> Dict:
     """Runs one game's ablation and returns its JSON-ready summary."""
-    res = simulate_paired(game, arms, settings, seeds, init_std, seed, progress)
+    res = simulate_paired(game, arms, settings, seeds, init_std, seed, progress, record=True)
     ok = res.success(threshold).numpy()
+    details = per_seed_outcomes(game, res, threshold)
     names = res.arms
     ref_name = reference_arm()
     ref = ok[names.index(ref_name)] if ref_name in names else None
@@ -61,7 +104,7 @@ def run_game(game, arms: Sequence[ArmSpec], settings: LearningSettings, seeds: i
         s = int(ok[k].sum())
         lo, hi = wilson_ci(s, seeds)
         entry = {"n": seeds, "successes": s, "rate": s / seeds, "wilson95": [lo, hi],
-                 "per_seed": ok[k].astype(int).tolist()}
+                 "per_seed": ok[k].astype(int).tolist(), **details[name]}
         if ref is not None and name != ref_name:
             t = mcnemar_paired(ref, ok[k])
             entry["vs_reference"] = {"arm": ref_name, "gained": t["b_only"], "lost": t["a_only"],
@@ -71,8 +114,9 @@ def run_game(game, arms: Sequence[ArmSpec], settings: LearningSettings, seeds: i
 
 
 def cache_key(game, arms, settings_record, seeds, init_std, threshold, seed) -> str:
+    # "per-seed-2": results cached before the per-seed outcomes existed are not reused.
     blob = json.dumps([game.describe(), [a.name for a in arms], settings_record, seeds,
-                       init_std, threshold, seed], sort_keys=True)
+                       init_std, threshold, seed, "per-seed-2"], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

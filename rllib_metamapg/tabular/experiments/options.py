@@ -103,7 +103,9 @@ def _load_config(path: Path, known: set) -> Dict[str, Any]:
         if k not in known:
             raise OptionsError(f"--config {str(path)!r}: unknown key {key!r}; valid keys: "
                                f"{', '.join(sorted(x.replace('_', '-') for x in known))}.")
-        out[k] = val
+        # ``logit-bound: none`` means no bound, as on the command line.
+        none = isinstance(val, str) and val.lower() in ("none", "null", "off")
+        out[k] = None if k == "logit_bound" and none else val
     return out
 
 
