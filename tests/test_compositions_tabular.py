@@ -91,7 +91,7 @@ def test_compositions_leave_the_on_policy_arms_untouched_and_do_change_the_data(
 def test_ma_props_batches_are_on_policy_only_as_the_batch_grows():
     """MA-PROPS's mean batch frequency is not the target's at small B (the adaptive
     draws are correlated): measured max bias 0.15 at B=4, 0.011 at 24, 0.001 at 100
-    (docs/comparison.md).  Pinned: it shrinks at least 4x from B=8 to B=96 and is
+    (docs/samplers.md).  Pinned: it shrinks at least 4x from B=8 to B=96 and is
     below 0.004 there; the PG estimate from B=96 batches matches the exact field
     to 0.01 (measured 0.006, against 0.04 at B=24)."""
     from rllib_metamapg.tabular.dynamics import FieldProvider
