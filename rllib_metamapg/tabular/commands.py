@@ -147,6 +147,28 @@ def _compare(v: Dict) -> int:
     return 0
 
 
+def _setting_sweep(v: Dict) -> int:
+    from rllib_metamapg.tabular.experiments import setting_sweep
+
+    game = resolve_game(v["game"], v["payoff"])
+    arms = arms_option(v)
+    settings = learning_settings(v)
+    if v["param"] is None:
+        raise OptionsError("--param: name a learning setting or a payoff entry "
+                           "payoff.I.A1.A2.")
+    if not isinstance(v["seeds"], int) or v["seeds"] < 1:
+        raise OptionsError(f"--seeds={v['seeds']!r} must be an integer >= 1.")
+    values = list_option(v["values"])
+    setting_sweep.plan(game, settings, v["param"], values, bool(v["mirror"]))  # validate all
+    doc = setting_sweep.run_setting_sweep(
+        game, arms, settings, v["param"], values, bool(v["mirror"]), v["seeds"],
+        v["init_std"], v["threshold"], v["seed"], v["out"],
+        log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(setting_sweep.format_table(doc))
+    print(f"wrote {v['out'] / 'sweep.json'}, sweep.csv, sweep.png")
+    return 0
+
+
 def grid_values_check(v: Dict) -> None:
     from rllib_metamapg.tabular.experiments import basin
 
@@ -176,6 +198,8 @@ COMMANDS = {
     "alignment": (defaults.ALIGNMENT, _alignment, "peer alignment, mu_M and certified radii"),
     "compare": (defaults.COMPARE, _compare, "every method, arm and sampler on paired seeds "
                 "over the game families"),
+    "sweep": (defaults.SWEEP, _setting_sweep, "one setting or payoff entry swept over "
+              "values: success per arm with Wilson CIs"),
 }
 
 
@@ -211,6 +235,12 @@ def add_parser(sub) -> None:
         if "seeds" in own_defaults:
             p.add_argument("--seeds", type=int, help="number of paired seeds")
             p.add_argument("--init-std", type=float, help="std of the N(0, s^2) init")
+        if name == "sweep":
+            p.add_argument("--param", help="a learning setting (peer_coef, inner_lr, ...) or "
+                           "a payoff entry payoff.I.A1.A2")
+            p.add_argument("--values", nargs="+", help="its values, 'a b' or 'a,b'")
+            p.add_argument("--mirror", action="store_true", default=None,
+                           help="payoff entry: also set the other player's mirrored entry")
         if name == "cooldown":
             p.add_argument("--settle-steps", type=int,
                            help="noise-free steps before measuring distances (0 = skip)")

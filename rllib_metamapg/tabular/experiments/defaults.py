@@ -29,3 +29,8 @@ COMPARE = dict(families=lambda: list(FAMILY_NAMES), arms=lambda: experiment_arms
 # The comparison's families (descriptions in tabular/experiments/suite.py).
 FAMILY_NAMES = ("stag_hunt", "stag_hunt_basin", "ipd", "no_conflict", "climbing", "penalty",
                 "chicken", "random_coordination", "random_anticoordination", "random_cyclic")
+
+# `metamapg tabular sweep --param NAME --values ...`: the ablation's runs per value.
+SWEEP = dict(game="stag_hunt", payoff=None, arms=lambda: experiment_arms("ablation"),
+             steps=140, batch_size=192, seeds=40, init_std=1.35, param=None, values=None,
+             mirror=False)
