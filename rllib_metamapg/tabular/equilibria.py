@@ -62,7 +62,11 @@ def solve_zero(field: Field, start: torch.Tensor, tol: float = 1e-10,
     for it in range(1, max_iter + 1):
         if res < tol:
             return Zero(theta, res, it - 1, bool(theta.abs().max() < bound - 1e-9))
-        step = torch.linalg.lstsq(jac(theta), -f.unsqueeze(-1)).solution.squeeze(-1)
+        # gelsd (SVD): the minimum-norm step, the same on any thread count. Softmax
+        # policies make the Jacobian singular (one logit per state is free), and the
+        # default QR driver then takes thread-dependent steps (9 to 56 iterations).
+        step = torch.linalg.lstsq(jac(theta), -f.unsqueeze(-1),
+                                  driver="gelsd").solution.squeeze(-1)
         t = 1.0
         while t > 1e-6:
             cand = (theta + t * step).clamp(-bound, bound)
