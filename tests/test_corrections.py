@@ -64,15 +64,19 @@ def test_unroll_matches_independent_implementation(payoff, eta, steps):
         torch.testing.assert_close(peer[k], p, rtol=1e-10, atol=1e-12)
 
 
-def test_unroll_independent_three_players_and_repeated_game():
+def test_unroll_independent_three_players_and_repeated_games():
+    # Several runs per batch and the infinite games too: torch's vmap of jacfwd over
+    # linalg.solve gave NaN or wrong numbers on every run but the first.
     rng = np.random.default_rng(5)
     for game, kind in [(NormalFormGame("r3", rng.normal(size=(3, 2, 2, 2))), "bernoulli"),
-                       (get_game("ipd"), "bernoulli")]:
+                       (get_game("ipd"), "bernoulli"), (get_game("ipd_infinite"), "bernoulli"),
+                       (get_game("lola_ipd"), "bernoulli")]:
         engine, policy = engine_for(game, kind)
-        theta = torch.randn(2, policy.dim, dtype=torch.float64,
+        theta = torch.randn(5, policy.dim, dtype=torch.float64,
                             generator=torch.Generator().manual_seed(1))
         own, peer = engine.corrections(theta, 0.2, "unroll", 2)
-        for k in range(2):
+        assert torch.isfinite(own).all() and torch.isfinite(peer).all()
+        for k in range(5):
             o, p = independent_unroll(engine.values, policy, theta[k], 0.2, 2)
             torch.testing.assert_close(own[k], o, rtol=1e-9, atol=1e-11)
             torch.testing.assert_close(peer[k], p, rtol=1e-9, atol=1e-11)
@@ -93,14 +97,17 @@ def test_normal_form_closed_form_matches_autograd(name, kind, tau):
     torch.testing.assert_close(peer, peer2, rtol=1e-10, atol=1e-13)
 
 
-def test_batched_taylor_matches_per_run_hessian_formula():
-    engine, policy = engine_for(get_game("ipd"))
+@pytest.mark.parametrize("name", ["ipd", "lola_ipd"])
+def test_batched_taylor_matches_per_run_hessian_formula(name):
+    engine, policy = engine_for(get_game(name))
     theta = torch.randn(3, policy.dim, dtype=torch.float64)
     own, peer = engine.corrections(theta, 0.5, "taylor")
     m = policy.masks()
+    hessians = engine.hessian(theta)  # batched: must equal the one-run Hessians
     for k in range(3):
         g = engine.jacobian(theta[k:k + 1])[0]
         h = engine.hessian(theta[k:k + 1])[0]
+        torch.testing.assert_close(hessians[k], h)
         for i in range(2):
             j = 1 - i
             bi, bj = m[i].bool(), m[j].bool()

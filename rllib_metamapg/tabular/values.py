@@ -74,8 +74,11 @@ class GameValues:
         rho[..., 0] = 1.0
         if game.horizon is None:
             eye = torch.eye(s, dtype=theta.dtype, device=theta.device)
-            a = (eye - game.discount * p).transpose(-1, -2)
-            occupancy = torch.linalg.solve(a, rho.unsqueeze(-1)).squeeze(-1)
+            # rho (I - gamma P)^-1 by an explicit inverse (S = 5), not linalg.solve: under
+            # vmap(jacfwd(jacrev(.))) torch 2.13's batching of solve gives wrong
+            # numbers and NaN (the exact unroll form and Hessians; tests/test_values.py).
+            inv = torch.linalg.inv(eye - game.discount * p)
+            occupancy = (rho.unsqueeze(-2) @ inv).squeeze(-2)
             return (occupancy.unsqueeze(-1) * r).sum(-2)
         total = torch.zeros_like(r[..., 0, :])
         weight = 1.0
