@@ -37,7 +37,8 @@ MATRL_GOAL = 1.2
 # the full arm's estimator variants.
 REFERENCE = registry.reference_arm()
 FULL = "meta_mapg"
-ARMS = ([(a, {}) for a in registry.arm_names(FULL) if not registry.get_arm(a).handoff]
+ARMS = ([(a, {}) for a in registry.arm_names(FULL, engine="rllib")
+         if not registry.get_arm(a).handoff]
         + [(FULL, {"correction_estimator": "per_step"}),
            (FULL, {"correction_estimator": "per_step", "correction_granularity": "minibatch"})]
         + [(a, dict(registry.get_method("matrl").rllib_defaults))

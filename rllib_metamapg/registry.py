@@ -79,6 +79,9 @@ class ArmSpec:
         method: Owning method's name (filled in by :func:`register_method`).
         sampler: How this arm collects data (``on_policy`` unless it is an
             ``<arm>+<sampler>`` composition).
+        engines: Where it is implemented (``"tabular"``, ``"rllib"``); the other
+            engine refuses it by name, and the RLlib side's lists (sweeps, tuned
+            examples) leave it out.
     """
 
     name: str
@@ -89,6 +92,7 @@ class ArmSpec:
     handoff: bool = False
     method: str = ""
     sampler: str = "on_policy"
+    engines: Tuple[str, ...] = ("tabular", "rllib")
 
     def option(self, key: str, default: Any = None) -> Any:
         return self.options.get(key, default)
@@ -296,18 +300,19 @@ def get_method(name: str) -> MethodSpec:
     return _lookup(_REGISTRY.methods, "method", name)
 
 
-def arm_names(method: Optional[str] = None) -> List[str]:
-    """Canonical arm names (of one method, or all), in registration order."""
+def arm_names(method: Optional[str] = None, engine: Optional[str] = None) -> List[str]:
+    """Canonical arm names (of one method, or all; implemented in ``engine``, when
+    given), in registration order."""
     _REGISTRY.ensure()
     specs = [get_method(method)] if method else _REGISTRY.methods.values()
-    return [a.name for m in specs for a in m.arms]
+    return [a.name for m in specs for a in m.arms if engine is None or engine in a.engines]
 
 
-def arm_choices() -> str:
+def arm_choices(engine: Optional[str] = None) -> str:
     """``"ippo (alias pg), own_only, ..."``: for help texts and error messages."""
     _REGISTRY.ensure()
     out = []
-    for name in arm_names():
+    for name in arm_names(engine=engine):
         aliases = _REGISTRY.arms[name].aliases
         out.append(f"{name} (alias {', '.join(aliases)})" if aliases else name)
     return ", ".join(out)
@@ -353,9 +358,14 @@ def _composition(name: str) -> ArmSpec:
 
 
 def arm_for_engine(arm: Union[str, ArmSpec], engine: str) -> ArmSpec:
-    """The arm, refused by name when its sampler is not implemented in ``engine`` (the
-    engine checks what else a composition needs, e.g. sampled mode in the tabular one)."""
+    """The arm, refused by name when it or its sampler is not implemented in ``engine``
+    (the engine checks what else it needs, e.g. sampled mode for a composition in the
+    tabular one)."""
     spec = get_arm(arm) if isinstance(arm, str) else arm
+    if engine not in spec.engines:
+        raise RegistryError(f"arm={spec.name!r} is implemented in {list(spec.engines)} "
+                            f"only, not in {engine!r}; choose one of "
+                            f"{arm_choices(engine)}.")
     if spec.sampler != ON_POLICY.name:
         try:
             check_combination(spec, spec.sampler, engine=engine)

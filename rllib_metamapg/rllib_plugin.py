@@ -131,7 +131,7 @@ def arm_config(arm: str, env: Any = None, settings: Optional[Mapping[str, Any]] 
                                          f"{spec.sampler!r}; sampler={sampler!r} conflicts.")
         base = arm.split(registry.COMPOSITION)[0]
         spec = registry.get_arm(f"{registry.canonical_arm(base)}{registry.COMPOSITION}{sampler}")
-    registry.check_combination(spec, spec.sampler, engine="rllib")
+    registry.arm_for_engine(spec, "rllib")
     config = registry.method_of(spec).algorithm_class().get_default_config()
     if env is not None:
         config.environment(env)

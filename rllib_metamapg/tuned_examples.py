@@ -79,7 +79,7 @@ def experiment_name(env: str, arm: str, smoke: bool) -> str:
 def experiment(env: str, arm: str, smoke: bool = False,
                folder: Optional[Path] = None) -> Tuple[str, Dict[str, Any]]:
     """``(name, {"run", "env", "stop", "config"})`` of one arm on one env."""
-    spec = registry.get_arm(arm)
+    spec = registry.arm_for_engine(arm, "rllib")
     method = registry.method_of(spec)
     base = load_base(find_folder(folder) if folder is None or isinstance(folder, str)
                      else folder, env)
@@ -128,7 +128,7 @@ def expected_files(folder: Path) -> Dict[Path, str]:
     """Every generated file under ``folder``: each env with a base x every arm x full/smoke."""
     out = {}
     for env in envs_with_base(folder):
-        for arm in registry.arm_names():
+        for arm in registry.arm_names(engine="rllib"):
             for smoke in (False, True):
                 out[Path(folder) / env / file_name(arm, smoke)] = render(env, arm, smoke,
                                                                           folder)

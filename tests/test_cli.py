@@ -63,7 +63,7 @@ def test_cooldown_and_alignment_run(tmp_path):
 
 @pytest.mark.parametrize("argv, field", [
     (["basin", "--game", "stag_hnt"], "game='stag_hnt'"),
-    (["basin", "--arms", "ippo", "lola"], "arm='lola'"),
+    (["basin", "--arms", "ippo", "lolla"], "arm='lolla'"),
     (["basin", "--payoff", "[[4, NaN], [3, 2]]"], "finite"),
     (["basin", "--payoff", "[[4, 0, 1], [3, 2, 1]]"], "square"),
     (["basin", "--payoff", "[[4, 0], [3"], "--payoff"),

@@ -13,7 +13,7 @@ from env_support import skip_unless_installed
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("arm", arm_names())
+@pytest.mark.parametrize("arm", arm_names(engine="rllib"))
 @pytest.mark.parametrize("env", sorted(ENV_SPECS))
 def test_one_iteration_with_every_arm(ray_local, env, arm):
     skip_unless_installed(env)

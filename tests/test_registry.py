@@ -17,6 +17,9 @@ import yaml
 from rllib_metamapg import registry
 from rllib_metamapg.cli import main
 from rllib_metamapg.registry import ArmSpec, MethodSpec, RegistryError
+from rllib_metamapg.forms import CORRECTION_FORMS, TABULAR_ONLY_FORMS
+
+ALL_FORMS = CORRECTION_FORMS + TABULAR_ONLY_FORMS
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -159,7 +162,12 @@ def test_no_arm_name_is_written_outside_the_registry():
         for n, line in enumerate((ROOT / rel).read_text().splitlines(), 1):
             # A setting's old spelling that happens to equal an arm name is not an arm.
             setting_alias = rel.endswith("tabular/settings.py") and "aliases=(" in line
-            if pattern.search(line) and not setting_alias:
+            # "lola" is also a correction form's name; the modules that define the
+            # forms spell it as a form, not as the arm.
+            m = pattern.search(line)
+            form_name = (m is not None and m.group(1) in ALL_FORMS
+                         and rel in ("rllib_metamapg/forms.py", "rllib_metamapg/tabular/exact.py"))
+            if m and not setting_alias and not form_name:
                 hits.append(f"{rel}:{n}: {line.strip()}")
     assert not hits, "\n".join(hits)
 

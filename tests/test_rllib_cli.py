@@ -23,7 +23,8 @@ RLLIB_EXAMPLES = sorted(p for p in (ROOT / "tuned_examples").rglob("*.yaml")
 @pytest.mark.parametrize("env", sorted(ENV_SPECS))
 def test_every_sweepable_env_has_every_arm_and_its_smoke(env):
     names = {p.stem for p in (ROOT / "tuned_examples" / env).glob("*.yaml")}
-    assert {f"{arm}{suffix}" for arm in arm_names() for suffix in ("", "-smoke")} <= names
+    assert {f"{arm}{suffix}" for arm in arm_names(engine="rllib")
+            for suffix in ("", "-smoke")} <= names
 
 
 @pytest.mark.parametrize("path", RLLIB_EXAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -48,8 +49,11 @@ BAD = {
                   "config.lr='fast' must be a number"),
     "env.yaml": ("x: {env: pong, stop: {training_iteration: 1}}\n", "env='pong' is not a "
                                                                     "registered environment"),
-    "arm.yaml": ("x: {env: stag_hunt, stop: {training_iteration: 1}, config: {arm: lola}}\n",
-                 "arm='lola' is unknown"),
+    "arm.yaml": ("x: {env: stag_hunt, stop: {training_iteration: 1}, config: {arm: sarsa}}\n",
+                 "arm='sarsa' is unknown"),
+    # a tabular-only arm is refused by name, with the arms RLlib does run
+    "tabular_arm.yaml": ("x: {env: stag_hunt, stop: {training_iteration: 1}, "
+                         "config: {arm: lola}}\n", "arm='lola' is implemented in ['tabular']"),
     "stop.yaml": ("x: {env: stag_hunt, config: {arm: ippo}}\n", "stop is empty"),
     "run.yaml": ("x: {run: PPOO, env: stag_hunt, stop: {training_iteration: 1}}\n",
                  "run='PPOO' is not an RLlib algorithm. Did you mean 'PPO'?"),

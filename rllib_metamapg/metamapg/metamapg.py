@@ -27,7 +27,7 @@ from rllib_metamapg.dice import CORRECTION_FORMS, ESTIMATORS, FORM_ALIASES, cano
 from rllib_metamapg.env_specs import ENV_SPECS
 from rllib_metamapg.metamapg.method import switches
 from rllib_metamapg.ppo_checks import check_ppo_numbers
-from rllib_metamapg.registry import RegistryError
+from rllib_metamapg.registry import RegistryError, arm_for_engine
 from rllib_metamapg.rllib_plugin import PluginAlgorithm, register_on_import, set_provided
 from rllib_metamapg.samplers.rllib_config import SamplingPPOConfig
 from rllib_metamapg.schedules import ScheduleError, is_finite_number
@@ -195,6 +195,7 @@ class MetaMAPGConfig(SamplingPPOConfig):
     def _validate_metamapg(self) -> None:
         check_ppo_numbers(self, "MetaMAPGConfig")
         try:
+            arm_for_engine(self.arm, "rllib")
             self.cooldown_controller()
         except (RegistryError, ScheduleError) as err:
             self._value_error(f"MetaMAPGConfig: {err}")

@@ -8,7 +8,7 @@ lambda cools down after the handoff.
 from __future__ import annotations
 
 import dataclasses
-from typing import Union
+from typing import Optional, Union
 
 from rllib_metamapg.registry import ArmSpec, MethodSpec, RegistryError, get_arm
 
@@ -24,21 +24,27 @@ class Switches:
         own: Own-learning correction on.
         peer: Peer-learning correction on.
         cooldown: lambda follows the shape-then-cool schedule (else constant).
+        form: The correction form this arm always uses (``None``: the run's
+            ``correction_form``).
     """
 
     name: str
     own: bool
     peer: bool
     cooldown: bool = False
+    form: Optional[str] = None
 
     @property
     def corrected(self) -> bool:
         return self.own or self.peer
 
 
-def _arm(name, own, peer, cooldown=False, aliases=(), help=""):
-    return ArmSpec(name, options={"own": own, "peer": peer, "cooldown": cooldown},
-                   rllib={"arm": name}, aliases=aliases, help=help, handoff=cooldown)
+def _arm(name, own, peer, cooldown=False, aliases=(), help="", form=None,
+         engines=("tabular", "rllib")):
+    return ArmSpec(name, options={"own": own, "peer": peer, "cooldown": cooldown,
+                                  "form": form},
+                   rllib={"arm": name}, aliases=aliases, help=help, handoff=cooldown,
+                   engines=engines)
 
 
 METHOD = MethodSpec(
@@ -52,6 +58,10 @@ METHOD = MethodSpec(
         _arm("meta_mapg", True, True, aliases=("full",), help="own + peer corrections"),
         _arm("handoff", True, True, cooldown=True,
              help="meta_mapg until T_warm, then cooled back to plain PG"),
+        # LOLA (Foerster et al. 2018) is PG plus the peer term in the exact look-ahead
+        # form, which only the tabular engine's exact mode computes.
+        _arm("lola", False, True, form="lola", engines=("tabular",),
+             help="LOLA: PG plus the peer term in the lola form (tabular, exact mode)"),
     ),
     tabular="rllib_metamapg.metamapg.tabular_update:MetaMAPGTabular",
     algorithm="rllib_metamapg.metamapg.metamapg:MetaMAPG",
@@ -79,4 +89,5 @@ def switches(arm: Union[str, ArmSpec]) -> Switches:
         raise RegistryError(f"arm={spec.name!r} belongs to method {spec.method!r}, not "
                             f"{NAME!r}; MetaMAPGConfig takes the arms of {NAME!r} only.")
     o = spec.options
-    return Switches(spec.name, bool(o["own"]), bool(o["peer"]), bool(o.get("cooldown")))
+    return Switches(spec.name, bool(o["own"]), bool(o["peer"]), bool(o.get("cooldown")),
+                    o.get("form"))

@@ -5,11 +5,16 @@ from __future__ import annotations
 import torch
 
 from rllib_metamapg.metamapg.method import switches
+from rllib_metamapg.tabular.settings import SettingsError
 from rllib_metamapg.tabular.updates import TabularUpdate
 
 
 class MetaMAPGTabular(TabularUpdate):
-    """Each arm switches terms on; ``w_n`` is the lambda schedule on cooled arms, else 1."""
+    """Each arm switches terms on; ``w_n`` is the lambda schedule on cooled arms, else 1.
+
+    An arm with its own correction form (``lola``) gets its terms in that form; the
+    other arms get the run's ``correction_form``.
+    """
 
     def __init__(self, arms, runs, settings):
         super().__init__(arms, runs, settings)
@@ -19,14 +24,31 @@ class MetaMAPGTabular(TabularUpdate):
         self.cooled = self.per_row([float(s.cooldown) for s in sw]) > 0
         self.any_corrected = any(s.corrected for s in sw)
         self.all_corrected_cool = all(s.cooldown for s in sw if s.corrected)
+        fixed = {s.form for s in sw if s.corrected and s.form not in
+                 (None, settings.correction_form)}
+        if fixed and settings.mode != "exact":
+            names = [s.name for s in sw if s.form in fixed]
+            raise SettingsError(f"arms {names} use correction_form {sorted(fixed)}, which "
+                                "is computed in mode='exact' only; use mode='exact' or "
+                                "another arm.")
+        # form -> (rows of the arms that always use it); the rest use the run's form.
+        self.fixed = {f: self.per_row([float(s.form == f) for s in sw])[:, 0] > 0
+                      for f in sorted(fixed)}
+        self.run_form_corrected = any(s.corrected and s.form in (None, settings.correction_form)
+                                      for s in sw)
 
     def direction(self, field, theta, n):
         w = self.settings.schedule(n)
         # Skip the (costly) corrections once every corrected arm has cooled to 0.
         want = self.any_corrected and (w > 0 or not self.all_corrected_cool)
-        v, own, peer = field(theta, want)
+        v, own, peer = field(theta, want and self.run_form_corrected)
         if not want:
             return v
+        if self.fixed:
+            own = torch.zeros_like(v) if own is None else own.clone()
+            peer = torch.zeros_like(v) if peer is None else peer.clone()
+            for form, rows in self.fixed.items():
+                own[rows], peer[rows] = field.corrections_in(theta[rows], form)
         dtype = self.settings.torch_dtype
         scale = torch.where(self.cooled, torch.as_tensor(w, dtype=dtype),
                             torch.ones((), dtype=dtype))

@@ -34,7 +34,7 @@ def add_sweep_arguments(p, *, storage_default: Optional[str] = "metamapg_results
     p.add_argument("--arms", default=unset,
                    help="arms of any registered methods, 'a,b' or 'a b'; the reference arm "
                         "of the report's paired tests is added if missing (default: all "
-                        f"registered arms: {registry.arm_choices()})")
+                        f"registered arms: {registry.arm_choices('rllib')})")
     p.add_argument("--seeds", default=unset,
                    help="seeds: '0-24', '0,1,5' or a mix (default: 0-24)")
     p.add_argument("--smoke", action="store_true",

@@ -141,9 +141,10 @@ def _check_spec(spec: SweepSpec) -> EnvSpec:
     except ValueError as err:
         raise UsageError(f"--env: {err}") from None
     if spec.arms is None:
-        spec.arms = registry.arm_names()
+        spec.arms = registry.arm_names(engine="rllib")
     try:
-        spec.arms = [a.name for a in registry.parse_arms(list(spec.arms))]
+        spec.arms = [registry.arm_for_engine(a, "rllib").name
+                     for a in registry.parse_arms(list(spec.arms))]
     except registry.RegistryError as err:
         raise UsageError(f"--arms: {err}") from None
     seeds = list(spec.seeds)

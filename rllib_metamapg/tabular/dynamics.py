@@ -12,6 +12,7 @@ from typing import Callable, List, Optional, Sequence
 
 import torch
 
+from rllib_metamapg.forms import TABULAR_ONLY_FORMS
 from rllib_metamapg.registry import ArmSpec, method_of, arm_for_engine
 from rllib_metamapg.tabular.exact import ExactEngine
 from rllib_metamapg.tabular.normal_form import NormalFormTaylor
@@ -50,12 +51,22 @@ class FieldProvider:
                 return v, None, None
             own, peer = self.exact.corrections(theta, eta, s.correction_form, s.unroll_length)
             return v, own, peer
-        if s.correction_form == "lola" and want_corrections:
-            raise SettingsError("correction_form='lola' is computed in mode='exact' only; "
-                                "use mode='exact' (LOLA's exact-gradient setting).")
+        if s.correction_form in TABULAR_ONLY_FORMS and want_corrections:
+            raise SettingsError(f"correction_form={s.correction_form!r} is computed in "
+                                "mode='exact' only; use mode='exact' (LOLA's exact-gradient "
+                                "setting).")
         if s.correction_form == "unroll" and want_corrections:
             return self.sampler.unroll(theta, s.batch_size, eta, s.unroll_length)
         return self.sampler.sample_taylor(theta, s.batch_size, eta, want_corrections)
+
+    def corrections_in(self, theta: torch.Tensor, form: str):
+        """``(own, peer)`` in ``form`` whatever the run's ``correction_form`` (for an arm
+        that always uses one form, e.g. ``lola``); exact mode only."""
+        if self.settings.mode != "exact":
+            raise SettingsError(f"correction_form={form!r} of an arm is computed in "
+                                "mode='exact' only; use mode='exact'.")
+        return self.exact.corrections(theta, self.settings.inner_lr, form,
+                                      self.settings.unroll_length)
 
 
 @dataclasses.dataclass

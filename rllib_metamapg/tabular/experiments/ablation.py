@@ -80,7 +80,35 @@ def per_seed_outcomes(game, res, threshold: float) -> Dict[str, Dict]:
         out[name] = {"values": _finite(values[k].tolist()),
                      "reward_per_step": _finite(per_step[k].mean(-1).tolist()),
                      "final_policy": policy, "entry_step": entry[k].astype(int).tolist()}
+        if _reciprocity_defined(game, res.policy):
+            out[name]["reciprocates"] = reciprocates(policy).tolist()
     return out
+
+
+# Tit-for-tat-like (LOLA's reading of its IPD result): cooperate after mutual
+# cooperation, defect after being exploited.
+RECIPROCITY_COOPERATE = 0.9
+RECIPROCITY_RETALIATE = 0.1
+
+
+def _reciprocity_defined(game, policy) -> bool:
+    from rllib_metamapg.tabular.games import MemoryOneGame
+
+    return (isinstance(game, MemoryOneGame) and policy.kind == "bernoulli"
+            and game.num_players == 2)
+
+
+def reciprocates(final_policy) -> np.ndarray:
+    """``(seeds, 2)`` bools: player i's final memory-one policy (``p(action 0)`` in
+    states start, 00, 01, 10, 11 of the joint last action) has p(0 | 00) >= 0.9 and
+    p(0 | i played 0, the other 1) <= 0.1.  Player 1 was exploited in state 01, player
+    2 in state 10."""
+    p = np.array([[[np.nan if v is None else v for v in pl] for pl in seed]
+                  for seed in final_policy], dtype=float)
+    exploited = (2, 3)
+    return np.stack([(p[:, i, 1] >= RECIPROCITY_COOPERATE)
+                     & (p[:, i, exploited[i]] <= RECIPROCITY_RETALIATE)
+                     for i in range(2)], axis=1)
 
 
 def _finite(x):
@@ -114,9 +142,10 @@ def run_game(game, arms: Sequence[ArmSpec], settings: LearningSettings, seeds: i
 
 
 def cache_key(game, arms, settings_record, seeds, init_std, threshold, seed) -> str:
-    # "per-seed-2": results cached before the per-seed outcomes existed are not reused.
+    # "per-seed-3": results cached before the per-seed outcomes (and reciprocity)
+    # existed are not reused.
     blob = json.dumps([game.describe(), [a.name for a in arms], settings_record, seeds,
-                       init_std, threshold, seed, "per-seed-2"], sort_keys=True)
+                       init_std, threshold, seed, "per-seed-3"], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -178,6 +207,17 @@ def format_table(doc: Dict) -> str:
                 cell += f" (p={e['vs_reference']['mcnemar_p']:.2g})"
             cells.append(cell)
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    repeated = [g for g in games if "reciprocates" in next(iter(doc["games"][g].values()))]
+    if repeated:
+        lines += ["", "| arm | game | reward/step median [IQR] | seeds with a tit-for-tat-like "
+                  "player (one / both) |", "|---|---|---|---|"]
+        for g in repeated:
+            for arm, e in doc["games"][g].items():
+                r = np.array([np.nan if v is None else v for v in e["reward_per_step"]])
+                q = np.nanpercentile(r, [25, 50, 75]) if np.isfinite(r).any() else [np.nan] * 3
+                rec = np.array(e["reciprocates"], dtype=bool).reshape(-1, 2)
+                lines.append(f"| {arm} | {g} | {q[1]:.3f} [{q[0]:.3f}, {q[2]:.3f}] | "
+                             f"{rec.any(1).mean():.0%} / {rec.all(1).mean():.0%} |")
     return "\n".join(lines)
 
 
