@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Dict
 
+from rllib_metamapg.tabular import threads
 from rllib_metamapg.tabular.experiments import defaults
 from rllib_metamapg.tabular.experiments.options import (PAPER, OptionsError, add_learning_options,
                                                          arms_option, learning_settings,
@@ -48,6 +49,28 @@ def _basin(v: Dict) -> int:
               f"(+{s['gained_vs_reference']} / -{s['lost_vs_reference']} vs "
               f"{doc['reference']})")
     print(f"wrote {v['out'] / 'basin.json'}, basin.csv, basin.png")
+    return 0
+
+
+def _flow(v: Dict) -> int:
+    from rllib_metamapg.tabular.experiments import basin, flow
+
+    game = resolve_game(v["game"], v["payoff"])
+    arms = arms_option(v)
+    settings = learning_settings(v)
+    grid = basin.grid_values(v["grid"], v["grid_low"], v["grid_high"])
+    for key in ("arrows", "starts"):
+        if not isinstance(v[key], int) or v[key] < 2:
+            raise OptionsError(f"--{key}={v[key]!r} must be an integer >= 2.")
+    arrows = basin.grid_values(v["arrows"], v["grid_low"], v["grid_high"])
+    starts = basin.grid_values(v["starts"], v["grid_low"], v["grid_high"])
+    flow.check_game(game, settings)
+    res = flow.run_flow(game, arms, settings, grid, arrows, starts, v["threshold"],
+                        v["seed"], progress=_progress("flow"))
+    flow.write_flow(res, v["out"], settings_record(settings))
+    for arm, frac in res["basin"].fractions().items():
+        print(f"{arm:>10}: basin {100 * frac:5.1f}%")
+    print(f"wrote {v['out'] / 'flow.json'}, flow.csv, flow.png")
     return 0
 
 
@@ -198,6 +221,8 @@ COMMANDS = {
     "alignment": (defaults.ALIGNMENT, _alignment, "peer alignment, mu_M and certified radii"),
     "compare": (defaults.COMPARE, _compare, "every method, arm and sampler on paired seeds "
                 "over the game families"),
+    "flow": (defaults.FLOW, _flow, "update field (arrows) and trajectories over the basin "
+             "map per arm (2x2 one-shot games)"),
     "sweep": (defaults.SWEEP, _setting_sweep, "one setting or payoff entry swept over "
               "values: success per arm with Wilson CIs"),
 }
@@ -241,6 +266,10 @@ def add_parser(sub) -> None:
             p.add_argument("--values", nargs="+", help="its values, 'a b' or 'a,b'")
             p.add_argument("--mirror", action="store_true", default=None,
                            help="payoff entry: also set the other player's mirrored entry")
+        if name == "flow":
+            p.add_argument("--arrows", type=int, help="arrow grid points per player")
+            p.add_argument("--starts", type=int,
+                           help="trajectory starts per player (starts x starts runs)")
         if name == "cooldown":
             p.add_argument("--settle-steps", type=int,
                            help="noise-free steps before measuring distances (0 = skip)")
@@ -457,5 +486,9 @@ def _games() -> int:
 def run(name: str, args: argparse.Namespace) -> int:
     defaults, fn, _ = COMMANDS[name]
     values = resolve(args, dict(PAPER, **defaults))
+    try:
+        threads.configure()  # the cores idle now, so a busy machine does not stall us
+    except ValueError as err:
+        raise OptionsError(str(err)) from None
     return fn(values)
 

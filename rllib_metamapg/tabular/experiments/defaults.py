@@ -34,3 +34,7 @@ FAMILY_NAMES = ("stag_hunt", "stag_hunt_basin", "ipd", "no_conflict", "climbing"
 SWEEP = dict(game="stag_hunt", payoff=None, arms=lambda: experiment_arms("ablation"),
              steps=140, batch_size=192, seeds=40, init_std=1.35, param=None, values=None,
              mirror=False)
+
+# `metamapg tabular flow`: the basin map's settings, arrows on an 11 x 11 grid and
+# trajectories from 5 x 5 starts (the prototype's trajectory grid).
+FLOW = dict(BASIN, arrows=11, starts=5)
