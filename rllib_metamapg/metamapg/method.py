@@ -72,6 +72,7 @@ METHOD = MethodSpec(
         "basin": ("ippo", "own_only", "peer_only", "meta_mapg", "handoff"),
         "ablation": ("ippo", "own_only", "peer_only", "meta_mapg"),
         "cooldown": ("ippo", "meta_mapg", "handoff"),
+        "restart": ("ippo", "own_only", "peer_only", "meta_mapg"),
         "alignment": ("meta_mapg",),
         "atlas": ("peer_only",),  # whose basin gain the alignment atlas measures
         "demo": ("ippo", "own_only", "peer_only", "meta_mapg", "handoff"),

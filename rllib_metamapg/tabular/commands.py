@@ -74,6 +74,24 @@ def _flow(v: Dict) -> int:
     return 0
 
 
+def _restart(v: Dict) -> int:
+    from rllib_metamapg.tabular.experiments import restart
+
+    games = [resolve_game(g) for g in list_option(v["games"])]
+    if v["payoff"] is not None:
+        games.append(resolve_game("custom", v["payoff"]))
+    arms = arms_option(v)
+    settings = learning_settings(v)
+    restart.check_options(v["seeds"], v["max_restarts"], v["init_range"])
+    doc = restart.run_restart(games, arms, settings, settings_record(settings), v["seeds"],
+                              v["max_restarts"], v["init_range"], v["threshold"], v["seed"],
+                              progress=_progress("restart"))
+    restart.write_restart(doc, v["out"])
+    print(restart.format_table(doc))
+    print(f"wrote {v['out'] / 'restart.json'}, restart.csv, restart.png")
+    return 0
+
+
 def _ablation(v: Dict) -> int:
     from rllib_metamapg.tabular.experiments import ablation
 
@@ -223,6 +241,8 @@ COMMANDS = {
                 "over the game families"),
     "flow": (defaults.FLOW, _flow, "update field (arrows) and trajectories over the basin "
              "map per arm (2x2 one-shot games)"),
+    "restart": (defaults.RESTART, _restart, "success within k uniform re-initialisations "
+                "per arm (paired restarts)"),
     "sweep": (defaults.SWEEP, _setting_sweep, "one setting or payoff entry swept over "
               "values: success per arm with Wilson CIs"),
 }
@@ -259,7 +279,13 @@ def add_parser(sub) -> None:
             p.add_argument("--grid-high", type=float, help="highest initial p(action 0)")
         if "seeds" in own_defaults:
             p.add_argument("--seeds", type=int, help="number of paired seeds")
+        if "init_std" in own_defaults:
             p.add_argument("--init-std", type=float, help="std of the N(0, s^2) init")
+        if name == "restart":
+            p.add_argument("--max-restarts", type=int,
+                           help="re-initialisations after the first run (0 = none)")
+            p.add_argument("--init-range", type=float,
+                           help="inits uniform on [-r, r] per state and player")
         if name == "sweep":
             p.add_argument("--param", help="a learning setting (peer_coef, inner_lr, ...) or "
                            "a payoff entry payoff.I.A1.A2")

@@ -38,3 +38,8 @@ SWEEP = dict(game="stag_hunt", payoff=None, arms=lambda: experiment_arms("ablati
 # `metamapg tabular flow`: the basin map's settings, arrows on an 11 x 11 grid and
 # trajectories from 5 x 5 starts (the prototype's trajectory grid).
 FLOW = dict(BASIN, arrows=11, starts=5)
+
+# `metamapg tabular restart`: the prototype's restart experiment (uniform inits on
+# [-3, 3], up to 12 restarts of 120 steps each, batch 384).
+RESTART = dict(games=["stag_hunt", "ipd"], payoff=None, arms=lambda: experiment_arms("restart"),
+               steps=120, batch_size=384, seeds=100, max_restarts=12, init_range=3.0)
