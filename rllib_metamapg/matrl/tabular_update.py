@@ -35,6 +35,7 @@ import torch
 from rllib_metamapg.matrl.meta_game import solve_2x2, solve_n
 from rllib_metamapg.matrl.method import matrl_arm
 from rllib_metamapg.tabular.updates import TabularUpdate
+from rllib_metamapg.tabular.settings import SettingsError
 
 
 class MATRLTabular(TabularUpdate):
@@ -42,6 +43,9 @@ class MATRLTabular(TabularUpdate):
 
     def __init__(self, arms, runs, settings):
         super().__init__(arms, runs, settings)
+        if settings.player_lambda is not None:
+            raise SettingsError("player_lambda scales Meta-MAPG's correction terms; MATRL's "
+                             "arms have none. Leave it unset (none) for MATRL arms.")
         self.spec = [matrl_arm(a) for a in self.arms]
         nan = float("nan")
         self.fixed_rho = self.per_row([nan if s.rho is None else s.rho for s in self.spec])

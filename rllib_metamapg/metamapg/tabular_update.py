@@ -57,4 +57,9 @@ class MetaMAPGTabular(TabularUpdate):
         zero = torch.zeros((), dtype=dtype)
         terms = (torch.where(self.c_own != 0, self.c_own * own, zero)
                  + torch.where(self.c_peer != 0, self.c_peer * peer, zero))
+        lam = self.settings.player_lambda
+        if lam is not None:  # player i's block of the corrections times lambda_i
+            m = field.policy.masks(dtype)
+            per_param = (torch.as_tensor(lam, dtype=dtype)[:, None] * m).sum(0)
+            terms = torch.where(per_param != 0, per_param * terms, zero)
         return v + scale * terms

@@ -129,6 +129,10 @@ def simulate(game, arms: Sequence[ArmSpec], theta0: torch.Tensor, settings: Lear
         own = torch.Generator().manual_seed(int(seed) + 7919 * k)
         providers[name] = FieldProvider(game, settings, own, name, behaviour)
     provider = providers["on_policy"]
+    lam = settings.player_lambda
+    if lam is not None and len(lam) != provider.policy.num_players:
+        raise SettingsError(f"player_lambda has {len(lam)} entries; this game has "
+                            f"{provider.policy.num_players} players (one entry each).")
     if theta0.shape[-1] != provider.policy.dim:
         raise SettingsError(f"theta0 has {theta0.shape[-1]} parameters per run; this "
                             f"game/policy needs {provider.policy.dim}.")

@@ -77,10 +77,20 @@ class LearningSettings:
     allow_nonsummable: bool = _setting(
         False, "accept an anneal with sum alpha_n lambda_n = infinity")
     dtype: str = _setting("float64", "floating precision", choices=DTYPES)
+    player_lambda: Optional[Tuple[float, ...]] = _setting(
+        None, "per-player multiplier of Meta-MAPG's correction terms, e.g. 1,0: player "
+        "2 learns by plain PG against a Meta-MAPG player 1 (none: 1 for every player)",
+        low=0, optional=True)
     meta_choice: str = _setting(
         "last", "MATRL: which equilibrium of the meta-game when it has several (last = "
         "the public code's, the mixed one when it exists; random = the paper's wording)",
         choices=META_CHOICES)
+
+    def __post_init__(self):
+        # A YAML list or a CLI "1,0" arrives as a list or string; keep an immutable tuple.
+        if self.player_lambda is not None and not isinstance(self.player_lambda, tuple):
+            object.__setattr__(self, "player_lambda", parse_floats(self.player_lambda,
+                                                                   "player_lambda"))
 
     @property
     def step_size(self) -> StepSize:
@@ -129,9 +139,27 @@ def aliases() -> Dict[str, str]:
     return {a: f.name for f in fields() for a in f.metadata["aliases"]}
 
 
+def parse_floats(x: Any, name: str) -> Tuple[float, ...]:
+    """``"1,0"``, ``[1, 0]`` or ``(1, 0)`` -> ``(1.0, 0.0)``; refused by name otherwise."""
+    items = x.split(",") if isinstance(x, str) else x
+    try:
+        out = tuple(float(v) for v in items)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name}={x!r} must be a comma-separated list of numbers, "
+                            "one per player (e.g. 1,0).") from None
+    if not out:
+        raise SettingsError(f"{name}={x!r}: give one number per player (e.g. 1,0).")
+    return out
+
+
 def _check(f: dataclasses.Field, x: Any) -> None:
     meta, name = f.metadata, f.name
     if x is None and meta["optional"]:
+        return
+    if f.type == "Optional[Tuple[float, ...]]":
+        if any(not math.isfinite(v) or v < meta["low"] for v in x):
+            raise SettingsError(f"{name}={','.join(f'{v:g}' for v in x)}: every entry must "
+                                f"be a finite number >= {meta['low']:g}.")
         return
     if meta["choices"]:
         if x not in meta["choices"]:

@@ -38,7 +38,8 @@ def _bound(text: str):
 # The paper's tabular settings (shared/reference/tabular_settings.md): the
 # LearningSettings defaults, plus how success is scored and the seed.
 PAPER = dict(dataclasses.asdict(LearningSettings()), threshold=0.82, seed=0)
-_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "Optional[float]": _bound}
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "Optional[float]": _bound,
+          "Optional[Tuple[float, ...]]": str}  # "1,0": LearningSettings parses it
 
 
 def add_learning_options(p: argparse.ArgumentParser) -> None:
