@@ -43,6 +43,10 @@ class MetaMAPGTabular(TabularUpdate):
         want = self.any_corrected and (w > 0 or not self.all_corrected_cool)
         v, own, peer = field(theta, want and self.run_form_corrected)
         if not want:
+            if self.tracing:
+                zero = torch.zeros(theta.shape[0], dtype=v.dtype)
+                self.last_trace = {"norm_v": v.norm(dim=-1), "norm_own": zero,
+                                   "norm_peer": zero, "lambda": zero}
             return v
         if self.fixed:
             own = torch.zeros_like(v) if own is None else own.clone()
@@ -55,11 +59,19 @@ class MetaMAPGTabular(TabularUpdate):
         # where, not a product: a term an arm switches off must not bring in a NaN that
         # the correction hits on its rows (e.g. the unroll form at unbounded logits).
         zero = torch.zeros((), dtype=dtype)
-        terms = (torch.where(self.c_own != 0, self.c_own * own, zero)
-                 + torch.where(self.c_peer != 0, self.c_peer * peer, zero))
+        own_t = torch.where(self.c_own != 0, self.c_own * own, zero)
+        peer_t = torch.where(self.c_peer != 0, self.c_peer * peer, zero)
         lam = self.settings.player_lambda
         if lam is not None:  # player i's block of the corrections times lambda_i
             m = field.policy.masks(dtype)
             per_param = (torch.as_tensor(lam, dtype=dtype)[:, None] * m).sum(0)
-            terms = torch.where(per_param != 0, per_param * terms, zero)
-        return v + scale * terms
+            own_t = torch.where(per_param != 0, per_param * own_t, zero)
+            peer_t = torch.where(per_param != 0, per_param * peer_t, zero)
+        if self.tracing:  # the applied terms' norms and each row's lambda weight
+            sc = scale.expand(theta.shape[0], 1)
+            on = ((self.c_own != 0) | (self.c_peer != 0))[:, 0].to(dtype)
+            self.last_trace = {"norm_v": v.norm(dim=-1),
+                               "norm_own": (sc * own_t).norm(dim=-1),
+                               "norm_peer": (sc * peer_t).norm(dim=-1),
+                               "lambda": sc[:, 0] * on}
+        return v + scale * (own_t + peer_t)

@@ -103,9 +103,11 @@ def _ablation(v: Dict) -> int:
     doc = ablation.run_ablation(games, arms, settings, settings_record(settings), v["seeds"],
                                 v["init_std"], v["threshold"], v["seed"], v["out"],
                                 progress=_progress("ablation"),
-                                log=lambda m: print(m, file=sys.stderr, flush=True))
+                                log=lambda m: print(m, file=sys.stderr, flush=True),
+                                trace=bool(v.get("trace")))
     print(ablation.format_table(doc))
-    print(f"wrote {v['out'] / 'ablation.json'}, ablation.csv, ablation.png")
+    print(f"wrote {v['out'] / 'ablation.json'}, ablation.csv, ablation.png"
+          + (", trace.csv" if v.get("trace") else ""))
     return 0
 
 
@@ -292,6 +294,10 @@ def add_parser(sub) -> None:
             p.add_argument("--values", nargs="+", help="its values, 'a b' or 'a,b'")
             p.add_argument("--mirror", action="store_true", default=None,
                            help="payoff entry: also set the other player's mirrored entry")
+        if name == "ablation":
+            p.add_argument("--trace", action="store_true", default=None,
+                           help="also record, per arm and step, alpha_n, |d_n| and the "
+                           "norms of the PG/own/peer terms and lambda (trace.csv)")
         if name == "flow":
             p.add_argument("--arrows", type=int, help="arrow grid points per player")
             p.add_argument("--starts", type=int,

@@ -8,7 +8,7 @@ mode each learner draws its own episodes.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -78,12 +78,17 @@ class SimulationResult:
         theta: ``(A, R0, D)`` final parameters.
         policy: The joint policy (to read probabilities).
         history: Optional ``(steps + 1, A, R0, D)`` parameter trajectory.
+        trace: Optional ``{name: (steps, A, R0)}``: ``step_size`` (alpha_n),
+            ``norm_update`` (``|d_n|``) and what each method reports per step
+            (Meta-MAPG: ``norm_v``, ``norm_own``, ``norm_peer``, ``lambda``; NaN on
+            rows of a method that does not report it).
     """
 
     arms: List[str]
     theta: torch.Tensor
     policy: TabularPolicy
     history: Optional[torch.Tensor] = None
+    trace: Optional[Dict[str, torch.Tensor]] = None
 
     def start_coop(self, theta: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``(A, R0, N)`` probability of action 0 in the start state per player."""
@@ -100,7 +105,8 @@ class SimulationResult:
 def simulate(game, arms: Sequence[ArmSpec], theta0: torch.Tensor, settings: LearningSettings,
              seed: int = 0, record: bool = False,
              progress: Optional[Callable[[int, int], None]] = None,
-             start_step: int = 0, stacked: bool = False, behaviour=None) -> SimulationResult:
+             start_step: int = 0, stacked: bool = False, behaviour=None,
+             trace: bool = False) -> SimulationResult:
     """Runs every arm from every row of ``theta0`` ``(R0, D)`` for ``settings.steps``.
 
     With ``stacked=True``, ``theta0`` is ``(A, R0, D)``: one start per arm (to
@@ -147,7 +153,10 @@ def simulate(game, arms: Sequence[ArmSpec], theta0: torch.Tensor, settings: Lear
         r0 = theta0.shape[0]
         theta = theta0.to(dtype).repeat(a, 1)
     groups = _method_groups(arms, r0, settings)
+    for _, method, _ in groups:
+        method.tracing = trace
     history = [theta.clone()] if record else None
+    traces: List[Dict[str, torch.Tensor]] = []
     for n in range(start_step, start_step + settings.steps):
         if len(groups) == 1:  # one method: no gather/scatter (and the same draws as before)
             update = groups[0][1].direction(providers[groups[0][2]], theta, n)
@@ -155,6 +164,8 @@ def simulate(game, arms: Sequence[ArmSpec], theta0: torch.Tensor, settings: Lear
             update = torch.empty_like(theta)
             for rows, method, sampler in groups:
                 update[rows] = method.direction(providers[sampler], theta[rows], n)
+        if trace:
+            traces.append(_step_trace(groups, update, settings.step_size(n)))
         theta = theta + settings.step_size(n) * update
         if settings.logit_bound is not None:
             theta = theta.clamp(-settings.logit_bound, settings.logit_bound)
@@ -164,8 +175,28 @@ def simulate(game, arms: Sequence[ArmSpec], theta0: torch.Tensor, settings: Lear
             progress(n + 1 - start_step, settings.steps)
     d = theta.shape[-1]
     hist = torch.stack(history).view(-1, a, r0, d) if record else None
+    tr = ({k: torch.stack([t[k] for t in traces]).view(-1, a, r0) for k in traces[0]}
+          if trace and traces else None)
     return SimulationResult([arm.name for arm in arms], theta.view(a, r0, d),
-                            provider.policy, hist)
+                            provider.policy, hist, tr)
+
+
+def _step_trace(groups, update: torch.Tensor, alpha: float) -> Dict[str, torch.Tensor]:
+    """One step's per-row trace: alpha_n, |d_n|, and each method's own quantities."""
+    rows_n = update.shape[0]
+    out = {"step_size": torch.full((rows_n,), float(alpha), dtype=torch.float64),
+           "norm_update": update.norm(dim=-1).to(torch.float64)}
+    keys = sorted({k for _, m, _ in groups for k in m.last_trace})
+    for k in keys:
+        col = torch.full((rows_n,), float("nan"), dtype=torch.float64)
+        for rows, method, _ in groups:
+            if k in method.last_trace:
+                if len(groups) == 1:
+                    col = method.last_trace[k].to(torch.float64)
+                else:
+                    col[rows] = method.last_trace[k].to(torch.float64)
+        out[k] = col
+    return out
 
 
 def _method_groups(arms: Sequence[ArmSpec], runs: int, settings: LearningSettings):

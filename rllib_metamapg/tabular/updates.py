@@ -11,7 +11,7 @@ choices), so one update class serves both modes.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Dict, Sequence
 
 import torch
 
@@ -31,6 +31,11 @@ class TabularUpdate:
         self.arms = list(arms)
         self.runs = runs
         self.settings = settings
+        # Per-row quantities of the latest direction (e.g. the norms of its terms), for
+        # ``simulate(trace=True)`` (which sets ``tracing``); a method fills in what it
+        # has, keyed by name.
+        self.tracing = False
+        self.last_trace: Dict[str, torch.Tensor] = {}
 
     def per_row(self, values: Sequence[float]) -> torch.Tensor:
         """``(len(arms) * runs, 1)`` column with ``values[k]`` on arm ``k``'s rows."""

@@ -38,14 +38,15 @@ def paired_init(policy: TabularPolicy, seeds: int, std: float, seed: int) -> tor
 
 
 def simulate_paired(game, arms: Sequence[ArmSpec], settings: LearningSettings, seeds: int,
-                    init_std: float, seed: int, progress=None, record: bool = False):
+                    init_std: float, seed: int, progress=None, record: bool = False,
+                    trace: bool = False):
     """Every arm from the same ``seeds`` initial parameters (the ablation's runs; the
     comparison calls this too, so its rows are the ablation's)."""
     policy = TabularPolicy.for_game(game, settings.parameterization)
     theta0 = paired_init(policy, seeds, init_std, seed)
     # Sampling noise gets its own stream so inits do not depend on it.
     return simulate(game, arms, theta0, settings, seed=seed + 1, progress=progress,
-                    record=record)
+                    record=record, trace=trace)
 
 
 def steps_weight(game) -> float:
@@ -119,9 +120,12 @@ def _finite(x):
 
 
 def run_game(game, arms: Sequence[ArmSpec], settings: LearningSettings, seeds: int,
-             init_std: float, threshold: float, seed: int, progress=None) -> Dict:
-    """Runs one game's ablation and returns its JSON-ready summary."""
-    res = simulate_paired(game, arms, settings, seeds, init_std, seed, progress, record=True)
+             init_std: float, threshold: float, seed: int, progress=None,
+             trace: bool = False) -> Dict:
+    """Runs one game's ablation and returns its JSON-ready summary (with ``trace``: per
+    arm and step, the mean and median over seeds of each traced quantity)."""
+    res = simulate_paired(game, arms, settings, seeds, init_std, seed, progress, record=True,
+                          trace=trace)
     ok = res.success(threshold).numpy()
     details = per_seed_outcomes(game, res, threshold)
     names = res.arms
@@ -137,26 +141,34 @@ def run_game(game, arms: Sequence[ArmSpec], settings: LearningSettings, seeds: i
             t = mcnemar_paired(ref, ok[k])
             entry["vs_reference"] = {"arm": ref_name, "gained": t["b_only"], "lost": t["a_only"],
                               "mcnemar_p": t["p_value"]}
+        if res.trace is not None:
+            entry["trace"] = {key: {"mean": _finite(np.nanmean(t[:, k].numpy(), 1).tolist()),
+                                    "median": _finite(np.nanmedian(t[:, k].numpy(),
+                                                                   1).tolist())}
+                              for key, t in res.trace.items()
+                              if not torch.isnan(t[:, k]).all()}
         arms_out[name] = entry
     return {"game": game.name, "arms": arms_out}
 
 
-def cache_key(game, arms, settings_record, seeds, init_std, threshold, seed) -> str:
+def cache_key(game, arms, settings_record, seeds, init_std, threshold, seed,
+              trace: bool = False) -> str:
     # "per-seed-3": results cached before the per-seed outcomes (and reciprocity)
     # existed are not reused.
     blob = json.dumps([game.describe(), [a.name for a in arms], settings_record, seeds,
-                       init_std, threshold, seed, "per-seed-3"], sort_keys=True)
+                       init_std, threshold, seed, "per-seed-3"] + (["trace"] if trace else []),
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def run_ablation(games: List, arms: Sequence[ArmSpec], settings: LearningSettings,
                  settings_record: Dict, seeds: int, init_std: float, threshold: float,
-                 seed: int, out: Path, progress=None, log=print) -> Dict:
+                 seed: int, out: Path, progress=None, log=print, trace: bool = False) -> Dict:
     """Runs (or resumes) every game and writes ``ablation.json/.csv/.png``."""
     out = Path(out)
     results = []
     for game in games:
-        key = cache_key(game, arms, settings_record, seeds, init_std, threshold, seed)
+        key = cache_key(game, arms, settings_record, seeds, init_std, threshold, seed, trace)
         cached = out / ".cache" / f"ablation-{game.name}-{key}.json"
         if cached.exists():
             log(f"[ablation] {game.name}: reusing finished result {cached.name}")
@@ -165,7 +177,7 @@ def run_ablation(games: List, arms: Sequence[ArmSpec], settings: LearningSetting
         log(f"[ablation] {game.name}: {len(arms)} arms x {seeds} paired seeds, "
             f"{settings.steps} steps")
         r = run_game(game, arms, settings, seeds, init_std, threshold, seed,
-                     progress=progress)
+                     progress=progress, trace=trace)
         atomic.write_json(cached, r)
         results.append(r)
     doc = {"experiment": "ablation", "threshold": threshold, "seeds": seeds,
@@ -185,8 +197,22 @@ def run_ablation(games: List, arms: Sequence[ArmSpec], settings: LearningSetting
                                                   "lost_vs_reference",
                                                   "mcnemar_p_vs_reference"], rows)
         atomic.write_figure(stage / "ablation.png", ablation_figure(doc))
+        if trace:
+            atomic.write_csv(stage / "trace.csv", ["game", "arm", "step", "quantity", "mean",
+                                                   "median"], trace_rows(doc))
         atomic.write_json(stage / "ablation.json", doc)
     return doc
+
+
+def trace_rows(doc: Dict) -> List[List]:
+    """``trace.csv``: one row per game, arm, step and traced quantity."""
+    rows = []
+    for g, arms in doc["games"].items():
+        for arm, e in arms.items():
+            for key, t in e.get("trace", {}).items():
+                rows += [[g, arm, n, key, m, md] for n, (m, md) in
+                         enumerate(zip(t["mean"], t["median"]))]
+    return rows
 
 
 def format_table(doc: Dict) -> str:

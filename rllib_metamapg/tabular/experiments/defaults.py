@@ -8,7 +8,7 @@ BASIN = dict(game="stag_hunt", payoff=None, arms=lambda: experiment_arms("basin"
 
 ABLATION = dict(games=["stag_hunt", "ipd"], payoff=None,
                 arms=lambda: experiment_arms("ablation"), steps=260,
-                batch_size=384, seeds=100, init_std=1.35)
+                batch_size=384, seeds=100, init_std=1.35, trace=False)
 
 COOLDOWN = dict(game="stag_hunt", payoff=None, arms=lambda: experiment_arms("cooldown"),
                 steps=260, batch_size=256, seeds=80, init_std=1.35,
