@@ -182,3 +182,41 @@ def test_batched_taylor_equals_vmapped_single_run_form(name, kind, tau):
     own1, peer1 = vmap(engine.single_corrections("taylor", 0.4))(theta)
     torch.testing.assert_close(own, own1, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(peer, peer1, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name, kind, tau", [
+    ("stag_hunt", "bernoulli", 0.0), ("stag_hunt", "bernoulli", 0.3),
+    ("climbing", "softmax", 0.1), ("chicken", "softmax", 0.0)])
+def test_normal_form_closed_form_unroll_matches_autograd(name, kind, tau):
+    # L = 1: Phi = I + eta Dv(theta), so the unroll terms are the taylor formulas with
+    # the gradients taken at theta + eta v(theta). The basin maps use this closed form.
+    engine, policy = engine_for(get_game(name), kind, tau)
+    fast = NormalFormTaylor(engine.values)
+    theta = torch.randn(9, policy.dim, dtype=torch.float64,
+                        generator=torch.Generator().manual_seed(4))
+    v, own, peer = fast.compute_unroll1(theta, 0.4)
+    own2, peer2 = engine.corrections(theta, 0.4, "unroll", 1)
+    torch.testing.assert_close(v, engine.field(theta), rtol=1e-10, atol=1e-13)
+    torch.testing.assert_close(own, own2, rtol=1e-10, atol=1e-13)
+    torch.testing.assert_close(peer, peer2, rtol=1e-10, atol=1e-13)
+    # and the batched reverse-mode unroll equals the per-run forward-mode definition
+    for k in range(3):
+        o1, p1 = engine._unroll1(theta[k], 0.4, 1)
+        torch.testing.assert_close(own2[k], o1, rtol=1e-10, atol=1e-13)
+        torch.testing.assert_close(peer2[k], p1, rtol=1e-10, atol=1e-13)
+
+
+def test_field_provider_uses_the_closed_form_unroll_only_where_it_applies():
+    from rllib_metamapg.tabular.dynamics import FieldProvider
+    from rllib_metamapg.tabular.settings import LearningSettings
+
+    game = get_game("stag_hunt")
+    theta = torch.randn(6, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    for steps in (1, 2):
+        s = LearningSettings(mode="exact", correction_form="unroll", unroll_length=steps,
+                             inner_lr=0.5)
+        _, own, peer = FieldProvider(game, s, torch.Generator())(theta)
+        own2, peer2 = ExactEngine(GameValues(game, TabularPolicy.for_game(game))
+                                  ).corrections(theta, 0.5, "unroll", steps)
+        torch.testing.assert_close(own, own2, rtol=1e-10, atol=1e-13)
+        torch.testing.assert_close(peer, peer2, rtol=1e-10, atol=1e-13)

@@ -46,6 +46,9 @@ class FieldProvider:
         if s.mode == "exact":
             if s.correction_form == "taylor" and self.fast is not None:
                 return self.fast.compute(theta, eta, want_corrections)
+            if (s.correction_form == "unroll" and s.unroll_length == 1 and want_corrections
+                    and self.fast is not None):
+                return self.fast.compute_unroll1(theta, eta)
             v = self.exact.field(theta)
             if not want_corrections:
                 return v, None, None

@@ -102,7 +102,7 @@ class ExactEngine:
         if form == "taylor":
             return self._taylor_batched(theta, eta)
         if form == "unroll":
-            return vmap(lambda t: self._unroll1(t, eta, unroll_length))(theta)
+            return self._unroll_batched(theta, eta, unroll_length)
         if form == "lola":
             return self._lola_batched(theta, eta)
         raise ValueError(f"correction={form!r} is unknown; choose 'taylor', 'unroll' or "
@@ -123,6 +123,34 @@ class ExactEngine:
                 j_i = self.values(ahead)[:, i].sum()
                 total = total + m[i] * torch.autograd.grad(j_i, th, retain_graph=True)[0]
         return torch.zeros_like(theta), (total - v).detach()
+
+    def _unroll_batched(self, theta: torch.Tensor, eta: float, steps: int):
+        """The unroll terms by reverse mode on the batch sum: 2N vector-Jacobian products
+        of ``theta^L`` (runs are independent, so each run's VJP is its own).  Matches
+        ``_unroll1`` (tested) and is several times faster than vmapping the forward-mode
+        Jacobian of the unrolled map."""
+        m = self.masks.to(theta.dtype)
+        with torch.enable_grad():
+            th = theta.detach().requires_grad_(True)
+            out = th
+            for _ in range(steps):
+                vals = self.values(out)
+                v = sum(m[k] * torch.autograd.grad(vals[:, k].sum(), out, create_graph=True)[0]
+                        for k in range(self.n))
+                out = out + eta * v
+            final = out.detach().requires_grad_(True)
+            vl = self.values(final)
+            g = [torch.autograd.grad(vl[:, k].sum(), final, retain_graph=k < self.n - 1)[0]
+                 for k in range(self.n)]  # grad V_k at theta^L
+            own = torch.zeros_like(theta)
+            peer = torch.zeros_like(theta)
+            for i in range(self.n):
+                vjp_own = torch.autograd.grad(out, th, m[i] * g[i], retain_graph=True)[0]
+                vjp_peer = torch.autograd.grad(out, th, (1.0 - m[i]) * g[i],
+                                               retain_graph=True)[0]
+                own = own + m[i] * (vjp_own - m[i] * g[i])
+                peer = peer + m[i] * vjp_peer
+        return own.detach(), peer.detach()
 
     def _taylor_batched(self, theta: torch.Tensor, eta: float):
         """Taylor corrections by reverse mode on the batch sum (runs are independent,

@@ -70,9 +70,9 @@ class NormalFormTaylor:
             out = out.unsqueeze(0).expand(pis[0].shape[0], *out.shape)
         return out
 
-    def compute(self, theta: torch.Tensor, eta: float,
-                want_corrections: bool = True) -> Tuple[torch.Tensor, ...]:
-        """Returns ``(v, own, peer)``, each ``(R, D)`` (corrections None if not wanted)."""
+    def _pieces(self, theta: torch.Tensor):
+        """Policies, softmax Jacobians, param masks, ``E[R_i | a_j]`` and ``dV_i/dz_j``
+        (entropy included in ``grads[i][i]``) at ``theta``."""
         n = self.n
         pay = self.values.payoffs.to(theta.dtype)
         pis = [self.policy.probs(theta, j)[:, 0, :] for j in range(n)]  # (R, A_j)
@@ -89,12 +89,40 @@ class NormalFormTaylor:
             for i in range(n):
                 grads[i][i] = grads[i][i] - self.tau * (
                     jac[i] @ logs[i].unsqueeze(-1)).squeeze(-1)
-        v = torch.cat([self._to_theta(i, grads[i][i]) for i in range(n)], dim=-1)
+        return pay, pis, jac, masks, q1, grads, logs
+
+    def compute(self, theta: torch.Tensor, eta: float,
+                want_corrections: bool = True) -> Tuple[torch.Tensor, ...]:
+        """Returns ``(v, own, peer)``, each ``(R, D)`` (corrections None if not wanted)."""
+        pieces = self._pieces(theta)
+        grads = pieces[5]
+        v = torch.cat([self._to_theta(i, grads[i][i]) for i in range(self.n)], dim=-1)
         if not want_corrections:
             return v, None, None
+        own, peer = self._corrections(pieces, grads, eta)
+        return v, own, peer
+
+    def compute_unroll1(self, theta: torch.Tensor, eta: float) -> Tuple[torch.Tensor, ...]:
+        """``(v, own, peer)`` of the ``unroll`` form with one inner step (L = 1).
+
+        With ``theta' = theta + eta v(theta)``, ``Phi = I + eta Dv(theta)``, so the
+        unroll terms are the taylor formulas with the Hessian blocks taken at ``theta``
+        and the gradients they act on taken at ``theta'``.  Matches the autograd
+        unroll to round-off (tested)."""
+        pieces = self._pieces(theta)
+        grads = pieces[5]
+        v = torch.cat([self._to_theta(i, grads[i][i]) for i in range(self.n)], dim=-1)
+        ahead = self._pieces(theta + eta * v)[5]
+        own, peer = self._corrections(pieces, ahead, eta)
+        return v, own, peer
+
+    def _corrections(self, pieces, grads_at, eta: float):
+        """Own/peer terms: Hessian blocks from ``pieces``, gradients ``grads_at``."""
+        n = self.n
+        pay, pis, jac, masks, q1, _, logs = pieces
         own_parts, peer_parts = [], []
         for i in range(n):
-            g_own = masks[i] * grads[i][i]
+            g_own = masks[i] * grads_at[i][i]
             h = self._self_hessian(pis[i], jac[i], q1[i][i])
             if self.tau:
                 h = h + self.tau * self._entropy_hessian(pis[i], jac[i], logs[i])
@@ -105,11 +133,11 @@ class NormalFormTaylor:
                     continue
                 # d/dz_i grad_{z_j} V_j = (J_j Q_j^{ji} J_i)^T, applied to dV_i/dz_j.
                 q2 = self._contract(self._eq2[(j, i)], pay[j], pis, (j, i))  # (R,Aj,Ai)
-                w = (jac[j] @ (masks[j] * grads[i][j]).unsqueeze(-1))  # (R,Aj,1)
+                w = (jac[j] @ (masks[j] * grads_at[i][j]).unsqueeze(-1))  # (R,Aj,1)
                 peer_z = peer_z + (jac[i] @ (q2.transpose(-1, -2) @ w)).squeeze(-1)
             own_parts.append(self._to_theta(i, eta * own_z))
             peer_parts.append(self._to_theta(i, eta * masks[i] * peer_z))
-        return v, torch.cat(own_parts, -1), torch.cat(peer_parts, -1)
+        return torch.cat(own_parts, -1), torch.cat(peer_parts, -1)
 
     @staticmethod
     def _self_hessian(pi, jac, q):
