@@ -54,7 +54,8 @@ def test_clip_is_applied():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(mode="magic"), "mode='magic'"), (dict(correction_form="lola"), "correction_form='lola'"),
+    (dict(mode="magic"), "mode='magic'"),
+    (dict(correction_form="lolla"), "correction_form='lolla'"),
     (dict(steps=0), "steps=0"), (dict(batch_size=-1), "batch_size=-1"),
     (dict(inner_lr=float("nan")), "inner_lr=nan"), (dict(peer_coef=-1.0), "peer_coef=-1.0"),
     (dict(lambda_schedule="anneal", handoff_steps=10, anneal_power=0.5), "anneal_power=0.5"),

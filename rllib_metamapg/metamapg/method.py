@@ -58,10 +58,10 @@ METHOD = MethodSpec(
         _arm("meta_mapg", True, True, aliases=("full",), help="own + peer corrections"),
         _arm("handoff", True, True, cooldown=True,
              help="meta_mapg until T_warm, then cooled back to plain PG"),
-        # LOLA (Foerster et al. 2018) is PG plus the peer term in the exact look-ahead
-        # form, which only the tabular engine's exact mode computes.
+        # LOLA (Foerster et al. 2018) is PG plus the peer term in the look-ahead form,
+        # which only the tabular engine computes (exact, or LOLA-DiCE when sampled).
         _arm("lola", False, True, form="lola", engines=("tabular",),
-             help="LOLA: PG plus the peer term in the lola form (tabular, exact mode)"),
+             help="LOLA: PG plus the peer term in the lola form (tabular engine)"),
     ),
     tabular="rllib_metamapg.metamapg.tabular_update:MetaMAPGTabular",
     algorithm="rllib_metamapg.metamapg.metamapg:MetaMAPG",

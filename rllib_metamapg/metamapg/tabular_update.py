@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from rllib_metamapg.metamapg.method import switches
-from rllib_metamapg.tabular.settings import SettingsError
 from rllib_metamapg.tabular.updates import TabularUpdate
 
 
@@ -26,11 +25,6 @@ class MetaMAPGTabular(TabularUpdate):
         self.all_corrected_cool = all(s.cooldown for s in sw if s.corrected)
         fixed = {s.form for s in sw if s.corrected and s.form not in
                  (None, settings.correction_form)}
-        if fixed and settings.mode != "exact":
-            names = [s.name for s in sw if s.form in fixed]
-            raise SettingsError(f"arms {names} use correction_form {sorted(fixed)}, which "
-                                "is computed in mode='exact' only; use mode='exact' or "
-                                "another arm.")
         # form -> (rows of the arms that always use it); the rest use the run's form.
         self.fixed = {f: self.per_row([float(s.form == f) for s in sw])[:, 0] > 0
                       for f in sorted(fixed)}

@@ -54,22 +54,23 @@ class FieldProvider:
                 return v, None, None
             own, peer = self.exact.corrections(theta, eta, s.correction_form, s.unroll_length)
             return v, own, peer
-        if s.correction_form in TABULAR_ONLY_FORMS and want_corrections:
-            raise SettingsError(f"correction_form={s.correction_form!r} is computed in "
-                                "mode='exact' only; use mode='exact' (LOLA's exact-gradient "
-                                "setting).")
+        if s.correction_form == TABULAR_ONLY_FORMS[0] and want_corrections:  # lola
+            return self.sampler.lola(theta, s.batch_size, eta)
         if s.correction_form == "unroll" and want_corrections:
             return self.sampler.unroll(theta, s.batch_size, eta, s.unroll_length)
         return self.sampler.sample_taylor(theta, s.batch_size, eta, want_corrections)
 
     def corrections_in(self, theta: torch.Tensor, form: str):
         """``(own, peer)`` in ``form`` whatever the run's ``correction_form`` (for an arm
-        that always uses one form, e.g. ``lola``); exact mode only."""
-        if self.settings.mode != "exact":
-            raise SettingsError(f"correction_form={form!r} of an arm is computed in "
-                                "mode='exact' only; use mode='exact'.")
-        return self.exact.corrections(theta, self.settings.inner_lr, form,
-                                      self.settings.unroll_length)
+        that always uses one form, e.g. ``lola``)."""
+        s = self.settings
+        if s.mode == "exact":
+            return self.exact.corrections(theta, s.inner_lr, form, s.unroll_length)
+        if form == "unroll":
+            return self.sampler.unroll(theta, s.batch_size, s.inner_lr, s.unroll_length)[1:]
+        if form == TABULAR_ONLY_FORMS[0]:  # lola
+            return self.sampler.lola(theta, s.batch_size, s.inner_lr)[1:]
+        return self.sampler.sample_taylor(theta, s.batch_size, s.inner_lr)[1:]
 
 
 @dataclasses.dataclass

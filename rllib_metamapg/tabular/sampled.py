@@ -411,6 +411,32 @@ class SampledEstimator:
             out = out + self.values.temperature * ent
         return out
 
+    def lola(self, theta: torch.Tensor, batch: int, eta: float,
+             first: Optional[Episodes] = None):
+        """DiCE estimate of the ``lola`` form (LOLA-DiCE): ``(v, 0, peer)``.
+
+        The peers' look-ahead uses the DiCE field of the first batch (kept in the
+        graph); agent i's value at ``(theta_i, theta_-i + eta v_-i)`` is estimated from
+        a fresh batch drawn there, and differentiated back through the look-ahead.
+        ``peer = that gradient - v``, as in the exact form.
+        """
+        n, masks = self.n, self.policy.masks(theta.dtype)
+        th0 = theta.detach().requires_grad_(True)
+        ep = first if first is not None else self.sample(th0.detach(), batch)
+        obj = self.dice_objectives(th0, ep)
+        field = 0.0
+        for j in range(n):
+            g = torch.autograd.grad(obj[:, j].sum(), th0, create_graph=True)[0]
+            field = field + masks[j] * g
+        v = field.detach()
+        total = torch.zeros_like(theta)
+        for i in range(n):
+            ahead = th0 + eta * (1 - masks[i]) * field  # peers look ahead, i stays
+            obj_i = self.dice_objectives(ahead, self.sample(ahead.detach(), batch))
+            total = total + masks[i] * torch.autograd.grad(obj_i[:, i].sum(), th0,
+                                                           retain_graph=True)[0]
+        return v, torch.zeros_like(theta), (total - v).detach()
+
     def unroll(self, theta: torch.Tensor, batch: int, eta: float, steps: int,
                first: Optional[Episodes] = None):
         """DiCE estimate of the ``unroll`` corrections, one fresh batch per step.

@@ -48,7 +48,7 @@ class LearningSettings:
     correction_form: str = _setting(
         "taylor", "look-ahead correction: first-order taylor, unroll (through the L "
         "inner steps; DiCE when sampled), or lola (my value at my current and my peers' "
-        "look-ahead parameters; exact mode)", choices=FORMS, aliases=("correction",))
+        "look-ahead parameters; DiCE when sampled)", choices=FORMS, aliases=("correction",))
     unroll_length: int = _setting(1, "inner steps L of the unroll form", low=1)
     # Whole-episode REINFORCE products reproduce the paper's IPD numbers; causal
     # DiCE has lower variance (stronger peer effect in IPD). One-shot games: same.
@@ -111,9 +111,6 @@ class LearningSettings:
         """Checks every field from its metadata, then the schedule's summability."""
         for f in dataclasses.fields(self):
             _check(f, getattr(self, f.name))
-        if self.correction_form in TABULAR_ONLY_FORMS and self.mode != "exact":
-            raise SettingsError(f"correction_form={self.correction_form!r} is computed in "
-                                "mode='exact' only; add --mode exact.")
         self.schedule  # noqa: B018 - builds the schedule, which checks itself
         check_summable(self.lr_power, self.schedule, self.allow_nonsummable,
                        step_desc=f"alpha_n = {self.lr:g}/(n + {self.lr_offset:g})^"
