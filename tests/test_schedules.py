@@ -59,7 +59,7 @@ def test_arms():
     assert switches("handoff").cooldown and switches("handoff").peer
     assert not switches("own_only").peer
     assert get_arm("handoff").handoff and not get_arm("meta_mapg").handoff
-    with pytest.raises(RegistryError, match="arm='lola'"):
-        get_arm("lola")
+    with pytest.raises(RegistryError, match="arm='sarsa'"):
+        get_arm("sarsa")
     with pytest.raises(RegistryError, match="more than once"):
         parse_arms(["pg", "ippo"])

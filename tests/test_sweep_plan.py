@@ -22,7 +22,9 @@ def test_parse_seeds_ranges_and_lists():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"env": "pong"}, "--env: env='pong' has no sweep settings"),
-    ({"env": "stag_hunt", "arms": ["ippo", "lola"]}, "--arms: arm='lola' is unknown"),
+    ({"env": "stag_hunt", "arms": ["ippo", "sarsa"]}, "--arms: arm='sarsa' is unknown"),
+    ({"env": "stag_hunt", "arms": ["ippo", "lola"]},
+     "--arms: arm='lola' is implemented in ['tabular'] only"),
     ({"env": "stag_hunt", "arms": ["ippo", "pg"]}, "listed more than once"),
     ({"env": "stag_hunt", "seeds": [0, 0]}, "--seeds"),
     ({"env": "stag_hunt", "max_concurrent": 0}, "--max-concurrent=0"),
