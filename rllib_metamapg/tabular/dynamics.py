@@ -195,10 +195,7 @@ def _step_trace(groups, update: torch.Tensor, alpha: float) -> Dict[str, torch.T
         col = torch.full((rows_n,), float("nan"), dtype=torch.float64)
         for rows, method, _ in groups:
             if k in method.last_trace:
-                if len(groups) == 1:
-                    col = method.last_trace[k].to(torch.float64)
-                else:
-                    col[rows] = method.last_trace[k].to(torch.float64)
+                col[rows] = method.last_trace[k].to(torch.float64)
         out[k] = col
     return out
 

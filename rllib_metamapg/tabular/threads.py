@@ -80,27 +80,15 @@ def apply_threads(n: int) -> int:
     import torch
 
     torch.set_num_threads(n)
-    # numba reads NUMBA_NUM_THREADS when it is imported; once it is, set_num_threads
-    # may lower the count up to that maximum.
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(usable_cpus()))
     import sys
 
-    if "numba" in sys.modules:
+    if "numba" in sys.modules:  # its pool exists: lower the count within it
         import numba
 
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    else:
-        os.environ["METAMAPG_NUMBA_THREADS"] = str(n)
+    else:  # numba sizes its pool from this when the kernels import it
+        os.environ["NUMBA_NUM_THREADS"] = str(n)
     return n
-
-
-def numba_threads_hint() -> None:
-    """Called where the compiled kernels are imported: applies the chosen count."""
-    n = os.environ.get("METAMAPG_NUMBA_THREADS")
-    if n:
-        import numba
-
-        numba.set_num_threads(min(int(n), numba.config.NUMBA_NUM_THREADS))
 
 
 def configure(requested: Optional[int] = None) -> int:
