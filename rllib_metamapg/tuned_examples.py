@@ -2,8 +2,10 @@
 
 ``base.yaml`` holds an env's shared RLlib settings (and its smoke-sized
 overrides); the budget and T_warm come from the env's :class:`EnvSpec`
-(``steps``, ``t_warm``), the method settings from its ``MethodSpec.rllib_defaults``,
-and the arm's own settings from its ``ArmSpec.rllib``.  :func:`experiment`
+(``steps``, ``t_warm``) unless the file gives its own ``stop`` and ``t_warm`` (a
+study's folder, e.g. ``studies/neural``), the method settings from its
+``MethodSpec.rllib_defaults`` overridden by the file's ``methods.<method>``, and the
+arm's own settings from its ``ArmSpec.rllib``.  :func:`experiment`
 resolves one arm in memory -- the sweep uses it, so an arm registered at run
 time needs no file.  The per-arm files users run with ``rllib train file
 tuned_examples/<env>/<arm>.yaml`` are rendered from the same function by
@@ -25,7 +27,7 @@ from rllib_metamapg.errors import UsageError
 
 BASE_FILE = "base.yaml"
 FOLDER_ENV = "METAMAPG_TUNED_EXAMPLES"
-_BASE_KEYS = {"description", "notes", "config", "smoke"}
+_BASE_KEYS = {"description", "notes", "config", "smoke", "stop", "t_warm", "methods"}
 _SMOKE_KEYS = {"note", "stop", "t_warm", "config"}
 
 
@@ -69,6 +71,18 @@ def load_base(folder: Path, env: str) -> Dict[str, Any]:
     if not isinstance(smoke.get("stop"), dict) or "t_warm" not in smoke:
         raise UsageError(f"{path}: smoke needs 'stop' (e.g. training_iteration: 4) and "
                          "'t_warm' (the handoff arm's T_warm at smoke size).")
+    methods = data.get("methods") or {}
+    if not isinstance(methods, dict) or not all(isinstance(v, dict) for v in methods.values()):
+        raise UsageError(f"{path}: 'methods' must map a method name to its settings, e.g. "
+                         "{meta_mapg: {correction_clip: 3.0}}.")
+    unknown = sorted(set(methods) - set(registry.methods()))
+    if unknown:
+        raise UsageError(f"{path}: methods.{unknown[0]} is not a registered method; choose "
+                         f"from {sorted(registry.methods())}.")
+    if ("stop" in data) != ("t_warm" in data) or not isinstance(data.get("stop", {}), dict):
+        raise UsageError(f"{path}: a full-size budget other than the env's needs both 'stop' "
+                         "(e.g. training_iteration: 20) and 't_warm' (the handoff arm's "
+                         "T_warm in env steps); give neither to use the env's budget.")
     return data
 
 
@@ -89,10 +103,14 @@ def experiment(env: str, arm: str, smoke: bool = False,
         config.update(base["smoke"].get("config") or {})
         stop = dict(base["smoke"]["stop"])
         t_warm = base["smoke"]["t_warm"]
+    elif "stop" in base:  # a study's own budget (e.g. studies/neural)
+        stop, t_warm = dict(base["stop"]), base["t_warm"]
     else:
         stop = {"num_env_steps_sampled_lifetime": env_spec.steps}
         t_warm = env_spec.t_warm
     config.update(method.rllib_defaults)
+    # This env's (or study's) settings for the method win over the method's defaults.
+    config.update((base.get("methods") or {}).get(method.name) or {})
     config.update(spec.rllib)
     if spec.sampler != "on_policy":
         config["sampler"] = spec.sampler

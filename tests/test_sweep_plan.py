@@ -139,3 +139,60 @@ def test_sweep_takes_arm_aliases_and_both_list_forms():
     for arms in ("pg,full,peer_only", "pg full peer_only"):
         args = build_parser().parse_args(["sweep", "--env", "stag_hunt", "--arms", arms])
         assert spec_from_args(args).arms == ["ippo", "meta_mapg", "peer_only"]
+
+
+def test_a_study_folder_sets_its_own_budget_and_method_settings():
+    """studies/neural: its base files give the budget (stop, t_warm) and Meta-MAPG's
+    correction clip, which win over the env's budget and the method's defaults; MATRL
+    arms in the same sweep do not get Meta-MAPG's settings."""
+    plan = plan_sweep(SweepSpec(env="stag_hunt", arms=["ippo", "handoff", "matrl"],
+                                seeds=[0], tuned_examples=str(ROOT / "studies/neural")))
+    assert (plan.stop_iterations, plan.evaluation_interval) == (10, 2)
+    configs = plan.metadata["arm_configs"]
+    assert configs["handoff"]["correction_clip"] == 3.0
+    assert configs["handoff"]["handoff_steps"] == 1280
+    assert configs["ippo"]["lr"] == 0.003
+    assert "correction_clip" not in configs["matrl"]
+    ipd = plan_sweep(SweepSpec(env="ipd", arms=["ippo"], seeds=[0],
+                               tuned_examples=str(ROOT / "studies/neural")))
+    assert (ipd.stop_iterations, ipd.evaluation_interval) == (40, 10)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.update(methods={"sarsa": {"lr": 1}}), "methods.sarsa is not a registered"),
+    (lambda d: d.update(methods={"meta_mapg": 3}), "'methods' must map a method name"),
+    (lambda d: d.update(stop={"training_iteration": 3}), "needs both 'stop'"),
+    (lambda d: d.update(methods={"meta_mapg": {"correction_clip": -1.0}}),
+     "correction_clip"),
+])
+def test_a_bad_study_section_is_refused_naming_the_key(tmp_path, edit, message):
+    import yaml
+
+    (tmp_path / "stag_hunt").mkdir()
+    data = yaml.safe_load((ROOT / "studies/neural/stag_hunt/base.yaml").read_text())
+    data.pop("stop"), data.pop("t_warm")
+    edit(data)
+    (tmp_path / "stag_hunt" / "base.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(UsageError, match=message):
+        plan_sweep(SweepSpec(env="stag_hunt", arms=["ippo", "handoff"],
+                             tuned_examples=str(tmp_path)))
+
+
+def test_sweep_config_overrides_every_arm_and_is_checked():
+    from rllib_metamapg.cli import build_parser
+    from rllib_metamapg.sweep.command import spec_from_args
+
+    args = build_parser().parse_args(["sweep", "--env", "stag_hunt", "--arms", "peer_only",
+                                      "--config", '{"correction_clip": 1.0, "lr": 0.01}'])
+    spec = spec_from_args(args)
+    plan = plan_sweep(spec)
+    for arm in ("ippo", "peer_only"):
+        assert plan.metadata["arm_configs"][arm]["correction_clip"] == 1.0
+        assert plan.metadata["arm_configs"][arm]["lr"] == 0.01
+    assert plan.param_space["lr"] == 0.01
+    assert plan.metadata["spec"]["config"] == {"correction_clip": 1.0, "lr": 0.01}
+    for bad, message in (('{"seed": 1}', "use --seeds"), ('[1]', "JSON object"),
+                         ('{"lr": "x"}', "lr='x' must be a number"), ('{lr}', "not valid JSON")):
+        args = build_parser().parse_args(["sweep", "--env", "stag_hunt", "--config", bad])
+        with pytest.raises(UsageError, match=message):
+            plan_sweep(spec_from_args(args))

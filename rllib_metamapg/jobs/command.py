@@ -12,7 +12,7 @@ from rllib_metamapg.sweep.command import add_sweep_arguments, spec_from_args
 # Sweep flags forwarded to the cluster as they were given (store_true ones apart).
 _FORWARDED = ("env", "arms", "seeds", "name", "storage_path", "max_concurrent",
               "cpus_per_trial", "gpus_per_trial", "max_failures", "tuned_examples",
-              "progress_every")
+              "config", "progress_every")
 
 
 def add_parser(sub) -> None:

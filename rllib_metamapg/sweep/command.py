@@ -56,6 +56,10 @@ def add_sweep_arguments(p, *, storage_default: Optional[str] = "metamapg_results
     p.add_argument("--tuned-examples", default=unset,
                    help="tuned-examples folder (default: $METAMAPG_TUNED_EXAMPLES, "
                         "./tuned_examples, or the one beside the package)")
+    p.add_argument("--config", metavar="JSON", default=unset,
+                   help="JSON config settings applied to every arm on top of its tuned "
+                        "example, e.g. '{\"correction_clip\": 1.0}'; checked like the "
+                        "file's own keys")
     p.add_argument("--resume", metavar="DIR", default=None,
                    help="continue the sweep in DIR: finished trials are not rerun")
     p.add_argument("--resume-if-exists", action="store_true",
@@ -72,7 +76,7 @@ def add_sweep_arguments(p, *, storage_default: Optional[str] = "metamapg_results
 
 SWEEP_DEFAULTS = {"arms": None, "seeds": "0-24", "name": None,
                   "max_concurrent": 12, "cpus_per_trial": 1.0, "gpus_per_trial": 0.0,
-                  "max_failures": 2, "tuned_examples": None}
+                  "max_failures": 2, "tuned_examples": None, "config": None}
 
 
 def sweep_setting(args, key):
@@ -82,6 +86,7 @@ def sweep_setting(args, key):
 
 def spec_from_args(args):
     """The :class:`SweepSpec` the sweep flags describe (``--resume`` excluded)."""
+    from rllib_metamapg.rllib_experiments import parse_json
     from rllib_metamapg.sweep.plan import SweepSpec, parse_seeds
 
     if args.resume:
@@ -110,7 +115,8 @@ def spec_from_args(args):
         seeds=parse_seeds(v["seeds"]), smoke=args.smoke, name=v["name"],
         storage_path=args.storage_path, max_concurrent=v["max_concurrent"],
         cpus_per_trial=v["cpus_per_trial"], gpus_per_trial=v["gpus_per_trial"],
-        max_failures=v["max_failures"], tuned_examples=v["tuned_examples"])
+        max_failures=v["max_failures"], tuned_examples=v["tuned_examples"],
+        config=None if v["config"] is None else parse_json(v["config"], "--config"))
 
 
 def _canonical(name: str) -> str:

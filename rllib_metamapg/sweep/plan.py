@@ -48,6 +48,8 @@ class SweepSpec:
         max_failures: Retries of a trial that fails (worker loss, crash).
         tuned_examples: Folder of tuned examples (default: ``$METAMAPG_TUNED_EXAMPLES``,
             ``./tuned_examples``, or the one beside the installed package).
+        config: Config settings applied to every arm on top of its tuned example
+            (``--config '{"correction_clip": 1.0}'``), checked like the file's keys.
     """
 
     env: str
@@ -61,6 +63,7 @@ class SweepSpec:
     gpus_per_trial: float = 0.0
     max_failures: int = 2
     tuned_examples: Optional[str] = None
+    config: Optional[Dict[str, Any]] = None
 
 
 @dataclass
@@ -110,7 +113,9 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     configs, stops, runs, sources = {}, {}, {}, {}
     for arm in spec.arms:
         name, exp = experiment(spec.env, arm, spec.smoke, folder)
-        where = f"tuned example {spec.env}/{arm}{'-smoke' if spec.smoke else ''}"
+        exp["config"].update(spec.config or {})
+        where = f"tuned example {spec.env}/{arm}{'-smoke' if spec.smoke else ''}" + (
+            " with --config" if spec.config else "")
         prepare({name: exp}, {}, where)  # the same checks as `rllib train file`
         configs[arm], stops[arm], runs[arm] = dict(exp["config"]), dict(exp["stop"]), exp["run"]
         sources[arm] = str(folder / spec.env / f"{arm}{'-smoke' if spec.smoke else ''}.yaml")
@@ -140,6 +145,13 @@ def _check_spec(spec: SweepSpec) -> EnvSpec:
         env_spec = get_env_spec(spec.env)
     except ValueError as err:
         raise UsageError(f"--env: {err}") from None
+    if spec.config is not None and not isinstance(spec.config, dict):
+        raise UsageError(f"--config={spec.config!r} must be a JSON object of config settings, "
+                         "e.g. '{\"lr\": 0.001}'.")
+    fixed = sorted(set(spec.config or {}) & {"arm", "seed"})
+    if fixed:
+        raise UsageError(f"--config sets {fixed[0]!r}, which the sweep grids over: use "
+                         f"--{fixed[0]}s instead.")
     if spec.arms is None:
         spec.arms = registry.arm_names(engine="rllib")
     try:
