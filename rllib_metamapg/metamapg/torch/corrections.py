@@ -208,6 +208,32 @@ def compute_corrections(agents: Sequence[AgentSlice], mask: Optional[torch.Tenso
         ``Corrections`` with lists aligned to ``agents[0].params``; the terms
         not requested are ``None``.
     """
+    return compute_corrections_for(agents, mask, for_agents=(0,), inner_lr=inner_lr,
+                                   unroll_length=unroll_length, form=form, own=own,
+                                   peer=peer, estimator=estimator, layout=layout,
+                                   split=split)[0]
+
+
+def compute_corrections_for(agents: Sequence[AgentSlice], mask: Optional[torch.Tensor], *,
+                            for_agents: Optional[Sequence[int]] = None, inner_lr: float,
+                            unroll_length: int = 1, form: str = "unroll", own: bool = True,
+                            peer: bool = True, estimator: str = "trajectory",
+                            layout: Optional[EpisodeLayout] = None,
+                            split: bool = True) -> List[Corrections]:
+    """:func:`compute_corrections` of several agents of one set of joint timesteps.
+
+    Agent ``j``'s result is what :func:`compute_corrections` returns with agent j
+    moved first; what every agent shares -- the importance weights at theta, the
+    inner steps of every agent and the weights at theta^L -- is built once, so
+    the learner pays for them once per update instead of once per module.
+
+    Args:
+        for_agents: Indices into ``agents`` (default: every agent).
+        Others: as :func:`compute_corrections`.
+
+    Returns:
+        One ``Corrections`` per entry of ``for_agents``, aligned to that agent's params.
+    """
     if canonical_form(form) not in CORRECTION_FORMS:
         raise ValueError(f"correction_form={form!r}: choose one of {CORRECTION_FORMS}.")
     form = canonical_form(form)
@@ -215,6 +241,7 @@ def compute_corrections(agents: Sequence[AgentSlice], mask: Optional[torch.Tenso
         raise ValueError("correction_form='taylor' is first order: unroll_length must be 1.")
     if estimator not in ESTIMATORS:
         raise ValueError(f"correction_estimator={estimator!r}: choose one of {ESTIMATORS}.")
+    chosen = list(range(len(agents)) if for_agents is None else for_agents)
     adv = agents[0].advantages
     valid = (torch.ones_like(adv, dtype=torch.bool) if mask is None else mask.bool())
     if layout is None:
@@ -238,11 +265,12 @@ def compute_corrections(agents: Sequence[AgentSlice], mask: Optional[torch.Tenso
                             - logp_old)
 
     w0 = importance(theta)
-    corrected = own or peer
-    pg = [x.detach() for x in _grad(averager(valid)(w0 * adv), theta[0],
-                                    retain_graph=corrected).values()]
-    if not corrected:  # only the policy gradient: no inner steps needed
-        return Corrections(pg, None, None, per_episode)
+    whole = averager(valid)
+    # retain_graph throughout: the graph of w0 and the inner steps serves every agent.
+    pgs = {i: [x.detach() for x in _grad(whole(w0 * agents[i].advantages), theta[i],
+                                         retain_graph=True).values()] for i in chosen}
+    if not (own or peer):  # only the policy gradient: no inner steps needed
+        return [Corrections(pgs[i], None, None, per_episode) for i in chosen]
     stages = unroll_length + 1
     split = split and layout.count_episodes(valid) >= stages
     means = ([averager(p) for p in layout.split(stages)] if split
@@ -257,30 +285,31 @@ def compute_corrections(agents: Sequence[AgentSlice], mask: Optional[torch.Tenso
             g = _grad(means[step](w * agent.advantages), cur[k], create_graph=True)
             nxt.append({n: cur[k][n] + inner_lr * g[n] for n in cur[k]})
         cur = nxt
+    at, w_at = (cur, importance(cur)) if form == "unroll" else (theta, w0)
 
-    targets = ([0] if own else []) + (list(range(1, len(agents))) if peer else [])
-    if form == "unroll":
-        objective = means[-1](importance(cur) * adv)
-        at = cur
-    else:
-        objective = means[-1](w0 * adv)
-        at = theta
-    flat = [(k, n) for k in targets for n in at[k]]
-    outer = torch.autograd.grad(objective, [at[k][n] for k, n in flat],
-                                allow_unused=True, retain_graph=True)
-    G = {key: (torch.zeros_like(at[key[0]][key[1]]) if g is None else g.detach())
-         for key, g in zip(flat, outer)}
+    def corrections_of(i: int) -> Corrections:
+        others = [k for k in range(len(agents)) if k != i]
+        targets = ([i] if own else []) + (others if peer else [])
+        objective = means[-1](w_at * agents[i].advantages)
+        flat = [(k, n) for k in targets for n in at[k]]
+        outer = torch.autograd.grad(objective, [at[k][n] for k, n in flat],
+                                    allow_unused=True, retain_graph=True)
+        G = {key: (torch.zeros_like(at[key[0]][key[1]]) if g is None else g.detach())
+             for key, g in zip(flat, outer)}
 
-    def through(ks, retain):
-        s = sum(((cur[k][n] - theta[k][n]) * G[(k, n)]).sum() for k in ks for n in cur[k])
-        return [g.detach() for g in _grad(s, theta[0], retain_graph=retain).values()]
+        def through(ks):
+            s = sum(((cur[k][n] - theta[k][n]) * G[(k, n)]).sum() for k in ks
+                    for n in cur[k])
+            return [g.detach() for g in _grad(s, theta[i], retain_graph=True).values()]
 
-    own_vec = through([0], retain=peer) if own else None
-    peer_vec = None
-    if peer:
-        peer_vec = (through(range(1, len(agents)), retain=False) if len(agents) > 1
-                    else [torch.zeros_like(x) for x in pg])
-    return Corrections(pg, own_vec, peer_vec, per_episode, split)
+        own_vec = through([i]) if own else None
+        peer_vec = None
+        if peer:
+            peer_vec = (through(others) if others
+                        else [torch.zeros_like(x) for x in pgs[i]])
+        return Corrections(pgs[i], own_vec, peer_vec, per_episode, split)
+
+    return [corrections_of(i) for i in chosen]
 
 
 def _norm(vecs: Sequence[torch.Tensor]) -> torch.Tensor:

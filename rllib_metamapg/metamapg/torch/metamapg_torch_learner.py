@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Sequence
 
 import torch
 import torch.distributed as dist
@@ -17,7 +17,7 @@ from rllib_metamapg.connectors.peer_columns import (EPISODE_COLUMN, STEP_COLUMN,
 from rllib_metamapg.metamapg import metrics as M
 from rllib_metamapg.metamapg.metamapg_learner import MetaMAPGLearner
 from rllib_metamapg.metamapg.torch.corrections import (
-    AgentSlice, Corrections, EpisodeLayout, combine, compute_corrections, trainable_params)
+    AgentSlice, Corrections, EpisodeLayout, combine, compute_corrections_for, trainable_params)
 
 
 class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
@@ -43,8 +43,8 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
         for mid in sorted(losses):
             if self.config.get_config_for_module(mid).correction_granularity == "batch":
                 if mid not in self._batch_corrections:
-                    self._batch_corrections[mid] = self._correction_for_module(
-                        mid, self.train_batch(mid), lam)
+                    self._batch_corrections.update(self._corrections_of_batch(
+                        mid, sorted(losses), lam))
                 step = self._batch_corrections[mid]
             else:
                 step = self._correction_for_module(mid, batch[mid], lam)
@@ -58,6 +58,7 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
         return dict(self._last_corrections)
 
     def _slices(self, mid: str, b: Dict[str, Any]):
+        """``(agents, mask, module ids)``: module ``mid`` then its peers on ``b``'s rows."""
         peers = peer_module_ids(b, self.module.keys())
         if not peers or peer_column(0, Columns.ACTIONS) not in b:
             raise ValueError(f"MetaMAPG: module {mid!r} has no peer columns; the "
@@ -77,20 +78,48 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
             peer_mask = b.get(peer_column(k, Columns.LOSS_MASK))
             if peer_mask is not None:
                 mask = peer_mask if mask is None else mask & peer_mask
-        return agents, mask
+        return agents, mask, [mid] + peers
 
-    def _correction_for_module(self, mid: str, b: Dict[str, Any], lam: float):
+    def _estimate(self, mid: str, b: Dict[str, Any], for_ids: Sequence[str]):
+        """Raw corrections of modules ``for_ids`` (``mid`` first) on ``mid``'s rows."""
         cfg = self.config.get_config_for_module(mid)
         arm = self._controller.arm
-        agents, mask = self._slices(mid, b)
+        agents, mask, ids = self._slices(mid, b)
         valid = (torch.ones_like(b[Columns.ACTIONS], dtype=torch.bool) if mask is None
                  else mask.bool())
         layout = EpisodeLayout(b[EPISODE_COLUMN], b[STEP_COLUMN], valid)
-        corr = compute_corrections(agents, mask, inner_lr=cfg.inner_lr,
-                                   unroll_length=cfg.unroll_length,
-                                   form=cfg.correction_form, own=arm.own, peer=arm.peer,
-                                   estimator=cfg.correction_estimator, layout=layout,
-                                   split=cfg.correction_split)
+        return compute_corrections_for(
+            agents, mask, for_agents=[ids.index(m) for m in for_ids], inner_lr=cfg.inner_lr,
+            unroll_length=cfg.unroll_length, form=cfg.correction_form, own=arm.own,
+            peer=arm.peer, estimator=cfg.correction_estimator, layout=layout,
+            split=cfg.correction_split)
+
+    def _corrections_of_batch(self, mid: str, trained: Sequence[str], lam: float):
+        """``{module: step}`` for ``mid`` and every trained peer it can share with.
+
+        Every module's estimate runs the same inner steps of every agent on the same
+        joint timesteps, so the modules whose estimator settings agree are estimated
+        in one pass on ``mid``'s rows (a peer's columns there are its own rows of the
+        same env steps).  Modules in ``trained`` order: with several learners each
+        all-reduces the modules' steps in that order.
+        """
+        b = self.train_batch(mid)
+        ids = [mid] + peer_module_ids(b, self.module.keys())
+        share = [m for m in trained
+                 if len(set(ids)) == len(ids) and m in ids and m not in self._batch_corrections
+                 and _estimator_settings(self.config.get_config_for_module(m))
+                 == _estimator_settings(self.config.get_config_for_module(mid))]
+        share = [mid] + [m for m in share if m != mid]
+        estimates = self._estimate(mid, b, share)
+        return {m: self._apply(m, corr, lam) for m, corr in sorted(zip(share, estimates))}
+
+    def _correction_for_module(self, mid: str, b: Dict[str, Any], lam: float):
+        (corr,) = self._estimate(mid, b, [mid])
+        return self._apply(mid, corr, lam)
+
+    def _apply(self, mid: str, corr: Corrections, lam: float):
+        """Clip, weigh and log module ``mid``'s raw estimate; its step for the loss."""
+        cfg = self.config.get_config_for_module(mid)
         self._last_corrections[mid] = corr
         # The estimate is in the units of its objective (per episode for the
         # trajectory estimator); PPO's loss averages over timesteps, so the step
@@ -101,6 +130,11 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
         out.metrics[M.SPLIT] = float(corr.split)
         self.metrics.log_dict(out.metrics, key=mid, reduce="mean")
         return _average_over_learners(out.step)
+
+
+def _estimator_settings(cfg):
+    return (cfg.inner_lr, cfg.unroll_length, cfg.correction_form, cfg.correction_estimator,
+            cfg.correction_split)
 
 
 def _leaf_copies(module):
