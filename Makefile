@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-full test-fast lint bench clean overcooked meltingpot compare
+.PHONY: demo test test-full test-fast lint bench clean overcooked meltingpot compare reproduce-rllib reproduce-rllib-clip1
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -59,14 +59,34 @@ meltingpot: $(VENV)/.installed-meltingpot
 demo: $(VENV)/.installed
 	$(VENV)/bin/metamapg tabular demo --out $(DEMO_OUT)
 	rm -rf $(DEMO_OUT)/sweep
-	$(VENV)/bin/metamapg sweep --env stag_hunt --arms ippo,peer_only,meta_mapg --seeds 0-3 \
-		--smoke --max-concurrent 2 --storage-path $(DEMO_OUT)/sweep --quiet --progress-every 10
-	$(VENV)/bin/metamapg report $(DEMO_OUT)/sweep/stag_hunt-smoke --out $(DEMO_OUT)/sweep_report
+	$(VENV)/bin/metamapg sweep --env stag_hunt --arms ippo,peer_only --seeds 0-9 \
+		--tuned-examples studies/neural --name stag_hunt-mlp --max-concurrent 2 \
+		--storage-path $(DEMO_OUT)/sweep --quiet --progress-every 30
+	$(VENV)/bin/metamapg report $(DEMO_OUT)/sweep/stag_hunt-mlp --out $(DEMO_OUT)/sweep_report
+
+# The neural-policy study (docs/neural_study.md): 5 Meta-MAPG arms x 20 paired seeds
+# with RLlib's default MLP modules on Stag Hunt and the IPD (about 41 minutes on 2
+# cores), and its control at the App. E.1 correction clip (about 7 minutes). A rerun
+# continues the sweeps in $(STUDY_OUT) and rewrites the reports under docs/neural_study/.
+STUDY_OUT ?= study_out
+STUDY_ARMS := ippo,own_only,peer_only,meta_mapg,handoff
+STUDY_SWEEP := $(VENV)/bin/metamapg sweep --tuned-examples studies/neural --seeds 0-19 \
+	--max-concurrent 2 --storage-path $(STUDY_OUT) --resume-if-exists --quiet --progress-every 60
+reproduce-rllib: $(VENV)/.installed
+	$(STUDY_SWEEP) --env stag_hunt --arms $(STUDY_ARMS) --name stag_hunt-mlp
+	$(VENV)/bin/metamapg report $(STUDY_OUT)/stag_hunt-mlp --out docs/neural_study/stag_hunt
+	$(STUDY_SWEEP) --env ipd --arms $(STUDY_ARMS) --name ipd-mlp
+	$(VENV)/bin/metamapg report $(STUDY_OUT)/ipd-mlp --out docs/neural_study/ipd
+
+reproduce-rllib-clip1: $(VENV)/.installed
+	$(STUDY_SWEEP) --env stag_hunt --arms ippo,peer_only,meta_mapg --name stag_hunt-mlp-clip1 \
+		--config '{"correction_clip": 1.0}'
+	$(VENV)/bin/metamapg report $(STUDY_OUT)/stag_hunt-mlp-clip1 --out docs/neural_study/stag_hunt_clip1
 
 # CI's suite (<= 30 min on 2 cores). The longest checks are marked `full`: each has a
 # CI-sized sibling here, and `make test-full` runs everything.
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -q -ra -m "not full"
+	$(PY) -m pytest -q -ra -m "not full" --durations=15
 
 test-full: $(VENV)/.installed-test
 	$(PY) -m pytest -q -ra

@@ -301,11 +301,13 @@ def _stag_logits(arm, seed, init, iters=10):
         algo.stop()
 
 
-@pytest.mark.slow
+@pytest.mark.full
 def test_peer_only_enters_the_stag_basin_more_often_than_ippo_ci_sized(ray_local):
-    """The CI-sized version of the test below: one start (0.45), seeds 0-3, peer_only
-    against ippo.  Measured: ippo 0/4, peer_only 3/4 (min final stag logit: ippo
-    -4.5, -4.4, -4.2, -4.0; peer_only -2.3, 2.7, 0.4, 3.1).  The test asks for 3 more
+    """A smaller version of the test below: one start (0.45), seeds 0-3, peer_only
+    against ippo.  `make test` runs the MLP version instead
+    (tests/test_neural_study.py), so this one is in `make test-full` only.
+    Measured: ippo 0/4, peer_only 3/4 (min final stag logit: ippo -4.5, -4.4, -4.2,
+    -4.0; peer_only -2.3, 2.7, 0.4, 3.1).  The test asks for 3 more
     cooperative runs (3 discordant pairs all one way: one-sided sign-test p = 1/8); the
     12-run version below is the stronger check."""
     coop = {arm: sum(min(_stag_logits(arm, s, 0.45)) > 0 for s in range(4))

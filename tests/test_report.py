@@ -170,3 +170,12 @@ def test_bootstrap_band_brackets_the_mean():
 def test_cli_errors_exit_2(tmp_path, capsys):
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "not a metamapg sweep folder" in capsys.readouterr().err
+
+
+def test_small_p_values_are_printed_with_their_magnitude():
+    from rllib_metamapg.report.write import _p
+
+    assert _p(1.52587890625e-05) == "1.5e-05"
+    assert _p(0.03125) == "0.031"
+    assert _p(1.0) == "1.000"
+    assert _p(None) == "–"

@@ -25,7 +25,8 @@ def _args(*argv):
 
 def test_the_job_runs_the_same_sweep_and_always_reports():
     args = _args("--env", "stag_hunt", "--arms", "ippo,meta_mapg", "--seeds", "0-3", "--smoke",
-                 "--storage-path", "s3://bucket/mm", "--name", "x", "--gpus-per-trial", "0.33")
+                 "--storage-path", "s3://bucket/mm", "--name", "x", "--gpus-per-trial", "0.33",
+                 "--config", '{"correction_clip": 2.0}')
     argv = cluster_argv(args)
     sweep = build_parser().parse_args(["sweep", *argv])
     for key in ("env", "smoke", "storage_path"):
@@ -33,8 +34,11 @@ def test_the_job_runs_the_same_sweep_and_always_reports():
     # Sweep-defining flags reach the job as given; the ones not given are not sent
     # and take the same defaults there.
     for key in ("arms", "seeds", "name", "max_concurrent", "cpus_per_trial",
-                "gpus_per_trial", "max_failures"):
+                "gpus_per_trial", "max_failures", "config"):
         assert sweep_setting(sweep, key) == sweep_setting(args, key), key
+    assert sweep.config == '{"correction_clip": 2.0}'
+    cmd = shlex.split(jobs.sweep_command(argv))
+    assert cmd[cmd.index("--config") + 1] == '{"correction_clip": 2.0}'  # quoted for the shell
     assert sweep.report and not sweep.resume
     resume = build_parser().parse_args(["sweep", *cluster_argv(_args("--resume", "/nfs/mm/x"))])
     assert resume.resume == "/nfs/mm/x" and resume.env is None and resume.report
@@ -100,7 +104,8 @@ def test_runtime_env_uploads_the_checkout_without_local_clutter():
     assert jobs.project_root(ROOT / "rllib_metamapg" / "jobs") == ROOT
     env = jobs.runtime_env(str(ROOT), {"A": "1"}, ["scipy"])
     assert env["working_dir"] == str(ROOT) and env["env_vars"] == {"A": "1"}
-    assert {".git", ".venv", "demo_out"} <= set(env["excludes"]) and env["pip"] == ["scipy"]
+    assert {".git", ".venv", "demo_out", "study_out"} <= set(env["excludes"])
+    assert env["pip"] == ["scipy"]
     assert jobs.runtime_env(None, {}, []) == {}  # --installed: nothing uploaded
 
 

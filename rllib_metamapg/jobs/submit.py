@@ -32,7 +32,7 @@ WORKING_DIR_EXCLUDES = [".git", ".venv", "**/__pycache__", "*.egg-info", ".pytes
                         "build", "dist"]
 # Results are not code: not uploaded unless --upload-results (sweep folders found
 # anywhere in the checkout are left out as well).
-RESULT_EXCLUDES = ["demo_out", "metamapg_results", "results", "report", "reports",
+RESULT_EXCLUDES = ["demo_out", "study_out", "metamapg_results", "results", "report", "reports",
                    "**/checkpoint_*"]
 # The Ray dashboard refuses bigger job packages with a bare HTTP 413.
 MAX_UPLOAD_MIB = 100.0

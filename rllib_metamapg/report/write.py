@@ -24,6 +24,13 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+def _p(value: Any) -> str:
+    """A p-value: 3 decimals, or 2 significant digits below 0.001 (never "0.000")."""
+    if isinstance(value, float) and 0 < value < 1e-3:
+        return f"{value:.1e}"
+    return _fmt(value, 3)
+
+
 def _markdown(result: Dict[str, Any], sweep: Sweep, names: Dict[str, str]) -> str:
     env, tau, arms = result["env"], result["tau"], result["arms"]
     meta = sweep.metadata
@@ -57,8 +64,8 @@ def _markdown(result: Dict[str, Any], sweep: Sweep, names: Dict[str, str]) -> st
                 lines.append(f"| `{arm}` | {t['pairs']} | – | – (needs 2 pairs) | – | – |")
                 continue
             lines.append(f"| `{arm}` | {t['pairs']} | {m['a_only']} / {m['b_only']} | "
-                         f"{_fmt(m['p_value'], 3)} | {_fmt(w['statistic'], 1)} "
-                         f"({w['nonzero']}) | {_fmt(w['p_value'], 3)} |")
+                         f"{_p(m['p_value'])} | {_fmt(w['statistic'], 1)} "
+                         f"({w['nonzero']}) | {_p(w['p_value'])} |")
     if result["small_n"]:
         lines += ["", f"**n < 2** for {', '.join(result['small_n'])}: no spread, interval or "
                       "paired test is meaningful there; finish more seeds."]
