@@ -105,13 +105,15 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
         """
         b = self.train_batch(mid)
         ids = [mid] + peer_module_ids(b, self.module.keys())
-        share = [m for m in trained
-                 if len(set(ids)) == len(ids) and m in ids and m not in self._batch_corrections
-                 and _estimator_settings(self.config.get_config_for_module(m))
-                 == _estimator_settings(self.config.get_config_for_module(mid))]
-        share = [mid] + [m for m in share if m != mid]
+        settings = _estimator_settings(self.config.get_config_for_module(mid))
+        share = [mid]
+        if len(set(ids)) == len(ids):  # a module playing two agents has no single slot
+            share += [m for m in trained
+                      if m != mid and m in ids and m not in self._batch_corrections
+                      and _estimator_settings(self.config.get_config_for_module(m)) == settings]
         estimates = self._estimate(mid, b, share)
-        return {m: self._apply(m, corr, lam) for m, corr in sorted(zip(share, estimates))}
+        return {m: self._apply(m, corr, lam)
+                for m, corr in sorted(zip(share, estimates), key=lambda pair: pair[0])}
 
     def _correction_for_module(self, mid: str, b: Dict[str, Any], lam: float):
         (corr,) = self._estimate(mid, b, [mid])
