@@ -330,3 +330,67 @@ def test_peer_aware_arms_enter_the_stag_basin_more_often_than_ippo(ray_local):
             for arm in ("ippo", "peer_only", "meta_mapg")}
     assert coop["peer_only"] >= coop["ippo"] + 4, coop
     assert coop["meta_mapg"] >= coop["ippo"] + 4, coop
+
+
+def test_the_step_is_ppos_gradient_minus_the_correction_and_minibatches_drop_peer_columns(
+        ray_local):
+    """Each minibatch's gradient is PPO's minus the module's correction step (what
+    the loss PPO - <theta, d> has); PPO's minibatches carry no peer columns, the
+    whole batch the corrections read does."""
+    import types
+
+    from rllib_metamapg.connectors.peer_columns import ADDED_COLUMN_PREFIX
+    from rllib_metamapg.metamapg.torch.corrections import policy_params, trainable_params
+
+    algo = tiny("meta_mapg", seed=1, inner_lr=1.0, num_epochs=2).build_algo()
+    try:
+        learner = algo.learner_group._learner
+        seen = []
+        ours = learner.compute_gradients
+
+        def spy(self, loss_per_module, **kw):
+            mids = sorted(loss_per_module)
+            params = [p for mid in mids
+                      for p in trainable_params(self.module[mid].unwrapped()).values()]
+            plain = torch.autograd.grad(sum(loss_per_module.values()), params,
+                                        retain_graph=True, allow_unused=True)
+            steps = {id(p): d.clone() for mid in mids for p, d in zip(
+                policy_params(self.module[mid].unwrapped()).values(), self._pending_steps[mid])}
+            grads = ours(loss_per_module, **kw)
+            # The critic's parameters have no step: their gradient stays PPO's.
+            seen.append([(grads[self.get_param_ref(p)].clone(), g,
+                          steps.get(id(p), torch.zeros_like(p))) for p, g in zip(params, plain)])
+            assert len(steps) < len(params)
+            return grads
+
+        columns = []
+        losses = learner.compute_losses
+
+        def spy_losses(self, *, fwd_out, batch):
+            columns.append({mid: set(batch[mid].keys()) for mid in batch})
+            return losses(fwd_out=fwd_out, batch=batch)
+
+        learner.compute_gradients = types.MethodType(spy, learner)
+        learner.compute_losses = types.MethodType(spy_losses, learner)
+        algo.train()
+        assert len(seen) >= 4  # 2 epochs of at least 2 minibatches
+        for rows in seen:
+            for got, plain, d in rows:
+                want = -d if plain is None else plain - d
+                torch.testing.assert_close(got, want)
+            assert any(float(d.abs().max()) > 0 for _, _, d in rows)
+        assert all(not any(c.startswith(ADDED_COLUMN_PREFIX) for c in cols)
+                   for minibatch in columns for cols in minibatch.values())
+        assert any(c.startswith(ADDED_COLUMN_PREFIX) for c in learner.train_batch("player_0"))
+    finally:
+        algo.stop()
+
+
+def test_minibatch_granularity_keeps_the_peer_columns_in_each_minibatch(ray_local):
+    algo = tiny("meta_mapg", seed=1, inner_lr=1.0, correction_granularity="minibatch",
+                correction_estimator="per_step").build_algo()
+    try:
+        learner = algo.train()["learners"]["player_0"]
+        assert learner["metamapg_peer_norm"] > 0
+    finally:
+        algo.stop()

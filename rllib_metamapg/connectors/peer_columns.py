@@ -29,6 +29,8 @@ PEER_SOURCE_COLUMNS = (Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP,
 # and its step index within that chunk.  The trajectory estimator groups rows by
 # these columns, so it never depends on row order (minibatching shuffles rows).
 EPISODE_COLUMN = "metamapg_episode"
+# Every column this connector adds starts with it (learners strip them by it).
+ADDED_COLUMN_PREFIX = "metamapg_"
 STEP_COLUMN = "metamapg_t"
 
 

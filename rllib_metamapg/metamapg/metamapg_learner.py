@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from ray.rllib.algorithms.ppo.ppo_learner import PPOLearner
+from ray.rllib.policy.sample_batch import MultiAgentBatch
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
-from rllib_metamapg.connectors.peer_columns import AddPeerColumns
+from rllib_metamapg.connectors.peer_columns import ADDED_COLUMN_PREFIX, AddPeerColumns
 
 CORRECTION_STATE_KEY = "metamapg_correction"
 
@@ -30,6 +31,8 @@ class MetaMAPGLearner(PPOLearner):
         self._correction_state = self._controller.initial_state()
         self._peer_columns: Optional[AddPeerColumns] = None
         self._batch_corrections: Dict[str, Any] = {}
+        # Each module's correction step for the gradients of the current minibatch.
+        self._pending_steps: Dict[str, Any] = {}
         self._last_corrections: Dict[str, Any] = {}
         self._train_batch = None
         if self._controller.arm.corrected:
@@ -72,7 +75,16 @@ class MetaMAPGLearner(PPOLearner):
         # The whole train batch of this update, before minibatching: the "batch"
         # granularity estimates the corrections on it once, at the pre-update weights.
         self._train_batch = super()._make_batch_if_necessary(training_data)
-        return self._train_batch
+        if self._peer_columns is None or any(
+                self.config.get_config_for_module(mid).correction_granularity != "batch"
+                for mid in self._train_batch.policy_batches):
+            return self._train_batch
+        # Every module's correction comes from this whole batch, so the minibatches
+        # PPO iterates over need none of the peer columns; without them its per-epoch
+        # shuffling and slicing costs what it costs ippo.
+        return MultiAgentBatch(
+            {mid: _without_peer_columns(b) for mid, b in self._train_batch.policy_batches.items()},
+            env_steps=self._train_batch.env_steps())
 
     def train_batch(self, module_id: str) -> Dict[str, Any]:
         """This update's whole train batch of one module (peer columns included)."""
@@ -89,3 +101,11 @@ class MetaMAPGLearner(PPOLearner):
         super().set_state(state)
         if CORRECTION_STATE_KEY in state:
             self.set_correction_state(state[CORRECTION_STATE_KEY])
+
+
+def _without_peer_columns(batch):
+    """A shallow copy of one module's ``SampleBatch`` without AddPeerColumns' columns."""
+    out = batch.copy(shallow=True)
+    for key in [k for k in out.keys() if k.startswith(ADDED_COLUMN_PREFIX)]:
+        del out[key]
+    return out

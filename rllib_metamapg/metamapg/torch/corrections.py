@@ -37,9 +37,12 @@ import dataclasses
 from typing import Any, Dict, List, Optional, Sequence
 
 import torch
+import tree
 from torch.func import functional_call
 
+from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
 from ray.rllib.core.columns import Columns
+from ray.rllib.core.models.base import ENCODER_OUT, ActorCriticEncoder
 
 from rllib_metamapg.metamapg import metrics as M
 from rllib_metamapg.dice import (CORRECTION_FORMS, ESTIMATORS, canonical_form,
@@ -139,6 +142,12 @@ class EpisodeLayout:
         group = self.episode % parts
         return [self.valid & (group == p) for p in range(parts)]
 
+    def select(self, rows: torch.Tensor) -> "EpisodeLayout":
+        """The layout of the rows at indices ``rows`` (all of them valid)."""
+        step = self.index - self.episode * self.shape[1]
+        return EpisodeLayout(self.episode[rows], step[rows],
+                             torch.ones_like(rows, dtype=torch.bool))
+
     @classmethod
     def one_step(cls, rows: int, valid: torch.Tensor, device=None) -> "EpisodeLayout":
         """Every row its own one-step episode (one-shot games)."""
@@ -160,10 +169,41 @@ def trainable_params(module: torch.nn.Module) -> Params:
 
 def action_logp(agent: AgentSlice, params: Params) -> torch.Tensor:
     """Log-probability of the agent's actions under ``params`` (functional)."""
-    out = functional_call(agent.module, params, (agent.batch,))
-    dist = agent.module.get_train_action_dist_cls().from_logits(
-        out[Columns.ACTION_DIST_INPUTS])
+    path = _actor_path(agent.module)
+    if path is None:
+        logits = functional_call(agent.module, params, (agent.batch,))[
+            Columns.ACTION_DIST_INPUTS]
+    else:  # the actor's layers only, as RLlib's own forward computes the logits
+        encoder, head = path
+        sub = {n: {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+               for n, prefix in (("encoder", encoder), ("head", head))}
+        enc = agent.module.encoder.actor_encoder
+        features = functional_call(enc, sub["encoder"], (agent.batch,))[ENCODER_OUT]
+        logits = functional_call(agent.module.pi, sub["head"], (features,))
+    dist = agent.module.get_train_action_dist_cls().from_logits(logits)
     return dist.logp(agent.actions)
+
+
+_ACTOR_PATH = ("encoder.actor_encoder.", "pi.")
+
+
+def _actor_path(module) -> Optional[tuple]:
+    """Parameter prefixes of the layers that give the action logits, when ``module``
+    is RLlib's default PPO module with separate actor and critic encoders.
+
+    Its forward also runs the critic's encoder, which the corrections never use
+    (about 40 % of the forward's cost with the default MLP).  Any other module --
+    a subclass that changes the forward, a shared or recurrent encoder -- runs its
+    own forward: ``None``.
+    """
+    forward = getattr(type(module), "_forward_train", None)
+    if forward is not DefaultPPOTorchRLModule._forward_train:
+        return None
+    encoder = getattr(module, "encoder", None)
+    if (not isinstance(encoder, ActorCriticEncoder) or encoder.config.shared
+            or module.is_stateful() or getattr(module, "pi", None) is None):
+        return None
+    return _ACTOR_PATH
 
 
 def _grad(output: torch.Tensor, params: Params, **kwargs) -> Params:
@@ -247,50 +287,64 @@ def compute_corrections_for(agents: Sequence[AgentSlice], mask: Optional[torch.T
     if layout is None:
         layout = EpisodeLayout.one_step(adv.shape[0], valid, adv.device)
     trajectory = estimator == "trajectory"
-    step_weights = layout.weights if trajectory else torch.exp
+    per_episode = (int(valid.sum()) / max(layout.count_episodes(valid), 1) if trajectory
+                   else 1.0)
+    # Only the parameters the action distribution depends on are differentiated
+    # (RLlib's default PPO module also holds the critic's); the rest get zeros.
+    theta = [{n: a.params[n] for n in _policy_param_names(a)} for a in agents]
+    whole = _Rows(agents, layout, valid, trajectory)
 
-    def averager(part):
-        """Mean over the part's episodes (trajectory) or rows (per_step)."""
-        denom = max(layout.count_episodes(part) if trajectory else int(part.sum()), 1)
-        weights = part.to(adv.dtype) / denom
-        return lambda x: (x * weights).sum()
+    def policy_gradients(rows: "_Rows", w: torch.Tensor) -> Dict[int, Params]:
+        # retain_graph: ``w``'s graph serves every agent (and the stages below).
+        return {i: _grad(rows.mean(w * rows.agents[i].advantages), theta[i],
+                         retain_graph=True) for i in chosen}
 
-    rows = int(valid.sum())
-    per_episode = rows / max(layout.count_episodes(valid), 1) if trajectory else 1.0
-    theta = [a.params for a in agents]
-    logp_old = sum(a.logp_old for a in agents)
-
-    def importance(params_list):
-        return step_weights(sum(action_logp(a, p) for a, p in zip(agents, params_list))
-                            - logp_old)
-
-    w0 = importance(theta)
-    whole = averager(valid)
-    # retain_graph throughout: the graph of w0 and the inner steps serves every agent.
-    pgs = {i: [x.detach() for x in _grad(whole(w0 * agents[i].advantages), theta[i],
-                                         retain_graph=True).values()] for i in chosen}
-    if not (own or peer):  # only the policy gradient: no inner steps needed
-        return [Corrections(pgs[i], None, None, per_episode) for i in chosen]
     stages = unroll_length + 1
+    if not (own or peer):  # only the policy gradient: no inner steps needed
+        pgs = policy_gradients(whole, whole.importance(theta))
+        return [Corrections(_full(agents[i], pgs[i]), None, None, per_episode)
+                for i in chosen]
     split = split and layout.count_episodes(valid) >= stages
-    means = ([averager(p) for p in layout.split(stages)] if split
-             else [averager(valid)] * stages)
+    # Split: each stage on its own episodes' rows only.  The inner steps' graphs --
+    # which the corrections differentiate again -- and the outer objective then cost
+    # their share of the batch, not all of it (the other rows' weights would be 0).
+    if split:
+        masks = layout.split(stages)
+        parts = [whole.select(m) for m in masks]
+        # The policy gradient on the whole batch is the episode-weighted mean of the
+        # first stage's inner gradient (below) and that of the remaining rows.
+        rest = parts[1] if stages == 2 else whole.select(valid & ~masks[0])
+        w_rest = rest.importance(theta)
+        pg_rest = policy_gradients(rest, w_rest)
+        w_first = parts[0].importance(theta)
+    else:
+        parts = [whole] * stages
+        w_first = whole.importance(theta)
+        pgs = policy_gradients(whole, w_first)
     # Every agent steps, even for one term alone: J_i is evaluated at everyone's
     # updated parameters in the exact ``unroll`` form too.
-    cur = theta
+    cur, first_step = theta, None
     for step in range(unroll_length):
-        w = w0 if step == 0 else importance(cur)
-        nxt = []
-        for k, agent in enumerate(agents):
-            g = _grad(means[step](w * agent.advantages), cur[k], create_graph=True)
-            nxt.append({n: cur[k][n] + inner_lr * g[n] for n in cur[k]})
-        cur = nxt
-    at, w_at = (cur, importance(cur)) if form == "unroll" else (theta, w0)
+        rows = parts[step]
+        w = w_first if step == 0 else rows.importance(cur)
+        grads = [_grad(rows.mean(w * agent.advantages), cur[k], create_graph=True)
+                 for k, agent in enumerate(rows.agents)]
+        first_step = grads if step == 0 else first_step
+        cur = [{n: cur[k][n] + inner_lr * g[n] for n in cur[k]} for k, g in enumerate(grads)]
+    if split:
+        n_first, n_rest = parts[0].count, rest.count
+        pgs = {i: {n: (n_first * first_step[i][n].detach() + n_rest * pg_rest[i][n])
+                   / (n_first + n_rest) for n in theta[i]} for i in chosen}
+    last = parts[-1]
+    if form == "taylor":  # L = 1: J_i at theta, on the rows of the last stage
+        at, w_at = theta, (w_rest if split else w_first)
+    else:
+        at, w_at = cur, last.importance(cur)
 
     def corrections_of(i: int) -> Corrections:
         others = [k for k in range(len(agents)) if k != i]
         targets = ([i] if own else []) + (others if peer else [])
-        objective = means[-1](w_at * agents[i].advantages)
+        objective = last.mean(w_at * last.agents[i].advantages)
         flat = [(k, n) for k in targets for n in at[k]]
         outer = torch.autograd.grad(objective, [at[k][n] for k, n in flat],
                                     allow_unused=True, retain_graph=True)
@@ -298,22 +352,87 @@ def compute_corrections_for(agents: Sequence[AgentSlice], mask: Optional[torch.T
              for key, g in zip(flat, outer)}
 
         def through(ks):
-            s = sum(((cur[k][n] - theta[k][n]) * G[(k, n)]).sum() for k in ks
-                    for n in cur[k])
-            return [g.detach() for g in _grad(s, theta[i], retain_graph=True).values()]
+            """(d theta^L_k / d theta_i - [k == i] I)^T G_k summed over ``ks``: one VJP."""
+            keys = [(k, n) for k in ks for n in cur[k]]
+            vjp = torch.autograd.grad([cur[k][n] for k, n in keys], list(theta[i].values()),
+                                      grad_outputs=[G[key] for key in keys],
+                                      allow_unused=True, retain_graph=True)
+            out = {n: (torch.zeros_like(p) if v is None else v)
+                   for (n, p), v in zip(theta[i].items(), vjp)}
+            if i in ks:  # theta^L_i carries theta_i itself: its identity part is G_i
+                out = {n: v - G[(i, n)] for n, v in out.items()}
+            return _full(agents[i], out)
 
         own_vec = through([i]) if own else None
         peer_vec = None
         if peer:
             peer_vec = (through(others) if others
-                        else [torch.zeros_like(x) for x in pgs[i]])
-        return Corrections(pgs[i], own_vec, peer_vec, per_episode, split)
+                        else [torch.zeros_like(x) for x in agents[i].params.values()])
+        return Corrections(_full(agents[i], pgs[i]), own_vec, peer_vec, per_episode, split)
 
     return [corrections_of(i) for i in chosen]
 
 
-def _norm(vecs: Sequence[torch.Tensor]) -> torch.Tensor:
-    return torch.sqrt(sum((v.double() ** 2).sum() for v in vecs))
+class _Rows:
+    """Every agent's slice of one set of rows, with the estimator's weights and mean.
+
+    ``part`` selects the rows that count; the mean is over its episodes
+    (trajectory) or rows (per_step), as the objective's units require.
+    """
+
+    def __init__(self, agents: Sequence[AgentSlice], layout: EpisodeLayout,
+                 part: torch.Tensor, trajectory: bool):
+        self.agents, self.layout, self.part, self.trajectory = agents, layout, part, trajectory
+        # Episodes (trajectory) or rows (per_step): what ``mean`` divides by.
+        self.count = max(layout.count_episodes(part) if trajectory else int(part.sum()), 1)
+        self._weights = part.to(agents[0].advantages.dtype) / self.count
+        self._logp_old = sum(a.logp_old for a in agents)
+
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * self._weights).sum()
+
+    def importance(self, params_list: Sequence[Params]) -> torch.Tensor:
+        """Surrogate weights of every row at the agents' ``params_list``."""
+        logratio = sum(action_logp(a, p) for a, p in zip(self.agents, params_list)) \
+            - self._logp_old
+        return self.layout.weights(logratio) if self.trajectory else torch.exp(logratio)
+
+    def select(self, part: torch.Tensor) -> "_Rows":
+        """The rows of ``part`` (whole episodes) as a batch of their own."""
+        idx = part.nonzero().squeeze(1)
+        agents = [dataclasses.replace(
+            a, batch=tree.map_structure(lambda v: v[idx], a.batch), actions=a.actions[idx],
+            logp_old=a.logp_old[idx], advantages=a.advantages[idx]) for a in self.agents]
+        return _Rows(agents, self.layout.select(idx), torch.ones_like(idx, dtype=torch.bool),
+                     self.trajectory)
+
+
+def _policy_param_names(agent: AgentSlice) -> List[str]:
+    """The names in ``agent.params`` that :func:`action_logp` reads."""
+    path = _actor_path(agent.module)
+    if path is None:
+        return list(agent.params)
+    return [n for n in agent.params if n.startswith(path)]  # str.startswith takes a tuple
+
+
+def policy_params(module: torch.nn.Module) -> Params:
+    """The trainable parameters the action distribution depends on, by name: the
+    actor's for RLlib's default PPO module with a separate critic, else all of them.
+    The corrections of every other parameter are zero."""
+    params = trainable_params(module)
+    path = _actor_path(module)
+    return params if path is None else {n: p for n, p in params.items()
+                                        if n.startswith(path)}
+
+
+def _full(agent: AgentSlice, vecs: Params) -> List[torch.Tensor]:
+    """``vecs`` (detached) aligned to all of ``agent.params``, zeros where absent."""
+    return [vecs[n].detach() if n in vecs else torch.zeros_like(p)
+            for n, p in agent.params.items()]
+
+
+def _flat(vecs: Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([v.reshape(-1) for v in vecs])
 
 
 @dataclasses.dataclass
@@ -335,26 +454,32 @@ def combine(c: Corrections, *, own_coef: float, peer_coef: float, lam: float,
         lam: Current correction strength lambda (cooldown schedule).
         clip: ``c`` of the norm clip ``|corr| <= c * |pg|``; ``None`` disables it.
     """
-    corr = [torch.zeros_like(x) for x in c.pg]
-    if c.own is not None:
-        corr = [a + own_coef * b for a, b in zip(corr, c.own)]
-    if c.peer is not None:
-        corr = [a + peer_coef * b for a, b in zip(corr, c.peer)]
-    pg_norm, corr_norm = _norm(c.pg), _norm(corr)
+    # On flat vectors: a handful of ops instead of a few per parameter tensor.
+    pg = _flat(c.pg)
+    own = _flat(c.own) if c.own is not None else None
+    peer = _flat(c.peer) if c.peer is not None else None
+    corr = torch.zeros_like(pg)
+    if own is not None:
+        corr.add_(own, alpha=own_coef)
+    if peer is not None:
+        corr.add_(peer, alpha=peer_coef)
+    pg_norm, corr_norm = pg.norm().double(), corr.norm().double()
     scale = 1.0
     if clip is not None and float(corr_norm) > clip * float(pg_norm):
         scale = clip * float(pg_norm) / float(corr_norm)
-    peer_norm = _norm(c.peer) if c.peer is not None else torch.zeros((), dtype=torch.float64)
+    peer_norm = peer.norm().double() if peer is not None else torch.zeros((), dtype=torch.float64)
     cos = 0.0
-    if c.peer is not None and float(peer_norm) > 0 and float(pg_norm) > 0:
-        dot = sum((a.double() * b.double()).sum() for a, b in zip(c.peer, c.pg))
-        cos = float(dot / (peer_norm * pg_norm))
+    if peer is not None and float(peer_norm) > 0 and float(pg_norm) > 0:
+        cos = float(torch.dot(peer, pg).double() / (peer_norm * pg_norm))
     metrics = {
         M.PG_NORM: float(pg_norm),
-        M.OWN_NORM: float(_norm(c.own)) if c.own is not None else 0.0,
+        M.OWN_NORM: float(own.norm()) if own is not None else 0.0,
         M.PEER_NORM: float(peer_norm),
         M.COS_PEER_PG: cos,
         M.CLIPPED: float(scale < 1.0),
         M.CORRECTION_NORM: float(corr_norm) * scale * lam,
     }
-    return CorrectionStep([lam * scale * x for x in corr], metrics)
+    step = (lam * scale) * corr
+    pieces = torch.split(step, [x.numel() for x in c.pg])
+    return CorrectionStep([v.view_as(x) for v, x in zip(pieces, c.pg)], metrics)
+

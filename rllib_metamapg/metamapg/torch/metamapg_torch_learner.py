@@ -17,23 +17,25 @@ from rllib_metamapg.connectors.peer_columns import (EPISODE_COLUMN, STEP_COLUMN,
 from rllib_metamapg.metamapg import metrics as M
 from rllib_metamapg.metamapg.metamapg_learner import MetaMAPGLearner
 from rllib_metamapg.metamapg.torch.corrections import (
-    AgentSlice, Corrections, EpisodeLayout, combine, compute_corrections_for, trainable_params)
+    AgentSlice, Corrections, EpisodeLayout, combine, compute_corrections_for, policy_params)
 
 
 class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
-    """Adds the Meta-MAPG own/peer corrections to each module's PPO loss.
+    """Adds the Meta-MAPG own/peer corrections to each module's PPO gradient.
 
-    The correction is a fixed (detached) vector ``d`` per module, so it enters
-    the loss as ``-<theta, d>``: one ``backward`` then yields the PPO gradient
-    minus ``d``.  With several learners ``d`` is averaged across them first.
-    With lambda = 0 (``ippo`` arm, or after handoff) nothing is
-    added and the update is PPO's, bit for bit.
+    The correction is a fixed (detached) ascent vector ``d`` per module.  It is
+    subtracted from the module's gradient after PPO's backward and before
+    gradient clipping -- the gradient of the loss ``PPO - <theta, d>`` without
+    pushing that term through the backward pass.  With several learners ``d`` is
+    averaged across them first.  With lambda = 0 (``ippo`` arm, or after
+    handoff) nothing is added and the update is PPO's, bit for bit.
     """
 
     @override(PPOTorchLearner)
     def compute_losses(self, *, fwd_out: Dict[str, Any],
                        batch: Dict[str, Any]) -> Dict[str, Any]:
         losses = super().compute_losses(fwd_out=fwd_out, batch=batch)
+        self._pending_steps = {}
         if not self.corrections_active:
             return losses
         lam = float(self._correction_state["lambda"])
@@ -45,12 +47,26 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
                 if mid not in self._batch_corrections:
                     self._batch_corrections.update(self._corrections_of_batch(
                         mid, sorted(losses), lam))
-                step = self._batch_corrections[mid]
+                self._pending_steps[mid] = self._batch_corrections[mid]
             else:
-                step = self._correction_for_module(mid, batch[mid], lam)
-            params = list(trainable_params(self.module[mid].unwrapped()).values())
-            losses[mid] = losses[mid] - sum((p * d).sum() for p, d in zip(params, step))
+                self._pending_steps[mid] = self._correction_for_module(mid, batch[mid], lam)
         return losses
+
+    @override(PPOTorchLearner)
+    def compute_gradients(self, loss_per_module, **kwargs):
+        grads = super().compute_gradients(loss_per_module, **kwargs)
+        for mid, step in self._pending_steps.items():
+            # A grad scaler scales the loss, so the step is scaled alike.
+            scale = (1.0 if self._grad_scalers is None
+                     else float(self._grad_scalers[mid].get_scale()))
+            for p, d in zip(policy_params(self.module[mid].unwrapped()).values(), step):
+                ref = self.get_param_ref(p)
+                if grads.get(ref) is None:
+                    grads[ref] = -scale * d
+                else:  # in place: the gradient tensor is this minibatch's own
+                    grads[ref].sub_(d, alpha=scale)
+        self._pending_steps = {}
+        return grads
 
     def last_corrections(self) -> Dict[str, Corrections]:
         """The raw estimates of the latest update per module (objective units,
@@ -140,13 +156,14 @@ def _estimator_settings(cfg):
 
 
 def _leaf_copies(module):
-    """Fresh leaves sharing the parameters' storage.
+    """Fresh leaves sharing the storage of the parameters the policy reads.
 
     The correction's ``autograd.grad`` calls then never touch the live
     parameters, whose autograd hooks belong to DDP when there are several
-    learners; only the final ``-<theta, step>`` term reaches them.
+    learners.  The other parameters (the default module's critic) have no
+    correction and get no step.
     """
-    return {n: p.detach().requires_grad_(True) for n, p in trainable_params(module).items()}
+    return {n: p.detach().requires_grad_(True) for n, p in policy_params(module).items()}
 
 
 def _average_over_learners(step):
