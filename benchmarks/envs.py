@@ -11,16 +11,23 @@ arms cannot beat.  Prints a table and writes JSON atomically.
 The correction's cost is ``meta_mapg / ippo`` training throughput (goal >= 0.87 at
 the tuned batch of 256).  These machines are noisy, so each of ``--repeats`` rounds
 measures the two arms back to back, interleaved iteration by iteration, and the
-ratio is taken within the round; the JSON keeps every round and the median.
+ratio is taken within the round (``--ratio-iterations`` iterations of each arm: on
+the fast matrix games an iteration takes about 0.25 s, and 5 of them swung a round
+between 0.74 and 1.09), with a full garbage collection before each timed
+iteration: a collection of the whole process's heap pauses it for about 0.2 s,
+which otherwise falls on whichever arm is running; the JSON keeps every round
+and the median.
 
 Usage: python benchmarks/envs.py [--out benchmarks/results/envs.json]
        [--envs stag_hunt,mpe_simple_spread] [--iterations 5] [--raw-steps 5000]
-       [--repeats 3] [--update]   (keep the other envs' rows already in --out)
+       [--repeats 3] [--ratio-iterations 15]
+       [--update]   (keep the other envs' rows already in --out)
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -95,6 +102,10 @@ def correction_ratio(name: str, iterations: int) -> float:
         for _ in range(iterations):
             for arm, algo in algos.items():
                 before = algo.metrics.peek("num_env_steps_sampled_lifetime", default=0)
+                # A full collection of this process's heap (Ray's and RLlib's objects)
+                # pauses for ~0.2 s, whichever arm happens to be running; collect
+                # before each timed iteration so neither arm is charged for it.
+                gc.collect()
                 t = time.perf_counter()
                 result = algo.train()
                 elapsed[arm] += time.perf_counter() - t
@@ -114,6 +125,8 @@ def main() -> None:
                     help="comma-separated envs (default: every env whose package is here)")
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--raw-steps", type=int, default=5000)
+    ap.add_argument("--ratio-iterations", type=int, default=15,
+                    help="iterations of each arm in one round of the meta_mapg/ippo ratio")
     ap.add_argument("--repeats", type=int, default=3,
                     help="rounds of the interleaved meta_mapg/ippo ratio (median reported)")
     ap.add_argument("--update", action="store_true",
@@ -138,9 +151,10 @@ def main() -> None:
                              "ratio": train / raw})
                 print(f"{name:>28} {arm:>9} runners={runners}: raw {raw:9.0f}/s, training "
                       f"{train:7.0f}/s, ratio {train / raw:.3f}", flush=True)
-        rounds = [correction_ratio(name, args.iterations) for _ in range(args.repeats)]
+        rounds = [correction_ratio(name, args.ratio_iterations) for _ in range(args.repeats)]
         median = statistics.median(rounds)
         corrections.append({"env": name, "rounds": rounds, "median": median,
+                            "iterations_per_round": args.ratio_iterations,
                             "meets_goal": median >= GOAL_CORRECTION_RATIO})
         print(f"{name:>28} meta_mapg/ippo (interleaved, {args.repeats} rounds): "
               f"{', '.join(f'{r:.3f}' for r in rounds)}; median {median:.3f} "

@@ -258,7 +258,7 @@ def test_remote_env_runner_and_two_learners(ray_local):
         result = algo.train()
         assert result["learners"]["player_0"]["metamapg_peer_norm"] > 0
         steps = [r.get() for r in algo.learner_group.foreach_learner(
-            lambda learner: {mid: [d.detach().cpu().clone() for d in step]
+            lambda learner: {mid: [d.detach().cpu().clone() for _, d in step]
                              for mid, step in learner._batch_corrections.items()})]
         raw = [r.get() for r in algo.learner_group.foreach_learner(
             lambda learner: {mid: [d.detach().cpu().clone() for d in c.peer]
@@ -354,8 +354,11 @@ def test_the_step_is_ppos_gradient_minus_the_correction_and_minibatches_drop_pee
                       for p in trainable_params(self.module[mid].unwrapped()).values()]
             plain = torch.autograd.grad(sum(loss_per_module.values()), params,
                                         retain_graph=True, allow_unused=True)
-            steps = {id(p): d.clone() for mid in mids for p, d in zip(
-                policy_params(self.module[mid].unwrapped()).values(), self._pending_steps[mid])}
+            pairs = [pair for mid in mids for pair in self._pending_steps[mid]]
+            assert [p for p, _ in pairs] == [p for mid in mids for p in policy_params(
+                self.module[mid].unwrapped()).values()]
+            assert all(d.shape == p.shape for p, d in pairs)
+            steps = {id(p): d.clone() for p, d in pairs}
             grads = ours(loss_per_module, **kw)
             # The critic's parameters have no step: their gradient stays PPO's.
             seen.append([(grads[self.get_param_ref(p)].clone(), g,

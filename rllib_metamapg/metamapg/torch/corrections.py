@@ -34,6 +34,7 @@ per-step proxy averages over rows, as PPO's loss does.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from typing import Any, Dict, List, Optional, Sequence
 
 import torch
@@ -174,17 +175,41 @@ def action_logp(agent: AgentSlice, params: Params) -> torch.Tensor:
         logits = functional_call(agent.module, params, (agent.batch,))[
             Columns.ACTION_DIST_INPUTS]
     else:  # the actor's layers only, as RLlib's own forward computes the logits
-        encoder, head = path
-        sub = {n: {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
-               for n, prefix in (("encoder", encoder), ("head", head))}
-        enc = agent.module.encoder.actor_encoder
-        features = functional_call(enc, sub["encoder"], (agent.batch,))[ENCODER_OUT]
-        logits = functional_call(agent.module.pi, sub["head"], (features,))
+        actor, rename = _actor_forward(agent.module)
+        logits = functional_call(actor, {rename[n]: p for n, p in params.items()
+                                         if n in rename}, (agent.batch,))
     dist = agent.module.get_train_action_dist_cls().from_logits(logits)
     return dist.logp(agent.actions)
 
 
 _ACTOR_PATH = ("encoder.actor_encoder.", "pi.")
+
+
+class _ActorForward(torch.nn.Module):
+    """The actor's encoder and ``pi`` head of RLlib's default PPO module (shared, not
+    copied), so that one functional call computes the logits."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.encoder = module.encoder.actor_encoder
+        self.head = module.pi
+
+    def forward(self, batch):
+        return self.head(self.encoder(batch)[ENCODER_OUT])
+
+
+_ACTOR_FORWARDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _actor_forward(module):
+    """``(_ActorForward, {module's parameter name: its name there})``, built once."""
+    if module not in _ACTOR_FORWARDS:
+        encoder, head = _ACTOR_PATH
+        rename = {n: ("encoder." + n[len(encoder):] if n.startswith(encoder)
+                      else "head." + n[len(head):])
+                  for n, _ in module.named_parameters() if n.startswith(_ACTOR_PATH)}
+        _ACTOR_FORWARDS[module] = (_ActorForward(module), rename)
+    return _ACTOR_FORWARDS[module]
 
 
 def _actor_path(module) -> Optional[tuple]:

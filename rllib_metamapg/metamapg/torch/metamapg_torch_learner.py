@@ -59,7 +59,7 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
             # A grad scaler scales the loss, so the step is scaled alike.
             scale = (1.0 if self._grad_scalers is None
                      else float(self._grad_scalers[mid].get_scale()))
-            for p, d in zip(policy_params(self.module[mid].unwrapped()).values(), step):
+            for p, d in step:
                 ref = self.get_param_ref(p)
                 if grads.get(ref) is None:
                     grads[ref] = -scale * d
@@ -136,7 +136,8 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
         return self._apply(mid, corr, lam)
 
     def _apply(self, mid: str, corr: Corrections, lam: float):
-        """Clip, weigh and log module ``mid``'s raw estimate; its step for the loss."""
+        """Clip, weigh and log module ``mid``'s raw estimate; its ``(parameter, step)``
+        pairs for the gradient."""
         cfg = self.config.get_config_for_module(mid)
         self._last_corrections[mid] = corr
         # The estimate is in the units of its objective (per episode for the
@@ -147,7 +148,10 @@ class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
         out.metrics[M.LAMBDA] = lam
         out.metrics[M.SPLIT] = float(corr.split)
         self.metrics.log_dict(out.metrics, key=mid, reduce="mean")
-        return _average_over_learners(out.step)
+        # (parameter, step) pairs: the parameters looked up once per estimate, not
+        # once per minibatch.
+        return list(zip(policy_params(self.module[mid].unwrapped()).values(),
+                        _average_over_learners(out.step)))
 
 
 def _estimator_settings(cfg):
