@@ -155,3 +155,24 @@ def test_the_actor_path_reads_rllibs_logits_and_only_the_actors_parameters():
     # Anything else runs its own forward: a shared encoder, a tabular module.
     assert C._actor_path(mlp(0, shared=True)) is None
     assert C._actor_path(tabular(0)) is None
+
+
+def test_a_stage_with_no_valid_rows_still_gives_the_whole_batch_policy_gradient():
+    """Episodes are numbered over every row, masked ones too, so a stage can get no
+    valid rows (here the middle episode is all masked and the valid ones are both
+    even): the policy gradient is still the whole batch's, the terms are zero."""
+    agents, _, _ = batch("mlp", seed=3)
+    rows = len(agents[0].actions)
+    episode = torch.arange(rows) * 3 // rows  # three episodes
+    step = torch.arange(rows) - torch.tensor([(episode == e).nonzero()[0, 0] for e in episode])
+    valid = episode != 1
+    layout = EpisodeLayout(episode, step, valid)
+    kw = dict(inner_lr=0.6, unroll_length=1, form="unroll", estimator="trajectory",
+              split=True)
+    got = compute_corrections_for(agents, valid, layout=layout, **kw)
+    want = reference(agents, valid, layout, **kw)
+    for g, (pg, own, peer) in zip(got, want):
+        for x, y in zip(g.pg, pg):
+            torch.testing.assert_close(x, y, rtol=2e-4, atol=1e-6)
+        assert all(float(x.abs().max()) == 0 for x in g.own + g.peer)
+        assert all(float(y.abs().max()) == 0 for y in own + peer)

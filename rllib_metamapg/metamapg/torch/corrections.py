@@ -357,9 +357,11 @@ def compute_corrections_for(agents: Sequence[AgentSlice], mask: Optional[torch.T
         first_step = grads if step == 0 else first_step
         cur = [{n: cur[k][n] + inner_lr * g[n] for n in cur[k]} for k, g in enumerate(grads)]
     if split:
+        # Sums over each part's rows, over the whole batch's count (a part with no
+        # rows has a zero mean whatever its count).
         n_first, n_rest = parts[0].count, rest.count
         pgs = {i: {n: (n_first * first_step[i][n].detach() + n_rest * pg_rest[i][n])
-                   / (n_first + n_rest) for n in theta[i]} for i in chosen}
+                   / whole.count for n in theta[i]} for i in chosen}
     last = parts[-1]
     if form == "taylor":  # L = 1: J_i at theta, on the rows of the last stage
         at, w_at = theta, (w_rest if split else w_first)
