@@ -348,13 +348,14 @@ def compute_corrections_for(agents: Sequence[AgentSlice], mask: Optional[torch.T
         pgs = policy_gradients(whole, w_first)
     # Every agent steps, even for one term alone: J_i is evaluated at everyone's
     # updated parameters in the exact ``unroll`` form too.
-    cur, first_step = theta, None
+    cur = theta
     for step in range(unroll_length):
         rows = parts[step]
         w = w_first if step == 0 else rows.importance(cur)
         grads = [_grad(rows.mean(w * agent.advantages), cur[k], create_graph=True)
                  for k, agent in enumerate(rows.agents)]
-        first_step = grads if step == 0 else first_step
+        if step == 0:
+            first_step = grads
         cur = [{n: cur[k][n] + inner_lr * g[n] for n in cur[k]} for k, g in enumerate(grads)]
     if split:
         # Sums over each part's rows, over the whole batch's count (a part with no
@@ -409,7 +410,7 @@ class _Rows:
 
     def __init__(self, agents: Sequence[AgentSlice], layout: EpisodeLayout,
                  part: torch.Tensor, trajectory: bool):
-        self.agents, self.layout, self.part, self.trajectory = agents, layout, part, trajectory
+        self.agents, self.layout, self.trajectory = agents, layout, trajectory
         # Episodes (trajectory) or rows (per_step): what ``mean`` divides by.
         self.count = max(layout.count_episodes(part) if trajectory else int(part.sum()), 1)
         self._weights = part.to(agents[0].advantages.dtype) / self.count
@@ -434,12 +435,15 @@ class _Rows:
                      self.trajectory)
 
 
+def _policy_names(module, names) -> List[str]:
+    """Those of ``names`` (``module``'s parameter names) that the logits read."""
+    path = _actor_path(module)
+    return list(names) if path is None else [n for n in names if n.startswith(path)]
+
+
 def _policy_param_names(agent: AgentSlice) -> List[str]:
     """The names in ``agent.params`` that :func:`action_logp` reads."""
-    path = _actor_path(agent.module)
-    if path is None:
-        return list(agent.params)
-    return [n for n in agent.params if n.startswith(path)]  # str.startswith takes a tuple
+    return _policy_names(agent.module, agent.params)
 
 
 def policy_params(module: torch.nn.Module) -> Params:
@@ -447,9 +451,7 @@ def policy_params(module: torch.nn.Module) -> Params:
     actor's for RLlib's default PPO module with a separate critic, else all of them.
     The corrections of every other parameter are zero."""
     params = trainable_params(module)
-    path = _actor_path(module)
-    return params if path is None else {n: p for n, p in params.items()
-                                        if n.startswith(path)}
+    return {n: params[n] for n in _policy_names(module, params)}
 
 
 def _full(agent: AgentSlice, vecs: Params) -> List[torch.Tensor]:
