@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 import time
@@ -31,7 +32,9 @@ class SweepProgress(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         value = lookup(result, self.metric)
-        if value is not None:
+        # RLlib reports NaN for the evaluation return in the iterations between two
+        # evaluations (its metric windows are empty): keep the trial's last real one.
+        if value is not None and math.isfinite(float(value)):
             self._latest[trial.trial_id] = float(value)
         self._print(trials, force=False)
 
