@@ -39,6 +39,14 @@ def check_ppo_numbers(config, label: str) -> None:
         v = getattr(config, name)
         if not is_finite_number(v) or float(v) < 0:
             bad(name, v, "must be a finite number >= 0")
+    critic_lr = getattr(config, "critic_lr", None)
+    if critic_lr is not None:
+        if not is_finite_number(critic_lr) or float(critic_lr) < 0:
+            bad("critic_lr", critic_lr, "must be a finite number >= 0, or None to train "
+                "the critic with the actor's optimizer at lr")
+        elif (config.model_config or {}).get("vf_share_layers"):
+            bad("critic_lr", critic_lr, "needs a critic apart from the actor, but "
+                "vf_share_layers=True shares their layers; unset one of them")
     if config.grad_clip is not None and (not is_finite_number(config.grad_clip)
                                          or float(config.grad_clip) <= 0):
         bad("grad_clip", config.grad_clip, "must be a number > 0, or None for no clipping")

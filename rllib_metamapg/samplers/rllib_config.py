@@ -21,7 +21,8 @@ from rllib_metamapg.samplers.rllib_settings import check_spaces, parse_behaviour
 
 
 class SamplingPPOConfig(PPOConfig):
-    """``PPOConfig`` plus how actions are drawn during collection.
+    """``PPOConfig`` plus how actions are drawn during collection, and the critic's
+    learning rate (``critic_lr``), for every method's config.
 
     Example:
         .. code-block:: python
@@ -37,10 +38,12 @@ class SamplingPPOConfig(PPOConfig):
         super().__init__(algo_class=algo_class)
         self.sampler = "on_policy"
         self.behaviour: Dict[str, Any] = {}
+        self.critic_lr: Optional[float] = None
 
     @override(PPOConfig)
     def training(self, *, sampler: Optional[str] = NotProvided,
                  behaviour: Optional[Dict[str, Any]] = NotProvided,
+                 critic_lr: Optional[float] = NotProvided,
                  **kwargs) -> "SamplingPPOConfig":
         """Sets the training related configuration.
 
@@ -53,12 +56,17 @@ class SamplingPPOConfig(PPOConfig):
                 ``lr``, ``every``, ``clip``, ``epochs``, ``minibatches``,
                 ``kl_cutoff``, ``grad_clip``, ``optimizer``, ``hidden``,
                 ``tv_max_states``, ``per_runner_buffers`` (docs/samplers.md).
+            critic_lr: Learning rate of the critic in an Adam optimizer of its own,
+                its gradients clipped apart from the actor's (App. E.1: 1e-3 with the
+                actor at 3e-4); needs RLlib's default PPO module with separate actor
+                and critic encoders.  ``None`` (default): RLlib's one optimizer per
+                module, every parameter at ``lr``.
             **kwargs: ``PPOConfig.training`` settings.
         """
         from rllib_metamapg.rllib_plugin import set_provided
 
         super().training(**kwargs)
-        set_provided(self, sampler=sampler, behaviour=behaviour)
+        set_provided(self, sampler=sampler, behaviour=behaviour, critic_lr=critic_lr)
         return self
 
     @override(PPOConfig)

@@ -30,6 +30,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.annotations import override
 
+from rllib_metamapg.critic_optimizer import CriticOptimizerMixin
 from rllib_metamapg.connectors.peer_columns import (PEER_ROW, ROW_COLUMN, peer_column,
                                                     peer_module_ids)
 from rllib_metamapg.matrl import metrics as M
@@ -49,7 +50,7 @@ def _norm(a: Dict[str, torch.Tensor], b: Dict[str, torch.Tensor]) -> float:
     return float(torch.sqrt(sum(((a[n] - b[n]) ** 2).sum() for n in a)))
 
 
-class MATRLTorchLearner(MATRLLearner, PPOTorchLearner):
+class MATRLTorchLearner(CriticOptimizerMixin, MATRLLearner, PPOTorchLearner):
     """See the module docstring; PPO's own loss and epochs are untouched."""
 
     @override(PPOTorchLearner)

@@ -12,6 +12,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.annotations import override
 
+from rllib_metamapg.critic_optimizer import CriticOptimizerMixin
 from rllib_metamapg.connectors.peer_columns import (EPISODE_COLUMN, STEP_COLUMN, peer_column,
                                                     peer_module_ids)
 from rllib_metamapg.metamapg import metrics as M
@@ -20,7 +21,7 @@ from rllib_metamapg.metamapg.torch.corrections import (
     AgentSlice, Corrections, EpisodeLayout, combine, compute_corrections_for, policy_params)
 
 
-class MetaMAPGTorchLearner(MetaMAPGLearner, PPOTorchLearner):
+class MetaMAPGTorchLearner(CriticOptimizerMixin, MetaMAPGLearner, PPOTorchLearner):
     """Adds the Meta-MAPG own/peer corrections to each module's PPO gradient.
 
     The correction is a fixed (detached) ascent vector ``d`` per module.  It is
