@@ -93,3 +93,29 @@ def test_a_module_without_a_separate_critic_is_refused_naming_critic_lr(ray_loca
     config = tiny("ippo", critic_lr=1e-3).rl_module(rl_module_spec=tabular_spec())
     with pytest.raises(Exception, match="critic_lr is set, but module"):
         config.build_algo()
+
+
+def test_both_optimizers_survive_a_checkpoint(ray_local, tmp_path):
+    from ray.rllib.algorithms.algorithm import Algorithm
+
+    algo = tiny("ippo", critic_lr=1e-3).build_algo()
+    try:
+        algo.train()
+        path = algo.save_to_path(str(tmp_path / "ckpt"))
+        want = {name: opt.state_dict() for name, opt in
+                algo.learner_group._learner.get_optimizers_for_module(MODULES[0])}
+    finally:
+        algo.stop()
+    restored = Algorithm.from_checkpoint(path)
+    try:
+        got = {name: opt.state_dict() for name, opt in
+               restored.learner_group._learner.get_optimizers_for_module(MODULES[0])}
+        assert set(got) == {"default_optimizer", CRITIC_OPTIMIZER}
+        for name in got:
+            assert got[name]["param_groups"][0]["lr"] == want[name]["param_groups"][0]["lr"]
+            steps = [float(s["step"]) for s in got[name]["state"].values()]
+            assert steps and all(s == float(list(want[name]["state"].values())[0]["step"])
+                                 for s in steps)
+        restored.train()
+    finally:
+        restored.stop()
