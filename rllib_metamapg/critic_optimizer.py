@@ -22,7 +22,7 @@ import torch
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.annotations import override
 
-from rllib_metamapg.metamapg.torch.corrections import policy_params
+from rllib_metamapg.metamapg.torch.corrections import policy_params, trainable_params
 
 CRITIC_OPTIMIZER = "critic"
 
@@ -31,7 +31,7 @@ def actor_and_critic(module, module_id: str) -> Tuple[List[torch.nn.Parameter],
                                                       List[torch.nn.Parameter]]:
     """``module``'s parameters split into those its logits read and the rest."""
     actor_ids = {id(p) for p in policy_params(module.unwrapped()).values()}
-    params = [p for p in module.parameters() if p.requires_grad]
+    params = list(trainable_params(module.unwrapped()).values())
     actor = [p for p in params if id(p) in actor_ids]
     critic = [p for p in params if id(p) not in actor_ids]
     if not actor or not critic:
