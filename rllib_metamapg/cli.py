@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from rllib_metamapg import __version__, tuned_examples
+from rllib_metamapg import __version__, limits, tuned_examples
 from rllib_metamapg.jobs import command as submit_command
 from rllib_metamapg.report import command as report_command
 from rllib_metamapg.sweep import command as sweep_command
@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="metamapg", description="Meta-MAPG equilibrium-selection tools.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of a user error (default: its message only)")
     sub = parser.add_subparsers(dest="command", required=True)
     tabular_commands.add_parser(sub)
     sweep_command.add_parser(sub)
@@ -54,9 +56,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        limits.check_sizes(vars(args))  # before anything is allocated
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        # Every result set is written atomically: what was there before is intact.
+        print("metamapg: interrupted; no result set was left half-written.", file=sys.stderr)
+        return 130
     except Exception as e:  # noqa: BLE001 - only user errors are caught, the rest re-raised
-        if not is_user_error(e):
+        if not is_user_error(e) or args.debug:
             raise
         print(f"metamapg: error: {e}", file=sys.stderr)
         return 2

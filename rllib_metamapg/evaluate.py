@@ -10,6 +10,7 @@ from rllib_metamapg.results import lookup
 
 CTOR_FILE = "class_and_ctor_args.pkl"
 STATE_FILE = "algorithm_state.pkl"  # only an algorithm checkpoint (not a component) has it
+MODULES_DIR = "learner_group/learner/rl_module"  # the trained weights, one folder a module
 
 
 class CheckpointError(ValueError):
@@ -27,6 +28,13 @@ def checkpoint_config(path: str) -> Dict[str, Any]:
                 hint = f" Did you mean {found[-1].parent}?"
         raise CheckpointError(f"{path}: not an RLlib algorithm checkpoint (no {STATE_FILE})."
                               f"{hint}")
+    modules = folder / MODULES_DIR
+    if not any(modules.glob("*/module_state.pkl")):
+        raise CheckpointError(
+            f"{path}: the checkpoint holds no trained weights ({MODULES_DIR}/<module>/"
+            "module_state.pkl is missing), so it would evaluate untrained policies; it was "
+            "cut short or copied in part. Use a complete checkpoint (an earlier "
+            "checkpoint_* of the same trial, or the trial's last one).")
     ctor = _ctor(folder)
     args = ctor["ctor_args_and_kwargs"][0]
     config = args[0] if args else ctor["ctor_args_and_kwargs"][1].get("config")
@@ -34,8 +42,12 @@ def checkpoint_config(path: str) -> Dict[str, Any]:
 
 
 def _ctor(folder: Path) -> Dict[str, Any]:
-    with open(folder / CTOR_FILE, "rb") as f:
-        return pickle.load(f)
+    try:
+        with open(folder / CTOR_FILE, "rb") as f:
+            return pickle.load(f)
+    except (EOFError, pickle.UnpicklingError, AttributeError, ImportError, IndexError) as err:
+        raise CheckpointError(f"{folder}: {CTOR_FILE} is truncated or corrupt "
+                              f"({type(err).__name__}); use a complete checkpoint.") from None
 
 
 def checkpoint_class(path: str):
@@ -104,7 +116,12 @@ def evaluate_checkpoint(path: str, env: Optional[str] = None, episodes: int = 50
                                                               "num_envs_per_env_runner": 1})
     algo = config.build_algo()
     try:
-        algo.restore_from_path(str(Path(path).resolve()))
+        try:
+            algo.restore_from_path(str(Path(path).resolve()))
+        except (EOFError, pickle.UnpicklingError, FileNotFoundError, KeyError) as err:
+            raise CheckpointError(f"{path}: the checkpoint is truncated or partial and cannot "
+                                  f"be restored ({type(err).__name__}: {err}); use a complete "
+                                  "checkpoint.") from None
         metrics = algo.evaluate()
     finally:
         algo.stop()

@@ -18,9 +18,11 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 from rllib_metamapg.errors import UsageError
+from rllib_metamapg.limits import check_size
 from rllib_metamapg.rllib_experiments import (EXPERIMENT_KEYS, _check_env, default_run,
                                               _check_installed, _check_number_dict,
                                               load_experiments, parse_json, prepare,
@@ -149,8 +151,7 @@ def evaluate(args) -> int:
                                          checkpoint_config, evaluate_checkpoint)
 
     try:
-        if args.episodes < 1:
-            raise UsageError(f"--episodes={args.episodes} must be >= 1.")
+        check_size("episodes", args.episodes)
         config = checkpoint_config(args.checkpoint)
         algo_cls = checkpoint_class(args.checkpoint)
         if args.run is not None and args.run != algo_cls.__name__:
@@ -163,10 +164,17 @@ def evaluate(args) -> int:
             _check_installed(args.env or trained_on, "--env" if args.env else "checkpoint env")
         if args.env is not None and args.env != trained_on:
             check_env_matches(config, args.env)
+        if args.out:  # before the evaluation: a bad path fails at once, not after it
+            from rllib_metamapg.atomic import OutputError, check_output_dir
+
+            try:
+                check_output_dir(Path(args.out).parent, "--out's folder")
+            except OutputError as err:
+                raise UsageError(str(err)) from None
+        result = evaluate_checkpoint(args.checkpoint, args.env, args.episodes, args.seed)
     except (UsageError, CheckpointError) as err:
         print(f"rllib: error: {err}", file=sys.stderr)
         return 2
-    result = evaluate_checkpoint(args.checkpoint, args.env, args.episodes, args.seed)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from rllib_metamapg.errors import UsageError
+from rllib_metamapg.limits import check_size
 from rllib_metamapg.schedules import is_finite_number
 
 # The keys RLlib <= 2.39 accepted in an experiment of a tuned-example file.
@@ -248,6 +249,8 @@ class Experiment:
     num_samples: int = 1
     keep_checkpoints_num: Optional[int] = None
     storage_path: Optional[str] = None
+    # Config keys the file or --config set (not left at the algorithm's default).
+    explicit: frozenset = frozenset()
 
 
 def _whole(value: Any, what: str, low: int) -> int:
@@ -271,7 +274,13 @@ def prepare_experiments(experiments: Dict[str, Dict[str, Any]],
             raise UsageError(f"{where}.stop is empty: give a budget such as "
                              "{'num_env_steps_sampled_lifetime': 100000}.")
         check_stop_keys(stop, f"{where}.stop")
+        if stop.get("training_iteration", 1) < 1:
+            raise UsageError(f"{where}.stop.training_iteration={stop['training_iteration']!r} "
+                             "must be >= 1: Tune checks a stop rule after each iteration, so "
+                             "a trial always trains at least one.")
         keep = exp.get("keep_checkpoints_num")
+        check_size("trials", exp.get("num_samples", 1), f"{where}.num_samples="
+                   f"{exp.get('num_samples', 1)!r}")
         out.append(Experiment(
             name=name, run=run, stop=stop,
             config=build_config(exp.get("env"), exp.get("config") or {}, where, run),
@@ -281,8 +290,71 @@ def prepare_experiments(experiments: Dict[str, Dict[str, Any]],
             num_samples=_whole(exp.get("num_samples", 1), f"{where}.num_samples", 1),
             keep_checkpoints_num=None if keep is None else _whole(
                 keep, f"{where}.keep_checkpoints_num", 1),
-            storage_path=exp.get("storage_path") or exp.get("local_dir")))
+            storage_path=exp.get("storage_path") or exp.get("local_dir"),
+            explicit=frozenset(exp.get("config") or {})))
     return out
+
+
+def fit_to_machine(prepared: List[Experiment], ray_address: Optional[str]) -> None:
+    """Makes each experiment's trials placeable, or refuses them, before Ray waits.
+
+    On a local Ray instance this process starts, a trial whose request exceeds
+    the machine would stay PENDING forever.  RLlib's default ``num_env_runners``
+    (2, plus the main process: 3 CPUs) is the usual cause on a small machine: when
+    the user did not set it, it is lowered to what fits and the change is printed;
+    a request the user set, or one that no runner count fixes (GPUs, learners),
+    exits 2 naming the settings.  A running cluster is checked after ``ray.init``
+    (:func:`wait_for_cluster`).
+    """
+    from rllib_metamapg import resources
+
+    if not resources.will_start_local_ray(ray_address):
+        return
+    total = resources.local_resources()
+    if total is None:
+        return
+    for exp in prepared:
+        config = exp.config
+        if resources.fits(_bundles(config), total):
+            continue
+        runners = config.num_env_runners or 0
+        if "num_env_runners" not in exp.explicit and runners > 0:
+            for fewer in range(runners - 1, -1, -1):
+                trial = config.copy(copy_frozen=False).env_runners(num_env_runners=fewer)
+                if resources.fits(_bundles(trial), total):
+                    print(f"[rllib] {exp.name}: this machine has {resources.fmt(total)}; "
+                          f"{exp.run}'s default num_env_runners={runners} asks for "
+                          f"{resources.fmt(resources.total_need(_bundles(config)))}, so it "
+                          f"runs with num_env_runners={fewer} (set num_env_runners in "
+                          "--config or the file to choose).", flush=True)
+                    exp.config = trial
+                    break
+            if exp.config is not config:
+                continue
+        need = resources.total_need(_bundles(config))
+        raise UsageError(
+            f"{exp.name}: each trial needs {resources.fmt(need)} (num_env_runners={runners} "
+            f"x num_cpus_per_env_runner={config.num_cpus_per_env_runner:g} + "
+            f"num_cpus_for_main_process={config.num_cpus_for_main_process:g}, "
+            f"num_learners={config.num_learners}, num_gpus_per_learner="
+            f"{config.num_gpus_per_learner:g}), but this machine has {resources.fmt(total)}, "
+            "so it could never start. Lower num_env_runners (0 samples in the main process) "
+            "or the GPUs asked for, or pass --ray-address of a cluster that has them.")
+
+
+def _bundles(config) -> List[Dict[str, float]]:
+    return [dict(b) for b in config.algo_class.default_resource_request(config).bundles]
+
+
+def wait_for_cluster(prepared: List[Experiment]) -> None:
+    """On a running cluster: a bounded wait for room, then exit 2 (never a silent hang)."""
+    from rllib_metamapg import resources
+
+    requests = {f"each trial of {e.name}": _bundles(e.config) for e in prepared}
+    if not resources.wait_for(requests, "rllib"):
+        raise UsageError("the Ray cluster never had room for a trial within the wait "
+                         f"(${resources.WAIT_ENV}); lower num_env_runners or the GPUs asked "
+                         "for, or add nodes.")
 
 
 def prepare(experiments: Dict[str, Dict[str, Any]], stop_override: Dict[str, float],
@@ -314,10 +386,15 @@ def run_experiments(prepared: List[Experiment], *, verbose: int = 0,
     import ray
     from ray import tune
 
+    from rllib_metamapg import resources
     from rllib_metamapg.rllib_plugin import register_all
 
+    fit_to_machine(prepared, ray_address)
+    local = resources.will_start_local_ray(ray_address)
     ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=verbose >= 2,
              logging_level=logging.INFO if verbose else logging.ERROR)
+    if not local:
+        wait_for_cluster(prepared)
     register_all()
     failed = 0
     for exp in prepared:

@@ -71,13 +71,32 @@ def resolve_address(address: Optional[str]) -> str:
     for candidate in (address, os.environ.get("RAY_API_SERVER_ADDRESS"),
                       os.environ.get("RAY_ADDRESS")):
         if candidate and candidate != "auto":
+            given = candidate
             if "://" not in candidate:
                 candidate = "http://" + candidate
-            if not candidate.startswith(("http://", "https://")):
-                raise UsageError(f"--address {candidate}: give the dashboard's http(s) address "
-                                 f"(default port 8265), e.g. {DEFAULT_ADDRESS}.")
+            if not candidate.startswith(("http://", "https://")) or not _valid_url(candidate):
+                raise UsageError(f"--address {given!r}: give the dashboard's http(s) "
+                                 f"address (default port 8265), e.g. {DEFAULT_ADDRESS}.")
             return candidate.rstrip("/")
     return DEFAULT_ADDRESS
+
+
+def _valid_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    return bool(parts.hostname) and not any(c.isspace() for c in url)
+
+
+# Seconds to connect to the dashboard, and to wait for each of its answers.  A
+# stale port-forward accepts the connection and never answers: without these
+# the command would wait forever.
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = float(os.environ.get("METAMAPG_SUBMIT_TIMEOUT", "60"))
 
 
 def enable_token_auth_from_environment() -> None:
@@ -205,8 +224,25 @@ def _client(address: str):
     enable_token_auth_from_environment()
     from ray.job_submission import JobSubmissionClient
 
+    class TimedClient(JobSubmissionClient):
+        """Ray's client with a timeout on every request (Ray sets none)."""
+
+        def _do_request(self, method, endpoint, **kwargs):
+            import requests
+
+            kwargs.setdefault("timeout", (CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+            try:
+                return super()._do_request(method, endpoint, **kwargs)
+            except requests.exceptions.Timeout:
+                raise SubmitError(
+                    f"the Ray dashboard at {address} did not answer {method} {endpoint} "
+                    f"within {kwargs['timeout'][1]:g} s (connect {kwargs['timeout'][0]:g} s): "
+                    "a stale port-forward or an overloaded head node? Restart the "
+                    "port-forward ('kubectl port-forward ... 8265:8265') or check the "
+                    "cluster; METAMAPG_SUBMIT_TIMEOUT sets the wait in seconds.") from None
+
     try:
-        return _call(address, JobSubmissionClient, address)
+        return _call(address, TimedClient, address)
     except ConnectionError:
         raise SubmitError(f"cannot reach a Ray dashboard at {address}: is the cluster up and "
                           "is this its dashboard address (port 8265; 'ray dashboard "

@@ -25,8 +25,10 @@ def add_parser(sub) -> None:
 
 
 def _report(args) -> int:
+    from rllib_metamapg.atomic import check_output_dir
     from rllib_metamapg.report.write import write_report
 
+    check_output_dir(args.out)  # before the sweeps are read
     doc = write_report(args.sweeps, args.out, args.tau, args.allow_trivial_tau)
     print((Path(args.out) / "report.md").read_text())
     print(f"wrote {args.out}/report.md, summary.csv, seeds.csv, report.json and figures "

@@ -59,8 +59,25 @@ class Sweep:
         return [a for a in self.metadata["arms"] if any(t.arm == a for t in self.trials)]
 
 
+def _read_json(file: Path, what: str) -> Dict[str, Any]:
+    """A JSON object from ``file``; a ``ReportError`` naming it if it is empty or corrupt."""
+    try:
+        data = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ReportError(f"{file}: {what} is empty or corrupt ({err}); the sweep folder was "
+                          "damaged (disk full, or a copy cut short). Continue the sweep with "
+                          "'metamapg sweep --resume' to rewrite it, or remove that trial's "
+                          "folder to report without it.") from None
+    if not isinstance(data, dict):
+        raise ReportError(f"{file}: {what} must hold a JSON object.")
+    return data
+
+
 def load_trial(folder: Path, metric: str, interval: int, last_iteration: int) -> TrialRecord:
-    params = json.loads((folder / "params.json").read_text())
+    params = _read_json(folder / "params.json", "the trial's parameters")
+    if "arm" not in params or "seed" not in params:
+        raise ReportError(f"{folder / 'params.json'}: no 'arm' and 'seed'; this is not a "
+                          "trial of a metamapg sweep.")
     record = TrialRecord(arm=params["arm"], seed=int(params["seed"]), path=str(folder),
                          errored=any((folder / f).exists() for f in ("error.txt", "error.pkl")))
     result_file = folder / "result.json"
@@ -90,7 +107,7 @@ def load_sweep(path: str) -> Sweep:
     if not meta_file.is_file():
         raise ReportError(f"{path}: not a metamapg sweep folder (no {METADATA_FILE}); pass "
                           "the folder 'metamapg sweep' printed.")
-    metadata = json.loads(meta_file.read_text())
+    metadata = _read_json(meta_file, "the sweep's metadata")
     trials = [load_trial(d, metadata["metric"], int(metadata["evaluation_interval"]),
                          int(metadata["stop_iterations"]))
               for d in sorted(folder.iterdir()) if (d / "params.json").is_file()]

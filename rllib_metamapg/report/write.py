@@ -88,34 +88,34 @@ def write_report(paths: List[str], out: str, tau: Optional[float] = None,
     """
     sweeps = [load_sweep(p) for p in paths]
     taus = [resolve_tau(s.metadata, tau, allow_trivial_tau) for s in sweeps]
-    out_dir = Path(out)
-    results, sections, summary, seeds = [], ["# Paired-seed sweep report", ""], [], []
-    for sweep, t in zip(sweeps, taus):
-        result = analyse(sweep, t)
-        results.append(result)
-        names = {"curves": f"{sweep.env}_curves.png", "strip": f"{sweep.env}_strip.png"}
-        finals = {arm: [tr.final_return for tr in sweep.trials
-                        if tr.arm == arm and tr.final_return is not None]
-                  for arm in sweep.arms()}
-        atomic.write_figure(out_dir / names["curves"], figures.learning_curves(sweep, t))
-        atomic.write_figure(out_dir / names["strip"], figures.strip_plot(sweep, finals, t))
-        sections.append(_markdown(result, sweep, names))
-        for arm, r in result["arms"].items():
-            test = result["tests_vs_reference"].get(arm, {})
-            summary.append([sweep.env, arm] + [r[k] for k in SUMMARY_COLUMNS[2:14]] + [
-                (test.get("mcnemar") or {}).get("p_value"),
-                (test.get("wilcoxon") or {}).get("p_value")])
-        for tr in sorted(sweep.trials, key=lambda x: (x.arm, x.seed)):
-            final = tr.final_return
-            seeds.append([sweep.env, tr.arm, tr.seed, final,
-                          None if final is None else final >= t, tr.first_hit(t),
-                          tr.init_digest])
-    atomic.write_csv(out_dir / "summary.csv", SUMMARY_COLUMNS, summary)
-    atomic.write_csv(out_dir / "seeds.csv", ("env", "arm", "seed", "final_return", "learner",
-                                             "first_hit_step", "init_weights_sha256"), seeds)
-    doc = {"sweeps": [s.path for s in sweeps], "results": results}
-    atomic.write_json(out_dir / "report.json", _json_safe(doc))
-    atomic.write_text(out_dir / "report.md", "\n".join(sections))
+    with atomic.file_set(Path(out)) as out_dir:  # the set appears whole or not at all
+        results, sections, summary, seeds = [], ["# Paired-seed sweep report", ""], [], []
+        for sweep, t in zip(sweeps, taus):
+            result = analyse(sweep, t)
+            results.append(result)
+            names = {"curves": f"{sweep.env}_curves.png", "strip": f"{sweep.env}_strip.png"}
+            finals = {arm: [tr.final_return for tr in sweep.trials
+                            if tr.arm == arm and tr.final_return is not None]
+                      for arm in sweep.arms()}
+            atomic.write_figure(out_dir / names["curves"], figures.learning_curves(sweep, t))
+            atomic.write_figure(out_dir / names["strip"], figures.strip_plot(sweep, finals, t))
+            sections.append(_markdown(result, sweep, names))
+            for arm, r in result["arms"].items():
+                test = result["tests_vs_reference"].get(arm, {})
+                summary.append([sweep.env, arm] + [r[k] for k in SUMMARY_COLUMNS[2:14]] + [
+                    (test.get("mcnemar") or {}).get("p_value"),
+                    (test.get("wilcoxon") or {}).get("p_value")])
+            for tr in sorted(sweep.trials, key=lambda x: (x.arm, x.seed)):
+                final = tr.final_return
+                seeds.append([sweep.env, tr.arm, tr.seed, final,
+                              None if final is None else final >= t, tr.first_hit(t),
+                              tr.init_digest])
+        atomic.write_csv(out_dir / "summary.csv", SUMMARY_COLUMNS, summary)
+        atomic.write_csv(out_dir / "seeds.csv", ("env", "arm", "seed", "final_return", "learner",
+                                                 "first_hit_step", "init_weights_sha256"), seeds)
+        doc = {"sweeps": [s.path for s in sweeps], "results": results}
+        atomic.write_json(out_dir / "report.json", _json_safe(doc))
+        atomic.write_text(out_dir / "report.md", "\n".join(sections))
     return doc
 
 

@@ -106,6 +106,10 @@ def spec_from_args(args):
     arms = None
     if v["arms"] is not None:
         arms = [a.strip() for a in v["arms"].replace(" ", ",").split(",") if a.strip()]
+        if not arms:
+            raise UsageError(f"--arms={v['arms']!r} names no arm; give arms such as "
+                             f"'ippo,peer_only' (registered: {registry.arm_choices('rllib')}), "
+                             "or leave --arms out for all of them.")
         # Aliases (pg, full) are the arms they name; plan_sweep refuses unknown names.
         arms = [_canonical(a) for a in arms]
         if registry.reference_arm() not in arms:
@@ -116,7 +120,8 @@ def spec_from_args(args):
         storage_path=args.storage_path, max_concurrent=v["max_concurrent"],
         cpus_per_trial=v["cpus_per_trial"], gpus_per_trial=v["gpus_per_trial"],
         max_failures=v["max_failures"], tuned_examples=v["tuned_examples"],
-        config=None if v["config"] is None else parse_json(v["config"], "--config"))
+        config=None if v["config"] is None else parse_json(v["config"], "--config"),
+        report=bool(getattr(args, "report", False)))
 
 
 def _canonical(name: str) -> str:
@@ -154,9 +159,20 @@ def _sweep(args) -> int:
                 if path else "it stopped before any trial started")
         print(f"[metamapg sweep] stopped by signal {stop.received}; {hint}", flush=True)
         return 128 + stop.received
-    if args.report and not failed:
+    if _wants_report(args, spec, path) and not failed:
         print(f"[metamapg sweep] report: {write_sweep_report(path)}", flush=True)
     return 1 if failed else 0
+
+
+def _wants_report(args, spec, path) -> bool:
+    """``--report`` now, or given when the sweep started (a resumed sweep keeps it)."""
+    if getattr(args, "report", False):
+        return True
+    if spec is not None or path is None:
+        return False
+    from rllib_metamapg.sweep.run import read_metadata
+
+    return bool(read_metadata(path).get("spec", {}).get("report"))
 
 
 class _GracefulStop:

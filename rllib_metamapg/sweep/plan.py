@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from rllib_metamapg import registry
 from rllib_metamapg.env_specs import EnvSpec, get_env_spec
 from rllib_metamapg.errors import UsageError
+from rllib_metamapg.limits import check_size
 from rllib_metamapg.rllib_experiments import prepare
 from rllib_metamapg.schedules import is_finite_number
 from rllib_metamapg.tuned_examples import experiment, find_folder
@@ -50,6 +51,8 @@ class SweepSpec:
             ``./tuned_examples``, or the one beside the installed package).
         config: Config settings applied to every arm on top of its tuned example
             (``--config '{"correction_clip": 1.0}'``), checked like the file's keys.
+        report: Write ``metamapg report`` output when the sweep ends (kept for
+            ``--resume``, which then writes it too).
     """
 
     env: str
@@ -64,6 +67,7 @@ class SweepSpec:
     max_failures: int = 2
     tuned_examples: Optional[str] = None
     config: Optional[Dict[str, Any]] = None
+    report: bool = False
 
 
 @dataclass
@@ -88,6 +92,7 @@ def find_tuned_examples(folder: Optional[str] = None):
 def parse_seeds(text: str) -> List[int]:
     """``"0-24"``, ``"0,3,7"`` or a mix (``"0-2,10"``) -> sorted unique seeds."""
     seeds = set()
+    parts = []
     for part in str(text).split(","):
         part = part.strip()
         try:
@@ -95,12 +100,17 @@ def parse_seeds(text: str) -> List[int]:
                 lo, hi = (int(x) for x in part.split("-", 1))
                 if hi < lo:
                     raise ValueError
-                seeds.update(range(lo, hi + 1))
             else:
-                seeds.add(int(part))
+                lo = hi = int(part)
         except ValueError:
             raise UsageError(f"--seeds={text!r}: use non-negative integers like '0-24' or "
                              "'0,1,5'.") from None
+        parts.append((lo, hi))
+    # Counted before any list is made: '0-1000000000' must not allocate gigabytes.
+    count = sum(hi - lo + 1 for lo, hi in parts)
+    check_size("trials", count, f"--seeds={text!r} names {count:,} seeds, which")
+    for lo, hi in parts:
+        seeds.update(range(lo, hi + 1))
     if not seeds or min(seeds) < 0:
         raise UsageError(f"--seeds={text!r}: use non-negative integers like '0-24'.")
     return sorted(seeds)
@@ -140,6 +150,15 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
                      metadata)
 
 
+def check_name(name: str) -> None:
+    """An experiment name is one folder under ``--storage-path``, never a path."""
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name \
+            or "\\" in name or name.startswith("."):
+        raise UsageError(f"--name={name!r} must be a plain folder name (no '/', not starting "
+                         "with '.'): the sweep is written to <storage-path>/<name>; to write "
+                         "elsewhere, change --storage-path.")
+
+
 def _check_spec(spec: SweepSpec) -> EnvSpec:
     try:
         env_spec = get_env_spec(spec.env)
@@ -163,6 +182,11 @@ def _check_spec(spec: SweepSpec) -> EnvSpec:
     if not seeds or len(set(seeds)) != len(seeds) or any(
             not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
         raise UsageError(f"--seeds={seeds!r}: give distinct non-negative integers.")
+    trials = len(spec.arms) * len(seeds)
+    check_size("trials", trials, f"{len(spec.arms)} arms x {len(seeds)} seeds = {trials:,} "
+               "trials, which")
+    if spec.name is not None:
+        check_name(spec.name)
     if not isinstance(spec.max_concurrent, int) or spec.max_concurrent < 1:
         raise UsageError(f"--max-concurrent={spec.max_concurrent!r} must be an integer >= 1.")
     if not is_finite_number(spec.cpus_per_trial) or spec.cpus_per_trial <= 0:

@@ -8,11 +8,14 @@ resources.  Beside Tune's own files the experiment folder holds
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
+from rllib_metamapg import resources
 from rllib_metamapg.errors import UsageError
 from rllib_metamapg.sweep.plan import (METADATA_FILE, METRIC, SweepPlan, SweepSpec,
                                         param_space_from_metadata, plan_sweep,
@@ -77,6 +80,45 @@ def _is_experiment(path: str) -> bool:
     return info.type != pyarrow.fs.FileType.NotFound
 
 
+LOCK_FILE = ".metamapg_driver.lock"
+
+
+@contextlib.contextmanager
+def driver_lock(path: str) -> Iterator[None]:
+    """Holds the sweep folder's lock while this driver writes it.
+
+    Two drivers on one sweep (a ``--resume`` while the first still runs) would
+    train seeds twice and write their rows twice; the second is refused.  The
+    lock is an advisory ``flock`` that the kernel drops when the holder dies
+    (SIGKILL included), so a killed driver never leaves a stale lock.  A sweep on
+    a URI cannot be locked this way (object stores have no locks).
+    """
+    if "://" in path:
+        yield
+        return
+    import fcntl
+
+    folder = Path(path)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise UsageError(f"{path} is being written by another metamapg sweep (pid "
+                             f"{holder}); wait for it to finish, or stop it (Ctrl-C or "
+                             "SIGTERM; it saves its state) and then resume.") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+        if created and not (folder / METADATA_FILE).exists():
+            shutil.rmtree(folder, ignore_errors=True)  # nothing was started: no stub left
+
+
 _STARTED_LOCAL_RAY = False
 
 
@@ -126,21 +168,6 @@ def trial_request(spec: SweepSpec, arm_configs: Dict[str, Dict[str, Any]]):
     return out
 
 
-def local_resources() -> Optional[Dict[str, float]]:
-    """CPUs and GPUs a fresh local Ray instance would detect, without starting it
-    (``None`` when Ray's GPU detection cannot be reached)."""
-    try:  # Ray's own detection, so the answer is the one ray.init would reach
-        from ray._private.accelerators import get_accelerator_manager_for_resource
-
-        gpu = get_accelerator_manager_for_resource("GPU")
-        visible = gpu.get_current_process_visible_accelerator_ids()
-        gpus = gpu.get_current_node_num_accelerators() if visible is None else len(visible)
-    except Exception:  # noqa: BLE001 - a private API; the check after ray.init remains
-        return None
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"CPU": float(cpus or 1), "GPU": float(gpus)}
-
-
 def check_resources(spec: SweepSpec, arm_configs: Dict[str, Dict[str, Any]], *,
                     exact: bool, total: Optional[Dict[str, float]] = None) -> None:
     """Refuses a sweep whose trials can never be scheduled on this Ray cluster.
@@ -148,59 +175,43 @@ def check_resources(spec: SweepSpec, arm_configs: Dict[str, Dict[str, Any]], *,
     Args:
         exact: The cluster cannot grow (a local instance this process started):
             a shortfall is refused.  Otherwise (a running cluster, which may
-            autoscale) a shortfall is only reported.
+            autoscale) the sweep waits a bounded time for it to grow, saying what
+            it waits for, and is refused when the wait runs out.
         total: Resources of a one-node cluster to check against instead of
             asking Ray (the pre-check before a local instance starts).
     """
+    requests = trial_request(spec, arm_configs)
     if total is None:
-        import ray
-
-        total = ray.cluster_resources()
-        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+        total, nodes = resources.cluster_state()
     else:
         nodes = [total]
-    problems = []
-    for arm, bundles in trial_request(spec, arm_configs).items():
-        need: Dict[str, float] = {}
-        for b in bundles:
-            for k, v in b.items():
-                need[k] = need.get(k, 0.0) + v
-        short = {k: v for k, v in need.items() if v > total.get(k, 0.0) + 1e-9}
-        unplaceable = [b for b in bundles if not any(
-            all(v <= node.get(k, 0.0) + 1e-9 for k, v in b.items()) for node in nodes)]
-        if short or unplaceable:
-            problems.append((arm, need))
+    problems = [(arm, b) for arm, b in requests.items() if not resources.fits(b, total, nodes)]
     if not problems:
         return
+    if not exact and resources.wait_for({f"each trial of arm {a!r}": b for a, b in problems},
+                                        "metamapg sweep"):
+        return
     have = {k: total.get(k, 0.0) for k in ("CPU", "GPU")}
-    arm, need = problems[0]
-    text = (f"each trial needs {_fmt(need)} (arm {arm!r}: --cpus-per-trial "
+    arm, bundles = problems[0]
+    need = resources.total_need(bundles)
+    text = (f"each trial needs {resources.fmt(need)} (arm {arm!r}: --cpus-per-trial "
             f"{spec.cpus_per_trial:g}, --gpus-per-trial {spec.gpus_per_trial:g}, plus its "
-            f"env runners), but the Ray cluster has {_fmt(have)} in all")
-    if exact:
-        fix = ("use --gpus-per-trial 0 on a machine without GPUs" if need.get("GPU", 0.0) >
-               have["GPU"] else "lower --cpus-per-trial or the tuned example's "
-               "num_env_runners")
-        raise UsageError(f"{text}: no trial could ever start. Fix: {fix}, or run on a "
-                         "cluster that has them (RAY_ADDRESS, or metamapg submit).")
-    print(f"[metamapg sweep] warning: {text} right now; trials stay PENDING until the "
-          "cluster grows (autoscaler) and forever if it cannot.", flush=True)
+            f"env runners), but the Ray cluster has {resources.fmt(have)} in all")
+    fix = ("use --gpus-per-trial 0 on a machine without GPUs" if need.get("GPU", 0.0) >
+           have["GPU"] else "lower --cpus-per-trial or the tuned example's num_env_runners")
+    where = ("no trial could ever start" if exact else
+             f"the cluster did not grow within the wait ({resources.WAIT_ENV})")
+    raise UsageError(f"{text}: {where}. Fix: {fix}, or run on a cluster that has them "
+                     "(RAY_ADDRESS, or metamapg submit).")
 
 
 def _precheck_local(spec: SweepSpec, arm_configs: Dict[str, Dict[str, Any]]) -> None:
     """The resource check before a local Ray starts (seconds sooner); exact after."""
-    import ray
-
-    if ray.is_initialized() or os.environ.get("RAY_ADDRESS"):
+    if not resources.will_start_local_ray():
         return
-    total = local_resources()
+    total = resources.local_resources()
     if total is not None:
         check_resources(spec, arm_configs, exact=True, total=total)
-
-
-def _fmt(resources: Dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:g}" for k, v in sorted(resources.items())
-                     if k in ("CPU", "GPU") or v) or "nothing"
 
 
 def run_sweep(spec: SweepSpec, *, verbose: int = 1, progress_every_s: float = 30.0,
@@ -218,8 +229,18 @@ def run_sweep(spec: SweepSpec, *, verbose: int = 1, progress_every_s: float = 30
         UsageError: Bad settings, or an existing sweep at the same place (resume it)
             or, with ``resume_existing``, a different sweep there.
     """
+    if "://" not in spec.storage_path:  # before any work: a file in the way fails late
+        from rllib_metamapg.atomic import check_output_dir
+
+        check_output_dir(spec.storage_path, "--storage-path")
     plan = plan_sweep(spec)
     path = experiment_path(spec.storage_path, plan.name)
+    with driver_lock(path):
+        return _run_new(spec, plan, path, verbose, progress_every_s, resume_existing,
+                        on_ray_started)
+
+
+def _run_new(spec, plan, path, verbose, progress_every_s, resume_existing, on_ray_started):
     if _is_experiment(path):
         if not resume_existing:
             raise UsageError(f"{path} already holds a sweep; continue it with "
@@ -230,7 +251,7 @@ def run_sweep(spec: SweepSpec, *, verbose: int = 1, progress_every_s: float = 30
         if differs:
             raise UsageError(f"{path} holds a different sweep ({', '.join(differs)} differ); "
                              "choose another --name.")
-        return resume_sweep(path, verbose=verbose, on_ray_started=on_ray_started)
+        return _resume(path, verbose, on_ray_started)
     from rllib_metamapg.env_specs import random_policy_return
 
     _precheck_local(spec, plan.metadata["arm_configs"])
@@ -245,9 +266,15 @@ def run_sweep(spec: SweepSpec, *, verbose: int = 1, progress_every_s: float = 30
 def resume_sweep(path: str, *, verbose: int = 1,
                  on_ray_started: Optional[Callable[[], None]] = None) -> Tuple[str, int]:
     """Continues an interrupted sweep: finished trials stay, the rest resume or restart."""
+    path = storage_location(path)
+    read_metadata(path)  # the clear error for a folder that is not a sweep, before locking
+    with driver_lock(path):
+        return _resume(path, verbose, on_ray_started)
+
+
+def _resume(path: str, verbose: int, on_ray_started) -> Tuple[str, int]:
     from ray import tune
 
-    path = storage_location(path)
     metadata = read_metadata(path)
     spec = SweepSpec(**metadata["spec"])
     _precheck_local(spec, metadata["arm_configs"])

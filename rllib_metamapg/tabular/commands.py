@@ -40,10 +40,11 @@ def _basin(v: Dict) -> int:
     game = resolve_game(v["game"], v["payoff"])
     arms = arms_option(v)
     settings = learning_settings(v)
+    record = settings_record(settings, game if v["payoff"] is not None else None)
     probs = basin.grid_values(v["grid"], v["grid_low"], v["grid_high"])
     res = basin.run_basin(game, arms, settings, probs, v["threshold"], v["seed"],
                           progress=_progress("basin"))
-    doc = basin.write_basin(res, v["out"], settings_record(settings))
+    doc = basin.write_basin(res, v["out"], record)
     for arm, s in doc["arms"].items():
         print(f"{arm:>10}: {100 * s['fraction']:5.1f}% of {s['cells']} cells "
               f"(+{s['gained_vs_reference']} / -{s['lost_vs_reference']} vs "
@@ -58,6 +59,7 @@ def _flow(v: Dict) -> int:
     game = resolve_game(v["game"], v["payoff"])
     arms = arms_option(v)
     settings = learning_settings(v)
+    record = settings_record(settings, game if v["payoff"] is not None else None)
     grid = basin.grid_values(v["grid"], v["grid_low"], v["grid_high"])
     for key in ("arrows", "starts"):
         if not isinstance(v[key], int) or v[key] < 2:
@@ -67,7 +69,7 @@ def _flow(v: Dict) -> int:
     flow.check_game(game, settings)
     res = flow.run_flow(game, arms, settings, grid, arrows, starts, v["threshold"],
                         v["seed"], progress=_progress("flow"))
-    flow.write_flow(res, v["out"], settings_record(settings))
+    flow.write_flow(res, v["out"], record)
     for arm, frac in res["basin"].fractions().items():
         print(f"{arm:>10}: basin {100 * frac:5.1f}%")
     print(f"wrote {v['out'] / 'flow.json'}, flow.csv, flow.png")
@@ -78,12 +80,13 @@ def _restart(v: Dict) -> int:
     from rllib_metamapg.tabular.experiments import restart
 
     games = [resolve_game(g) for g in list_option(v["games"])]
-    if v["payoff"] is not None:
-        games.append(resolve_game("custom", v["payoff"]))
+    custom = None if v["payoff"] is None else resolve_game("custom", v["payoff"])
+    games += [custom] if custom is not None else []
     arms = arms_option(v)
     settings = learning_settings(v)
+    record = settings_record(settings, custom)
     restart.check_options(v["seeds"], v["max_restarts"], v["init_range"])
-    doc = restart.run_restart(games, arms, settings, settings_record(settings), v["seeds"],
+    doc = restart.run_restart(games, arms, settings, record, v["seeds"],
                               v["max_restarts"], v["init_range"], v["threshold"], v["seed"],
                               progress=_progress("restart"))
     restart.write_restart(doc, v["out"])
@@ -96,11 +99,12 @@ def _ablation(v: Dict) -> int:
     from rllib_metamapg.tabular.experiments import ablation
 
     games = [resolve_game(g) for g in list_option(v["games"])]
-    if v["payoff"] is not None:
-        games.append(resolve_game("custom", v["payoff"]))
+    custom = None if v["payoff"] is None else resolve_game("custom", v["payoff"])
+    games += [custom] if custom is not None else []
     arms = arms_option(v)
     settings = learning_settings(v)
-    doc = ablation.run_ablation(games, arms, settings, settings_record(settings), v["seeds"],
+    record = settings_record(settings, custom)
+    doc = ablation.run_ablation(games, arms, settings, record, v["seeds"],
                                 v["init_std"], v["threshold"], v["seed"], v["out"],
                                 progress=_progress("ablation"),
                                 log=lambda m: print(m, file=sys.stderr, flush=True),
@@ -117,9 +121,10 @@ def _cooldown(v: Dict) -> int:
     game = resolve_game(v["game"], v["payoff"])
     arms = arms_option(v)
     settings = learning_settings(v)
+    record = settings_record(settings, game if v["payoff"] is not None else None)
     if not isinstance(v["settle_steps"], int) or v["settle_steps"] < 0:
         raise OptionsError(f"--settle-steps={v['settle_steps']!r} must be an integer >= 0.")
-    doc = cooldown.run_cooldown(game, arms, settings, settings_record(settings), v["seeds"],
+    doc = cooldown.run_cooldown(game, arms, settings, record, v["seeds"],
                                 v["init_std"], v["threshold"], v["seed"], v["out"],
                                 settle_steps=v["settle_steps"], progress=_progress("cooldown"),
                                 settle_progress=_progress("settle"))
@@ -142,8 +147,9 @@ def _alignment(v: Dict) -> int:
     game = resolve_game(v["game"], v["payoff"])
     arms = arms_option(v)
     settings = learning_settings(v)
+    record = settings_record(settings, game if v["payoff"] is not None else None)
     probs = basin.grid_values(v["grid"], v["grid_low"], v["grid_high"])
-    doc = alignment.run_alignment(game, arms, settings, settings_record(settings), probs,
+    doc = alignment.run_alignment(game, arms, settings, record, probs,
                                   v["threshold"], v["seed"], v["eq_temperature"], v["lambdas"],
                                   v["radius"], v["lipschitz_samples"], v["target_prob"],
                                   v["out"], progress=_progress("alignment"))
@@ -411,7 +417,7 @@ def _convergence(args) -> int:
     try:
         convergence.check(args.games_per_type, methods, args.choice, args.iters)
         out = atomic.check_output_dir(args.out)
-    except (convergence.ConvergenceError, FileExistsError, PermissionError) as err:
+    except (convergence.ConvergenceError, atomic.OutputError) as err:
         raise OptionsError(str(err)) from None
     report = _progress("convergence")
     doc = convergence.run_convergence(args.games_per_type, methods, args.choice, args.iters,
@@ -433,7 +439,7 @@ def _atlas(args) -> int:
     try:
         atlas.check(taus, args.grid, args.lipschitz_samples, args.max_games)
         out = atomic.check_output_dir(args.out)
-    except (ValueError, FileExistsError, PermissionError) as err:
+    except (ValueError, atomic.OutputError) as err:
         raise OptionsError(str(err)) from None
     doc = atlas.run_atlas(LearningSettings(), taus, args.grid, PAPER["threshold"], 1.0, 0.5,
                           args.lipschitz_samples, 0, out, progress=_progress("atlas"),
@@ -464,7 +470,7 @@ def _sampling(which: str, args) -> int:
                      + ["climbing", "climbing_modified", "penalty"])
             doc = sampling.run_samplers(games, args.seeds, args.steps, samplers,
                                         progress=report)
-    except (sampling.SamplingError, FileExistsError, PermissionError) as err:
+    except (sampling.SamplingError, atomic.OutputError) as err:
         raise OptionsError(str(err)) from None
     if which == "sampling-error":
         sampling.write_sampling_error(doc, out)
@@ -498,7 +504,7 @@ def _sampler_tuning(args) -> int:
         report = _progress("samplers-tune")
         doc = tuning.run_tuning(games, args.seeds, args.sampler, grid, args.steps,
                                 progress=report)
-    except (SamplingError, FileExistsError, PermissionError) as err:
+    except (SamplingError, atomic.OutputError) as err:
         raise OptionsError(str(err)) from None
     tuning.write_tuning(doc, out)
     print(tuning.format_table(doc))

@@ -139,6 +139,10 @@ class MemoryOneGame:
                 "horizon": self.horizon}
 
 
+# Step sizes are tuned for payoffs of order 1-100; far beyond that updates overflow.
+MAX_PAYOFF = 1e6
+
+
 def _check_payoffs(p: np.ndarray, field: str) -> None:
     if p.ndim < 3:
         raise GameError(f"{field}: expected shape (N, A_1, ..., A_N) with N >= 2 "
@@ -156,6 +160,12 @@ def _check_payoffs(p: np.ndarray, field: str) -> None:
         bad = np.argwhere(~np.isfinite(p))[0].tolist()
         raise GameError(f"{field}: payoffs must be finite numbers; entry {bad} is "
                         f"{p[tuple(bad)]!r}.")
+    if np.abs(p).max() > MAX_PAYOFF:
+        bad = np.argwhere(np.abs(p) > MAX_PAYOFF)[0].tolist()
+        raise GameError(f"{field}: entry {bad} is {p[tuple(bad)]:g}; payoffs must lie in "
+                        f"[-{MAX_PAYOFF:g}, {MAX_PAYOFF:g}] (gradient steps scale with the "
+                        "payoffs, so larger ones overflow): divide the game by a constant, "
+                        "which keeps its equilibria.")
 
 
 def symmetric_two_player(name: str, row_payoff, action_names=None) -> NormalFormGame:
@@ -290,6 +300,9 @@ def load_payoffs(path, name: Optional[str] = None):
         text = path.read_text()
     except OSError as e:
         raise GameError(f"payoff file {str(path)!r} cannot be read: {e.strerror}.") from None
+    except UnicodeDecodeError:
+        raise GameError(f"payoff file {str(path)!r} is not a text file; give a YAML or JSON "
+                        "file of payoffs.") from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as e:

@@ -16,7 +16,7 @@ from typing import Any, Dict, List
 
 import yaml
 
-from rllib_metamapg import atomic
+from rllib_metamapg import atomic, limits
 from rllib_metamapg.registry import arm_choices, parse_arms, arm_for_engine
 from rllib_metamapg.tabular.settings import LearningSettings, aliases
 from rllib_metamapg.tabular.settings import fields as settings_fields
@@ -78,9 +78,10 @@ def resolve(args: argparse.Namespace, defaults: Dict[str, Any]) -> Dict[str, Any
             values[key] = None if val is NO_BOUND else val
     if values.get("out") is None:
         raise OptionsError("--out: give an output directory.")
+    limits.check_sizes(values)  # --config's values too, before anything is allocated
     try:  # before any work: a bad --out used to fail only after the computation
         values["out"] = atomic.check_output_dir(values["out"])
-    except (FileExistsError, PermissionError) as err:
+    except atomic.OutputError as err:
         raise OptionsError(str(err)) from None
     return values
 
@@ -90,6 +91,9 @@ def _load_config(path: Path, known: set) -> Dict[str, Any]:
         data = yaml.safe_load(Path(path).read_text())
     except OSError as e:
         raise OptionsError(f"--config {str(path)!r} cannot be read: {e.strerror}.") from None
+    except UnicodeDecodeError:
+        raise OptionsError(f"--config {str(path)!r} is not a text file; give a YAML file of "
+                           "option: value lines.") from None
     except yaml.YAMLError as e:
         raise OptionsError(f"--config {str(path)!r} is not valid YAML: {e}") from None
     if data is None:
@@ -133,21 +137,23 @@ def resolve_game(name: str, payoff=None):
 
 
 def _load_game(name: str, payoff=None):
+    # A payoff given by the user is the game "custom" (or the name its spec sets), never
+    # the --game default it replaces: the output must describe what ran.
     if payoff is None:
         return get_game(name)
     if isinstance(payoff, (list, dict)):
-        return game_from_spec(payoff, name or "custom")
+        return game_from_spec(payoff, "custom")
     text = str(payoff)
     path = Path(text)
     if path.suffix in (".json", ".yaml", ".yml") or path.exists():
-        return load_payoffs(path, name)
+        return load_payoffs(path, "custom")
     try:
         spec = json.loads(text)
     except json.JSONDecodeError as e:
         raise GameError(f"--payoff: not a file and not valid JSON ({e.msg} at column "
                         f"{e.colno}); pass a JSON matrix such as '[[4,0],[3,2]]' or a "
                         "file path.") from None
-    return game_from_spec(spec, name or "custom")
+    return game_from_spec(spec, "custom")
 
 
 def list_option(values) -> List[str]:
@@ -161,6 +167,10 @@ def arms_option(v: Dict[str, Any]) -> List:
     return [arm_for_engine(a, "tabular") for a in parse_arms(list_option(v["arms"]))]
 
 
-def settings_record(settings: LearningSettings) -> Dict[str, Any]:
-    """JSON-friendly record of the settings, for the output files."""
-    return settings.record()
+def settings_record(settings: LearningSettings, custom=None) -> Dict[str, Any]:
+    """JSON-friendly record of the settings, for the output files; ``custom``, the game a
+    user's ``--payoff`` defined, is recorded whole (its payoffs are not in any table)."""
+    record = settings.record()
+    if custom is not None:
+        record["payoff"] = custom.describe()
+    return record

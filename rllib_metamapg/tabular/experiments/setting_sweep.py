@@ -95,6 +95,8 @@ def run_setting_sweep(game, arms, settings: LearningSettings, param: str,
     doc = {"experiment": "setting_sweep", "game": game.name, "param": param,
            "mirror": mirror, "values": [r[0] for r in runs], "seeds": seeds,
            "settings": settings.record(), "by_value": rows}
+    if game.name == "custom":  # a user's --payoff: its payoffs are in no table
+        doc["settings"]["payoff"] = game.describe()
     write(doc, Path(out))
     return doc
 
