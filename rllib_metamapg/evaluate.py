@@ -89,6 +89,21 @@ def check_env_matches(config: Dict[str, Any], env: str) -> None:
             "the same spaces.")
 
 
+def _fit_learner_to_machine(config) -> None:
+    """A checkpoint trained on GPUs is evaluated on this machine's CPU when it has no GPU
+    (greedy play needs no learner GPU; asking for one would fail or wait forever)."""
+    import sys
+
+    from rllib_metamapg.resources import local_resources
+
+    have = (local_resources() or {}).get("GPU", 0.0)
+    if (config.num_gpus_per_learner or 0) > have or (config.num_learners or 0) > 0:
+        print(f"[rllib evaluate] the checkpoint trained with num_learners="
+              f"{config.num_learners}, num_gpus_per_learner={config.num_gpus_per_learner:g}; "
+              "evaluating with one local CPU learner.", file=sys.stderr, flush=True)
+        config.learners(num_learners=0, num_gpus_per_learner=0)
+
+
 def evaluate_checkpoint(path: str, env: Optional[str] = None, episodes: int = 50,
                         seed: Optional[int] = None) -> Dict[str, Any]:
     """Restores the checkpoint and runs ``episodes`` greedy (argmax) episodes.
@@ -109,6 +124,7 @@ def evaluate_checkpoint(path: str, env: Optional[str] = None, episodes: int = 50
         config.environment(env)
     if seed is not None:
         config.debugging(seed=seed)
+    _fit_learner_to_machine(config)
     config.env_runners(num_env_runners=0).evaluation(
         evaluation_interval=1, evaluation_duration=episodes,
         evaluation_duration_unit="episodes", evaluation_num_env_runners=0,

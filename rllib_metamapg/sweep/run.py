@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
@@ -80,18 +79,16 @@ def _is_experiment(path: str) -> bool:
     return info.type != pyarrow.fs.FileType.NotFound
 
 
-LOCK_FILE = ".metamapg_driver.lock"
-
-
 @contextlib.contextmanager
 def driver_lock(path: str) -> Iterator[None]:
     """Holds the sweep folder's lock while this driver writes it.
 
     Two drivers on one sweep (a ``--resume`` while the first still runs) would
     train seeds twice and write their rows twice; the second is refused.  The
-    lock is an advisory ``flock`` that the kernel drops when the holder dies
-    (SIGKILL included), so a killed driver never leaves a stale lock.  A sweep on
-    a URI cannot be locked this way (object stores have no locks).
+    lock is an advisory ``flock`` on the folder itself (no file is added to it),
+    which the kernel drops when the holder dies (SIGKILL included), so a killed
+    driver never leaves a stale lock.  A sweep on a URI cannot be locked this
+    way (object stores have no locks).
     """
     if "://" in path:
         yield
@@ -99,24 +96,25 @@ def driver_lock(path: str) -> Iterator[None]:
     import fcntl
 
     folder = Path(path)
-    created = not folder.exists()
+    made = [p for p in [folder, *folder.parents] if not p.exists()]  # ours to remove
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(folder, os.O_RDONLY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise UsageError(f"{path} is being written by another metamapg sweep (pid "
-                             f"{holder}); wait for it to finish, or stop it (Ctrl-C or "
+            raise UsageError(f"{path} is being written by another metamapg sweep that is "
+                             "still running; wait for it to finish, or stop it (Ctrl-C or "
                              "SIGTERM; it saves its state) and then resume.") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
         os.close(fd)
-        if created and not (folder / METADATA_FILE).exists():
-            shutil.rmtree(folder, ignore_errors=True)  # nothing was started: no stub left
+        if made and not (folder / METADATA_FILE).exists():  # nothing started: no stub left
+            for p in made:  # innermost first; a folder that is not empty stays
+                try:
+                    p.rmdir()
+                except OSError:
+                    break
 
 
 _STARTED_LOCAL_RAY = False
