@@ -54,8 +54,9 @@ $(VENV)/.installed-meltingpot: $(VENV)/.installed
 
 meltingpot: $(VENV)/.installed-meltingpot
 
-# The tabular paired ablation + basin map, then a small paired RLlib sweep on
-# Stag Hunt (3 arms x 4 seeds, smoke budget) and its report.
+# The tabular paired ablation + basin map, then a paired RLlib sweep on Stag Hunt
+# (ippo vs peer_only, 10 seeds, the neural study's settings in studies/neural) and
+# its report.
 demo: $(VENV)/.installed
 	$(VENV)/bin/metamapg tabular demo --out $(DEMO_OUT)
 	rm -rf $(DEMO_OUT)/sweep

@@ -104,6 +104,10 @@ def _overrides(args) -> dict:
 
 def train(args) -> int:
     if args.verbose == 0:  # RLlib's config warnings are noise to a user of this command
+        from rllib_metamapg import quiet
+
+        quiet.drop_noise()
+        quiet.silence_tune_banners()
         for name in ("ray", "ray.rllib", "ray.tune"):
             logging.getLogger(name).setLevel(logging.ERROR)
     try:
@@ -150,6 +154,9 @@ def evaluate(args) -> int:
     from rllib_metamapg.evaluate import (CheckpointError, check_env_matches, checkpoint_class,
                                          checkpoint_config, evaluate_checkpoint)
 
+    from rllib_metamapg import quiet
+
+    quiet.drop_noise()
     try:
         check_size("episodes", args.episodes)
         config = checkpoint_config(args.checkpoint)

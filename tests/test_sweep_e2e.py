@@ -60,6 +60,11 @@ def test_sweep_interrupted_resumed_and_reported(tmp_path):
                         "--resume-if-exists", "--quiet")
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, out[-3000:]
+    # Quiet: our lines only, not Ray's routine notices or Tune's banners.
+    for noise in ("new API stack", "Token authentication", "Configuration for experiment",
+                  "View detailed results", "INFO"):
+        assert noise not in out, (noise, out[-3000:])
+    assert "trials finished, 0 failed" in out
     after = finished_trials(exp, 4)
     assert len(after) == 6, out[-3000:]
     # Trials that had finished were not run again: their result rows are unchanged.

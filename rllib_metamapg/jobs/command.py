@@ -74,7 +74,8 @@ def cluster_argv(args) -> List[str]:
                 argv += ["--" + key.replace("_", "-"), str(value)]
         argv += [f"--{flag}" for flag in ("smoke", "resume-if-exists")
                  if getattr(args, flag.replace("-", "_"))]
-    return argv + (["--quiet"] if args.quiet else []) + ["--report"]
+    return (argv + (["--quiet"] if args.quiet else []) + (["--verbose"] if args.verbose else [])
+            + ["--report"])
 
 
 def _prepare(args):

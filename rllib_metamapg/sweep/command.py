@@ -66,6 +66,8 @@ def add_sweep_arguments(p, *, storage_default: Optional[str] = "metamapg_results
                    help="if <storage-path>/<name> already holds this sweep, continue it "
                         "(for jobs that may be retried) instead of refusing")
     p.add_argument("--quiet", action="store_true", help="only our progress lines, not Tune's")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also Ray's and RLlib's routine notices (hidden by default)")
     p.add_argument("--progress-every", type=float, default=30.0,
                    help="seconds between progress lines")
     if report_flag:
@@ -135,7 +137,13 @@ def _sweep(args) -> int:
     from rllib_metamapg.sweep.run import (resume_sweep, run_sweep, shutdown_ray,
                                           write_sweep_report)
 
+    from rllib_metamapg import quiet
+
     verbose = 0 if args.quiet else 1
+    if not args.verbose:
+        quiet.drop_noise()
+    if args.quiet:
+        quiet.silence_tune_banners()
     spec = spec_from_args(args)
     stop = _GracefulStop()
     path = None

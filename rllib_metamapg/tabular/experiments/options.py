@@ -35,7 +35,7 @@ def _bound(text: str):
     return NO_BOUND if str(text).lower() in ("none", "null", "off") else float(text)
 
 
-# The paper's tabular settings (shared/reference/tabular_settings.md): the
+# The paper's tabular settings (docs/tabular.md): the
 # LearningSettings defaults, plus how success is scored and the seed.
 PAPER = dict(dataclasses.asdict(LearningSettings()), threshold=0.82, seed=0)
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "Optional[float]": _bound,
