@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-full test-fast lint bench clean overcooked meltingpot compare reproduce-rllib reproduce-rllib-clip1
+.PHONY: demo test test-full test-fast lint bench docs clean overcooked meltingpot compare reproduce-rllib reproduce-rllib-clip1
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -110,6 +110,12 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/learner.py --out benchmarks/results/learner.json
 	$(PY) benchmarks/envs.py --out benchmarks/results/envs.json
 	$(PY) benchmarks/compare.py --out benchmarks/results/compare.json
+	$(PY) -m rllib_metamapg.doc_figures --write
+
+# Re-renders every measured figure in README.md and docs/*.md from its result JSON
+# (rllib_metamapg/doc_figures.py); the test suite fails when they differ.
+docs: $(VENV)/.installed
+	$(PY) -m rllib_metamapg.doc_figures --write
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
