@@ -2,7 +2,10 @@
 
 A figure is written in Markdown as
 
-    <span data-json="benchmarks/results/learner.json#results[agents=2].rows[arm=meta_mapg].ratio_to_ippo" data-fmt="{:.2f}x">1.37x</span>
+    <span data-json="benchmarks/results/compare.json#results.compare_full_s"
+    data-fmt="{:.0f} s">198 s</span>
+
+(on one line in the Markdown)
 
 ``make docs`` (``python -m rllib_metamapg.doc_figures --write``) rewrites the text
 between the tags from the JSON; ``--check`` (and the test suite) fails when the
