@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-full test-fast lint bench docs clean overcooked meltingpot compare reproduce-rllib reproduce-rllib-clip1
+.PHONY: demo test test-docs test-full test-fast lint bench docs clean overcooked meltingpot compare reproduce-rllib reproduce-rllib-clip1
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -88,6 +88,11 @@ reproduce-rllib-clip1: $(VENV)/.installed
 # CI-sized sibling here, and `make test-full` runs everything.
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q -ra -m "not full" --durations=15
+
+# Every code block of README.md and docs/*.md that starts Ray (the rest run in `make
+# test`); .ci/run runs this after `make test`.
+test-docs: $(VENV)/.installed-test
+	$(PY) -m pytest -q -ra -m full tests/test_doc_examples.py --durations=10
 
 test-full: $(VENV)/.installed-test
 	$(PY) -m pytest -q -ra

@@ -57,6 +57,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         limits.check_sizes(vars(args))  # before anything is allocated
+        limits.announce_smoke(limits.apply_smoke(vars(args)))
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         if args.debug:

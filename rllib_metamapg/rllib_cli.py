@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from rllib_metamapg.errors import UsageError
+from rllib_metamapg import limits
 from rllib_metamapg.limits import check_size
 from rllib_metamapg.rllib_experiments import (EXPERIMENT_KEYS, _check_env, default_run,
                                               _check_installed, _check_number_dict,
@@ -93,6 +94,9 @@ def _overrides(args) -> dict:
     """Command-line flags that override a file's experiment keys."""
     out = {"stop": _check_number_dict(parse_json(args.stop, "--stop") if args.stop else None,
                                       "--stop")}
+    if limits.smoke():  # a smoke run of any documented command: one iteration
+        out["stop"] = {"training_iteration": 1}
+        limits.announce_smoke({}, "stop after 1 training iteration")
     for flag, key in (("checkpoint_freq", "checkpoint_freq"),
                       ("checkpoint_at_end", "checkpoint_at_end"),
                       ("keep_checkpoints_num", "keep_checkpoints_num"),
@@ -158,6 +162,8 @@ def evaluate(args) -> int:
 
     quiet.drop_noise()
     try:
+        if args.episodes < 1:
+            raise UsageError(f"--episodes={args.episodes} must be >= 1.")
         check_size("episodes", args.episodes)
         config = checkpoint_config(args.checkpoint)
         algo_cls = checkpoint_class(args.checkpoint)
@@ -193,6 +199,7 @@ def evaluate(args) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    limits.announce_smoke(limits.apply_smoke(vars(args)))
     if args.command == "evaluate":
         return evaluate(args)
     return train(args)

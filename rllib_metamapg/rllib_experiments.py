@@ -389,6 +389,11 @@ def run_experiments(prepared: List[Experiment], *, verbose: int = 0,
     from rllib_metamapg import resources
     from rllib_metamapg.rllib_plugin import register_all
 
+    from rllib_metamapg.atomic import check_output_dir
+
+    for exp in prepared:  # before Ray starts: a file in the way would fail at the end
+        if exp.storage_path and "://" not in exp.storage_path:
+            check_output_dir(Path(exp.storage_path).expanduser(), "--storage-path")
     fit_to_machine(prepared, ray_address)
     local = resources.will_start_local_ray(ray_address)
     ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=verbose >= 2,

@@ -21,3 +21,11 @@ def ray_local():
     register_all()  # Tune registrations reach only the Ray session they were made in
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _no_size_overrides(monkeypatch):
+    """Tests run at the sizes they ask for, whatever the shell exported: smoke mode
+    and the size override are set by the tests that test them."""
+    monkeypatch.delenv("METAMAPG_SMOKE", raising=False)
+    monkeypatch.delenv("METAMAPG_ALLOW_LARGE", raising=False)

@@ -28,6 +28,17 @@ def cli(*args, timeout=60, env=None, module="rllib_metamapg.cli"):
                           capture_output=True, text=True, timeout=timeout, env=full)
 
 
+class InProcess:
+    """``main(argv)`` of the metamapg command run here, as a finished process."""
+
+    def __init__(self, capsys, argv):
+        from rllib_metamapg.cli import main
+
+        self.returncode = main(argv)
+        captured = capsys.readouterr()
+        self.stdout, self.stderr = captured.out, captured.err
+
+
 def refused(proc, *needles):
     assert proc.returncode == 2, (proc.returncode, proc.stdout[-1500:], proc.stderr[-1500:])
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
@@ -60,35 +71,36 @@ def test_the_size_override_is_explicit(monkeypatch):
         limits.check_size("grid", 5000)
     monkeypatch.setenv(limits.ALLOW_ENV, "1")
     limits.check_size("grid", 5000)  # allowed
-    with pytest.raises(UsageError, match=">= 2"):
-        limits.check_size("grid", 1)  # a lower bound is never waived
+    with pytest.raises(UsageError, match=">= 1"):
+        limits.check_size("seeds", 0)  # a lower bound is never waived
 
 
-def test_a_size_in_a_config_file_is_bounded_too(tmp_path):
+def test_a_size_in_a_config_file_is_bounded_too(tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("seeds: 1000000000\n")
-    refused(cli("tabular", "ablation", "--config", str(cfg), "--games", "stag_hunt", "--out",
-                str(tmp_path / "o")), "--seeds=1000000000")
+    refused(InProcess(capsys, ["tabular", "ablation", "--config", str(cfg), "--games",
+                               "stag_hunt", "--out", str(tmp_path / "o")]),
+            "--seeds=1000000000")
 
 
-def test_zero_seeds_is_refused_before_the_header(tmp_path):
-    proc = cli("tabular", "ablation", "--seeds", "0", "--games", "stag_hunt", "--out",
-               str(tmp_path / "o"))
+def test_zero_seeds_is_refused_before_the_header(tmp_path, capsys):
+    proc = InProcess(capsys, ["tabular", "ablation", "--seeds", "0", "--games", "stag_hunt",
+                              "--out", str(tmp_path / "o")])
     refused(proc, "--seeds=0 must be >= 1")
     assert "[ablation]" not in proc.stderr + proc.stdout
 
 
 @pytest.mark.parametrize("flag", ["--config", "--payoff"])
-def test_a_binary_file_is_named_not_a_traceback(tmp_path, flag):
+def test_a_binary_file_is_named_not_a_traceback(tmp_path, capsys, flag):
     blob = tmp_path / "blob.yaml"
     blob.write_bytes(bytes(range(256)) * 4)
-    refused(cli("tabular", "basin", flag, str(blob), "--out", str(tmp_path / "o")),
-            "not a text file")
+    refused(InProcess(capsys, ["tabular", "basin", flag, str(blob), "--out",
+                               str(tmp_path / "o")]), "not a text file")
 
 
-def test_a_huge_payoff_is_refused_not_run_to_zero_success(tmp_path):
-    refused(cli("tabular", "basin", "--payoff", "[[1e308, 0], [3, 2]]", "--out",
-                str(tmp_path / "o")), "payoffs must lie in")
+def test_a_huge_payoff_is_refused_not_run_to_zero_success(tmp_path, capsys):
+    refused(InProcess(capsys, ["tabular", "basin", "--payoff", "[[1e308, 0], [3, 2]]",
+                               "--out", str(tmp_path / "o")]), "payoffs must lie in")
 
 
 def test_a_custom_payoff_is_recorded_as_custom_with_its_payoffs(tmp_path):
@@ -117,25 +129,27 @@ def test_ctrl_c_in_a_tabular_run_is_one_line(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_sweep_arms_empty_is_refused(tmp_path):
-    refused(cli("sweep", "--smoke", "--env", "stag_hunt", "--arms", "", "--seeds", "0",
-                "--storage-path", str(tmp_path)), "--arms=''")
+def test_sweep_arms_empty_is_refused(tmp_path, capsys):
+    refused(InProcess(capsys, ["sweep", "--smoke", "--env", "stag_hunt", "--arms", "",
+                               "--seeds", "0", "--storage-path", str(tmp_path)]), "--arms=''")
 
 
 @pytest.mark.parametrize("name", ["../x", "a/b", ".hidden", ".."])
-def test_sweep_name_cannot_leave_the_storage_path(tmp_path, name):
-    refused(cli("sweep", "--smoke", "--env", "stag_hunt", "--arms", "ippo", "--seeds", "0",
-                "--name", name, "--storage-path", str(tmp_path / "s")), "--name=")
+def test_sweep_name_cannot_leave_the_storage_path(tmp_path, capsys, name):
+    refused(InProcess(capsys, ["sweep", "--smoke", "--env", "stag_hunt", "--arms", "ippo",
+                               "--seeds", "0", "--name", name, "--storage-path",
+                               str(tmp_path / "s")]), "--name=")
     assert not any(tmp_path.iterdir())
 
 
-def test_report_with_a_corrupt_params_json_names_the_file(tmp_path):
+def test_report_with_a_corrupt_params_json_names_the_file(tmp_path, capsys):
     from tests.test_report import make_sweep
 
     sweep = make_sweep(tmp_path / "sw")
     victim = next(sweep.glob("*/params.json"))
     victim.write_text("")
-    refused(cli("report", str(sweep), "--out", str(tmp_path / "r")), str(victim), "corrupt")
+    refused(InProcess(capsys, ["report", str(sweep), "--out", str(tmp_path / "r")]),
+            str(victim), "corrupt")
     assert not (tmp_path / "r").exists()
 
 
@@ -297,12 +311,33 @@ def test_debug_shows_the_traceback_of_a_user_error(tmp_path):
 
 def test_memory_stays_small_when_a_huge_size_is_refused(tmp_path):
     # The unbounded versions reached 8-10 GB before any message.
-    code = ("import resource, sys\nfrom rllib_metamapg.cli import main\n"
+    # VmHWM: this process's peak (ru_maxrss would include the forking pytest's).
+    code = ("import re, sys\nfrom rllib_metamapg.cli import main\n"
             "rc = main(sys.argv[1:])\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(rc)")
+            "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1])\n"
+            "sys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code, "sweep", "--smoke", "--env",
                            "stag_hunt", "--arms", "ippo", "--seeds", "0-1000000000",
                            "--storage-path", str(tmp_path)], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 2
     assert int(proc.stdout.split()[-1]) < 1_000_000  # KiB: under 1 GB
+
+
+def test_rllib_train_storage_path_under_a_file_is_refused_before_ray(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    start = time.monotonic()
+    proc = cli("train", "--algo", "PPO", "--env", "CartPole-v1", "--stop",
+               '{"training_iteration": 1}', "--storage-path", str(afile / "sub"),
+               module="rllib_metamapg.rllib_cli")
+    assert proc.returncode == 2 and "--storage-path=" in proc.stderr, proc.stderr[-2000:]
+    assert time.monotonic() - start < 30 and afile.read_text() == "mine"
+
+
+def test_sampler_steps_below_one_update_are_refused_not_a_nan_traceback(tmp_path, capsys):
+    # 3x3 games update every 60+ env steps: 40 steps used to write NaN and crash.
+    refused(InProcess(capsys, ["tabular", "samplers", "--games", "penalty", "--seeds", "2",
+                               "--steps", "40", "--out", str(tmp_path / "o")]),
+            "--steps=40 is less than one target update")
+    assert not (tmp_path / "o").exists()

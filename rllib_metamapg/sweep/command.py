@@ -7,7 +7,7 @@ import os
 import signal
 from typing import Optional
 
-from rllib_metamapg import registry
+from rllib_metamapg import limits, registry
 from rllib_metamapg.errors import UsageError
 
 
@@ -105,6 +105,18 @@ def spec_from_args(args):
     if not args.env:
         raise UsageError("--env is required (or --resume DIR).")
     v = {k: sweep_setting(args, k) for k in SWEEP_DEFAULTS}
+    if limits.smoke():  # the env's smoke budget, one seed, on the CPU
+        from rllib_metamapg.sweep.plan import parse_seeds
+
+        # The folder keeps the name the documented command gives it (not <env>-smoke),
+        # so its --resume and report lines find it.
+        v["name"] = v["name"] or (f"{args.env}-smoke" if args.smoke else args.env)
+        args.smoke = True
+        v["seeds"] = ",".join(str(s) for s in parse_seeds(v["seeds"])[:1])
+        v["max_concurrent"] = min(v["max_concurrent"], 2)
+        v["gpus_per_trial"] = 0.0
+        limits.announce_smoke({}, f"--smoke, seeds {v['seeds']}, --max-concurrent "
+                                  f"{v['max_concurrent']}, --gpus-per-trial 0")
     arms = None
     if v["arms"] is not None:
         arms = [a.strip() for a in v["arms"].replace(" ", ",").split(",") if a.strip()]

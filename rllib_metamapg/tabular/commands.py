@@ -14,7 +14,7 @@ from rllib_metamapg.tabular.experiments.options import (PAPER, OptionsError, add
                                                          arms_option, learning_settings,
                                                          list_option, resolve,
                                                          resolve_game, settings_record)
-from rllib_metamapg import atomic
+from rllib_metamapg import atomic, limits
 from rllib_metamapg.registry import experiment_arms, sampler_names
 from rllib_metamapg.tabular.games import GAMES, list_games
 
@@ -168,6 +168,9 @@ def _compare(v: Dict) -> int:
     from rllib_metamapg.tabular.experiments import compare, suite
 
     arms = arms_option(v)
+    if limits.smoke() and not v["quick"]:  # a smoke run is at most the CI-sized one
+        limits.announce_smoke({"quick": True})
+        v = dict(v, quick=True)
     if v["quick"]:
         v = dict(v, steps=min(v["steps"], compare.QUICK_STEPS))
     settings = learning_settings(v)
@@ -468,7 +471,8 @@ def _sampling(which: str, args) -> int:
             games = (list_option(args.games) if args.games else
                      [f"no_conflict_{k}" for k in range(1, 22)]
                      + ["climbing", "climbing_modified", "penalty"])
-            doc = sampling.run_samplers(games, args.seeds, args.steps, samplers,
+            doc = sampling.run_samplers(games, args.seeds, _env_steps(args.steps, games),
+                                        samplers,
                                         progress=report)
     except (sampling.SamplingError, atomic.OutputError) as err:
         raise OptionsError(str(err)) from None
@@ -483,6 +487,15 @@ def _sampling(which: str, args) -> int:
         print(sampling.format_table(doc))
         print(f"wrote {out / 'samplers.json'}, samplers.csv, samplers.png")
     return 0
+
+
+def _env_steps(steps, games):
+    """The samplers' env steps; a smoke run (METAMAPG_SMOKE) takes two target updates."""
+    if not limits.smoke():
+        return steps
+    from rllib_metamapg.tabular.experiments.sampling import smoke_steps
+
+    return smoke_steps(games)
 
 
 def _sampler_tuning(args) -> int:
@@ -502,7 +515,8 @@ def _sampler_tuning(args) -> int:
         games = list_option(args.games) if args.games else list(tuning.DEFAULT_GAMES)
         out = atomic.check_output_dir(args.out)
         report = _progress("samplers-tune")
-        doc = tuning.run_tuning(games, args.seeds, args.sampler, grid, args.steps,
+        doc = tuning.run_tuning(games, args.seeds, args.sampler, grid,
+                                _env_steps(args.steps, games),
                                 progress=report)
     except (SamplingError, atomic.OutputError) as err:
         raise OptionsError(str(err)) from None

@@ -79,6 +79,7 @@ def resolve(args: argparse.Namespace, defaults: Dict[str, Any]) -> Dict[str, Any
     if values.get("out") is None:
         raise OptionsError("--out: give an output directory.")
     limits.check_sizes(values)  # --config's values too, before anything is allocated
+    limits.announce_smoke(limits.apply_smoke(values))
     try:  # before any work: a bad --out used to fail only after the computation
         values["out"] = atomic.check_output_dir(values["out"])
     except atomic.OutputError as err:

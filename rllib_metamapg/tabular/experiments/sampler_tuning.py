@@ -21,6 +21,7 @@ from rllib_metamapg import atomic
 from rllib_metamapg.samplers.learning import train
 from rllib_metamapg.stats import wilson_ci
 from rllib_metamapg.tabular.experiments.sampling import (SETTINGS_BY_ACTIONS, SamplingError,
+                                                         check_steps,
                                                          _game, _positive, check_samplers)
 
 # MA-PROPS App. G's sweep.
@@ -56,6 +57,7 @@ def run_tuning(game_names: Sequence[str], seeds: int, sampler: str = "ma_props",
     groups: Dict[int, List] = {}
     for g in games:
         groups.setdefault(g.num_actions[0], []).append(g)
+    check_steps(steps, [SETTINGS_BY_ACTIONS[a][0].batch for a in groups])
     settings = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
     total = len(settings) * len(groups)
     doc = {"experiment": "samplers-tune", "sampler": sampler, "seeds": seeds,

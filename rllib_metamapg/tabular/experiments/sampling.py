@@ -97,6 +97,20 @@ def run_sampling_error(game_name: str, samples: int, seeds: int,
     return doc
 
 
+def check_steps(steps: Optional[int], batches: Sequence[int]) -> None:
+    """``--steps`` must cover one target update of every game size it runs (a run
+    with none has no batch to score; it used to end in a NaN and a traceback)."""
+    if steps is not None and batches and steps < max(batches):
+        raise SamplingError(f"--steps={steps} is less than one target update ({max(batches)} "
+                            "env steps for the largest games given); give at least that, or "
+                            "leave --steps out for 100 updates.")
+
+
+def smoke_steps(game_names: Sequence[str]) -> int:
+    """Two target updates of the largest game size (METAMAPG_SMOKE's budget)."""
+    return 2 * max(SETTINGS_BY_ACTIONS[_game(n).num_actions[0]][0].batch for n in game_names)
+
+
 def run_samplers(game_names: Sequence[str], seeds: int, steps: Optional[int] = None,
                  samplers: Sequence[str] = SAMPLERS,
                  progress: Optional[Callable[[int, int], None]] = None) -> Dict:
@@ -108,6 +122,7 @@ def run_samplers(game_names: Sequence[str], seeds: int, steps: Optional[int] = N
     groups: Dict[int, List] = {}
     for g in games:
         groups.setdefault(g.num_actions[0], []).append(g)
+    check_steps(steps, [SETTINGS_BY_ACTIONS[a][0].batch for a in groups])
     doc = {"experiment": "samplers", "seeds": seeds, "samplers": list(samplers),
            "games": {}, "settings": {}}
     total = sum((steps or 100 * SETTINGS_BY_ACTIONS[a][0].batch) * len(samplers)
