@@ -89,8 +89,8 @@ reproduce-rllib-clip1: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q -ra -m "not full" --durations=15
 
-# Every code block of README.md and docs/*.md that starts Ray (the rest run in `make
-# test`); .ci/run runs this after `make test`.
+# Every code block of README.md and docs/*.md, run at smoke size (METAMAPG_SMOKE=1);
+# .ci/run runs this after `make test`.
 test-docs: $(VENV)/.installed-test
 	$(PY) -m pytest -q -ra -m full tests/test_doc_examples.py --durations=10
 

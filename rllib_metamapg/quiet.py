@@ -44,5 +44,8 @@ def drop_noise() -> None:
 
 def silence_tune_banners() -> None:
     """Tune's newer console output prints its start banner (the experiment box, the
-    TensorBoard hint) even at verbosity 0; its classic output does not."""
+    TensorBoard hint) even at verbosity 0; its classic output does not.  Tune's own
+    INFO lines ("Restoring the run from ...") go too; its warnings stay."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    for name in ("ray.tune", "ray.train"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -9,7 +9,8 @@ block that must not run here is preceded by
     <!-- doc-example: skip: <the reason> -->
 
 and is reported as skipped with that reason.  A broken example fails the suite.
-Blocks that start Ray are marked ``full``; ``.ci/run`` runs them after ``make test``.
+The blocks are marked ``full``: ``make test-docs`` runs them, and ``.ci/run`` runs
+that after ``make test``.
 """
 
 import os
@@ -29,7 +30,6 @@ BLOCK = re.compile(r"(?:^<!-- doc-example: skip: (?P<skip>.+?) -->\n)?^```(?P<la
 # Inputs the examples read by relative path, linked into each document's folder.
 INPUTS = ("tuned_examples", "studies")
 BLOCK_TIMEOUT_S = 600
-RAY_COMMANDS = ("metamapg sweep", "rllib train", "build_algo", "rllib evaluate")
 
 
 def collect():
@@ -40,12 +40,12 @@ def collect():
             if m.group("lang") not in LANGS:
                 continue
             line = text[:m.start("lang")].count("\n") + 1
-            # Blocks that start Ray take 15-150 s each: marked `full`, which .ci/run
-            # runs after `make test`, so every block still runs in CI.
-            ray = any(k in m.group("code") for k in RAY_COMMANDS)
+            # Each block takes 3-150 s (Ray's start-up, torch's import per command):
+            # marked `full`; `make test-docs` runs them and .ci/run runs that after
+            # `make test`, so every block runs in CI while `make test` stays as long.
             out.append(pytest.param(doc, m.group("lang"), m.group("code"), m.group("skip"),
                                     id=f"{doc.relative_to(ROOT)}:{line}",
-                                    marks=[pytest.mark.full] if ray else []))
+                                    marks=[pytest.mark.full]))
     return out
 
 
