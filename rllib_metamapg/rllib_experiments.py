@@ -318,19 +318,16 @@ def fit_to_machine(prepared: List[Experiment], ray_address: Optional[str]) -> No
         if resources.fits(_bundles(config), total):
             continue
         runners = config.num_env_runners or 0
-        if "num_env_runners" not in exp.explicit and runners > 0:
-            for fewer in range(runners - 1, -1, -1):
-                trial = config.copy(copy_frozen=False).env_runners(num_env_runners=fewer)
-                if resources.fits(_bundles(trial), total):
-                    print(f"[rllib] {exp.name}: this machine has {resources.fmt(total)}; "
-                          f"{exp.run}'s default num_env_runners={runners} asks for "
-                          f"{resources.fmt(resources.total_need(_bundles(config)))}, so it "
-                          f"runs with num_env_runners={fewer} (set num_env_runners in "
-                          "--config or the file to choose).", flush=True)
-                    exp.config = trial
-                    break
-            if exp.config is not config:
-                continue
+        fitted = (None if "num_env_runners" in exp.explicit
+                  else _fewer_runners(config, runners, total))
+        if fitted is not None:
+            print(f"[rllib] {exp.name}: this machine has {resources.fmt(total)}; "
+                  f"{exp.run}'s default num_env_runners={runners} asks for "
+                  f"{resources.fmt(resources.total_need(_bundles(config)))}, so it runs with "
+                  f"num_env_runners={fitted.num_env_runners} (set num_env_runners in "
+                  "--config or the file to choose).", flush=True)
+            exp.config = fitted
+            continue
         need = resources.total_need(_bundles(config))
         raise UsageError(
             f"{exp.name}: each trial needs {resources.fmt(need)} (num_env_runners={runners} "
@@ -340,6 +337,17 @@ def fit_to_machine(prepared: List[Experiment], ray_address: Optional[str]) -> No
             f"{config.num_gpus_per_learner:g}), but this machine has {resources.fmt(total)}, "
             "so it could never start. Lower num_env_runners (0 samples in the main process) "
             "or the GPUs asked for, or pass --ray-address of a cluster that has them.")
+
+
+def _fewer_runners(config, runners: int, total):
+    """``config`` with the most env runners below ``runners`` that fit, else None."""
+    from rllib_metamapg import resources
+
+    for fewer in range(runners - 1, -1, -1):
+        trial = config.copy(copy_frozen=False).env_runners(num_env_runners=fewer)
+        if resources.fits(_bundles(trial), total):
+            return trial
+    return None
 
 
 def _bundles(config) -> List[Dict[str, float]]:
@@ -387,9 +395,8 @@ def run_experiments(prepared: List[Experiment], *, verbose: int = 0,
     from ray import tune
 
     from rllib_metamapg import resources
-    from rllib_metamapg.rllib_plugin import register_all
-
     from rllib_metamapg.atomic import check_output_dir
+    from rllib_metamapg.rllib_plugin import register_all
 
     for exp in prepared:  # before Ray starts: a file in the way would fail at the end
         if exp.storage_path and "://" not in exp.storage_path:
