@@ -45,6 +45,20 @@ PEER_ROW = "row"
 # learner reads its peers from the batch itself, like every other column).
 PEER_MODULE = "module"
 
+# Whether peer slot k acted at this row's env step (False where it had ended, had not
+# started, or skipped the step: its other columns there are a placeholder row's).
+PEER_PRESENT = "present"
+
+
+def present_peer_mask(batch: Dict[str, Any], slot: int):
+    """Peer ``slot``'s presence and loss mask on ``batch``'s rows (bool), or None
+    when it acted, unmasked, at every row."""
+    here = batch.get(peer_column(slot, PEER_PRESENT))
+    mask = batch.get(peer_column(slot, Columns.LOSS_MASK))
+    if mask is not None:
+        here = mask.bool() if here is None else here.bool() & mask.bool()
+    return here
+
 
 def peer_module_ids(batch: Dict[str, Any], module_ids) -> List[str]:
     """The peer module of each slot of one module's batch, from its PEER_MODULE columns."""
@@ -65,17 +79,19 @@ class AddPeerColumns(ConnectorV2):
     """Adds peer columns and the episode structure to every module's rows.
 
     Columns added: ``metamapg_peer{k}_{obs,actions,action_logp,advantages,loss_mask}``
-    (peer slot k's row at the same env step) and ``metamapg_peer{k}_row`` (that
-    row's index in the peer's batch), ``metamapg_episode`` (episode chunk number
-    within this batch), ``metamapg_t`` (step within that chunk) and
-    ``metamapg_row`` (the row's own index).  A
+    (peer slot k's row at the same env step), ``metamapg_peer{k}_row`` (that
+    row's index in the peer's batch), ``metamapg_peer{k}_present`` (whether the
+    peer acted at that env step at all), ``metamapg_episode`` (episode chunk number
+    within this batch), ``metamapg_t`` (env step within that chunk, the same clock
+    for every agent) and ``metamapg_row`` (the row's own index).  A
     chunk is what the env runner returned for one episode in this sample, or a
     slice of it that RLlib gave to one learner; the estimators treat each chunk
     as an episode that starts at its first row.
 
-    Peers of an agent are the other agents of its episode in sorted agent-id
-    order.  Needs simultaneous moves (every agent acts at every env step) and
-    one module per agent; anything else is refused with an explanation.
+    Peers of an agent are the other agents of the batch in sorted agent-id order.
+    Agents may end (or start) at different times: a peer that did not act at a
+    row's env step is flagged absent there.  Needs one module per agent;
+    anything else is refused with an explanation.
 
     Attributes:
         peer_modules: After a call, ``{module_id: [module id of peer slot k, ...]}``
@@ -88,7 +104,7 @@ class AddPeerColumns(ConnectorV2):
 
     @override(ConnectorV2)
     def __call__(self, *, rl_module, episodes, batch: Dict[str, Any], **kwargs):
-        rows, slots, structure = self._locate(episodes, batch)
+        rows, slots, structure, present = self._locate(episodes, batch)
         for mid, (episode, step) in structure.items():
             device = batch[mid][Columns.ACTIONS].device if torch.is_tensor(
                 batch[mid][Columns.ACTIONS]) else None
@@ -105,6 +121,9 @@ class AddPeerColumns(ConnectorV2):
                 idx = torch.as_tensor(np.concatenate(rows[mid][k]), dtype=torch.long)
                 batch[mid][peer_column(k, PEER_ROW)] = (
                     idx.to(actions.device) if torch.is_tensor(actions) else idx)
+                here = torch.as_tensor(np.concatenate(present[mid][k]))
+                batch[mid][peer_column(k, PEER_PRESENT)] = (
+                    here.to(actions.device) if torch.is_tensor(actions) else here)
                 for col in PEER_SOURCE_COLUMNS:
                     if col in batch[peer_mid]:
                         batch[mid][peer_column(k, col)] = tree.map_structure(
@@ -114,11 +133,14 @@ class AddPeerColumns(ConnectorV2):
 
     def _locate(self, episodes, batch) -> Tuple[Dict[str, List[List[np.ndarray]]],
                                                  Dict[str, List[str]],
-                                                 Dict[str, Tuple[np.ndarray, np.ndarray]]]:
-        """Per module and peer slot, the peer's row indices for each own row; and
-        per module, each row's episode chunk number and step within it."""
+                                                 Dict[str, Tuple[np.ndarray, np.ndarray]],
+                                                 Dict[str, List[List[np.ndarray]]]]:
+        """Per module and peer slot, the peer's row index for each own row and
+        whether the peer acted at that env step; per module, each row's episode
+        chunk number and env step within the chunk."""
         offsets: Dict[str, int] = {}
-        spans = []  # per multi-agent episode: {agent: (module, start, len, t_started)}
+        # Per multi-agent episode chunk: {agent: (module, first row, env step of each row)}.
+        spans = []
         parts: Dict[str, Tuple[List[np.ndarray], List[np.ndarray]]] = {}
         for number, episode in enumerate(episodes):
             span = {}
@@ -128,11 +150,12 @@ class AddPeerColumns(ConnectorV2):
                 if mid not in batch:
                     continue
                 start = offsets.get(mid, 0)
-                span[agent_id] = (mid, start, len(sa), sa.t_started)
+                env_steps = _env_steps(episode, agent_id, sa)
+                span[agent_id] = (mid, start, env_steps)
                 offsets[mid] = start + len(sa)
                 ep_ids, steps = parts.setdefault(mid, ([], []))
                 ep_ids.append(np.full(len(sa), number, np.int64))
-                steps.append(np.arange(len(sa), dtype=np.int64))
+                steps.append(env_steps)
             spans.append(span)
         structure = {mid: (np.concatenate(e), np.concatenate(t))
                      for mid, (e, t) in parts.items()}
@@ -142,30 +165,67 @@ class AddPeerColumns(ConnectorV2):
                 raise ValueError(f"AddPeerColumns: module {mid!r} has {have} rows but its "
                                  f"episodes account for {n}; it must run after GAE on an "
                                  "unpadded (non-recurrent) batch.")
-        rows: Dict[str, List[List[np.ndarray]]] = {}
-        slots: Dict[str, List[str]] = {}
+        # Every agent of the batch is a peer of every other, in every chunk: an agent
+        # that ended (or has not started) is absent from a chunk's rows, not a
+        # different peer set.
+        module_of: Dict[Any, str] = {}
         for span in spans:
-            agents = sorted(span, key=str)
-            for agent_id in agents:
-                mid, start, length, t0 = span[agent_id]
-                peers = [a for a in agents if a != agent_id]
-                peer_mids = [span[a][0] for a in peers]
-                if mid in peer_mids:
-                    raise ValueError(f"MetaMAPG needs one module per agent: agents "
-                                     f"{[a for a in agents if span[a][0] == mid]} share "
-                                     f"module {mid!r}. Map each agent to its own module "
-                                     "(policy_mapping_fn).")
-                if slots.setdefault(mid, peer_mids) != peer_mids:
-                    raise ValueError(f"MetaMAPG: module {mid!r} meets different peer "
-                                     f"modules in different episodes ({slots[mid]} vs "
-                                     f"{peer_mids}); use a fixed agent -> module mapping.")
-                per_slot = rows.setdefault(mid, [[] for _ in peers])
-                for k, peer in enumerate(peers):
-                    p_mid, p_start, p_len, p_t0 = span[peer]
-                    if (p_len, p_t0) != (length, t0):
-                        raise ValueError(
-                            f"MetaMAPG needs simultaneous moves: in one episode agent "
-                            f"{agent_id!r} has {length} steps from t={t0} but agent "
-                            f"{peer!r} has {p_len} from t={p_t0}.")
-                    per_slot[k].append(np.arange(p_start, p_start + p_len))
-        return rows, slots, structure
+            for agent_id, (mid, _, _) in span.items():
+                if module_of.setdefault(agent_id, mid) != mid:
+                    raise ValueError(f"MetaMAPG: agent {agent_id!r} is mapped to modules "
+                                     f"{module_of[agent_id]!r} and {mid!r} in different "
+                                     "episodes; use a fixed agent -> module mapping.")
+        agents = sorted(module_of, key=str)
+        for agent_id in agents:
+            shared = [a for a in agents if module_of[a] == module_of[agent_id]]
+            if len(shared) > 1:
+                raise ValueError(f"MetaMAPG needs one module per agent: agents {shared} "
+                                 f"share module {module_of[agent_id]!r}. Map each agent to "
+                                 "its own module (policy_mapping_fn).")
+        slots = {module_of[a]: [module_of[p] for p in agents if p != a] for a in agents}
+        rows: Dict[str, List[List[np.ndarray]]] = {
+            module_of[a]: [[] for _ in agents[1:]] for a in agents}
+        present: Dict[str, List[List[np.ndarray]]] = {
+            module_of[a]: [[] for _ in agents[1:]] for a in agents}
+        for span in spans:
+            for agent_id, (mid, _, env_steps) in span.items():
+                for k, peer in enumerate(p for p in agents if p != agent_id):
+                    if peer in span:
+                        _, p_start, p_steps = span[peer]
+                        at = {int(t): p_start + r for r, t in enumerate(p_steps)}
+                    else:
+                        at = {}
+                    idx = np.array([at.get(int(t), -1) for t in env_steps], np.int64)
+                    present[mid][k].append(idx >= 0)
+                    # An absent peer's columns are row 0's, flagged not present.
+                    rows[mid][k].append(np.maximum(idx, 0))
+        return rows, slots, structure, present
+
+
+def _env_steps(episode, agent_id, sa) -> np.ndarray:
+    """The env step (from the chunk's first) at which each of the agent's rows acted.
+
+    Read from the episode's env-step -> agent-step map, so agents that end early,
+    start late or skip steps line up with their peers.  Rows past the map (the
+    one masked step PPO's learner connector appends to every chunk) follow the
+    agent's last mapped step.
+    """
+    t0 = sa.t_started
+    try:
+        mapping = episode.env_t_to_agent_t[agent_id].get()
+    except (KeyError, AttributeError, IndexError):
+        mapping = None
+    where = {}
+    if mapping is not None:
+        for j, t in enumerate(mapping):
+            if not isinstance(t, str):
+                where.setdefault(int(t) - t0, j)
+    out = np.empty(len(sa), np.int64)
+    last_row, last_step = -1, -1
+    for r in range(len(sa)):
+        if r in where and where[r] > last_step:
+            last_row, last_step = r, where[r]
+            out[r] = last_step
+        else:  # not in the map: after the previous row (episodes built by hand)
+            out[r] = last_step + (r - last_row)
+    return out

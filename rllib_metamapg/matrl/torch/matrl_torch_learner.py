@@ -32,7 +32,7 @@ from ray.rllib.utils.annotations import override
 
 from rllib_metamapg.critic_optimizer import CriticOptimizerMixin
 from rllib_metamapg.connectors.peer_columns import (PEER_ROW, ROW_COLUMN, peer_column,
-                                                    peer_module_ids)
+                                                    peer_module_ids, present_peer_mask)
 from rllib_metamapg.matrl import metrics as M
 from rllib_metamapg.matrl.matrl_learner import BR_OPTIMIZER_STATE_KEY, MATRLLearner
 from rllib_metamapg.metamapg.torch.corrections import trainable_params
@@ -44,6 +44,11 @@ def _logp(module, obs, actions, params=None) -> torch.Tensor:
            else functional_call(module, params, (batch,)))
     dist = module.get_train_action_dist_cls().from_logits(out[Columns.ACTION_DIST_INPUTS])
     return dist.logp(actions)
+
+
+def _where_present(x: torch.Tensor, present, fill: float) -> torch.Tensor:
+    """``x`` where the agent acted, ``fill`` (no effect) where it did not."""
+    return x if present is None else torch.where(present, x, torch.full_like(x, fill))
 
 
 def _norm(a: Dict[str, torch.Tensor], b: Dict[str, torch.Tensor]) -> float:
@@ -80,21 +85,18 @@ class MATRLTorchLearner(CriticOptimizerMixin, MATRLLearner, PPOTorchLearner):
         return old, hat
 
     def _agents_on_rows(self, mid: str, b, mids: List[str]):
-        """``[(module id, row index into its original order)]`` for mid's rows, own first."""
-        out = [(mid, b[ROW_COLUMN])]
+        """``[(module id, row index into its original order, present or None)]`` for
+        mid's rows, own first.  A peer that did not act at a row's env step (it had
+        ended) is not present there: its ratio counts as 1."""
+        out = [(mid, b[ROW_COLUMN], None)]
         for k, peer in enumerate(peer_module_ids(b, mids)):
-            out.append((peer, b[peer_column(k, PEER_ROW)]))
+            out.append((peer, b[peer_column(k, PEER_ROW)], present_peer_mask(b, k)))
         return out
 
     def _valid(self, b) -> torch.Tensor:
         mask = b.get(Columns.LOSS_MASK)
-        valid = (torch.ones_like(b[Columns.ACTION_LOGP], dtype=torch.bool) if mask is None
-                 else mask.bool())
-        k = 0
-        while peer_column(k, Columns.LOSS_MASK) in b:
-            valid = valid & b[peer_column(k, Columns.LOSS_MASK)].bool()
-            k += 1
-        return valid
+        return (torch.ones_like(b[Columns.ACTION_LOGP], dtype=torch.bool) if mask is None
+                else mask.bool())
 
     # -------------------------------------------------------------- iteration
     def matrl_step(self, mids: List[str]) -> None:
@@ -111,7 +113,8 @@ class MATRLTorchLearner(CriticOptimizerMixin, MATRLLearner, PPOTorchLearner):
             b = batches[mid]
             valid = self._valid(b)
             adv = b[Postprocessing.ADVANTAGES]
-            lr_rows = {j: log_ratio[j][idx] for j, idx in self._agents_on_rows(mid, b, mids)}
+            lr_rows = {j: _where_present(log_ratio[j][idx], here, 0.0)
+                       for j, idx, here in self._agents_on_rows(mid, b, mids)}
             stacked = torch.stack([lr_rows[j] for j in mids])  # (n, rows)
             for sigma in profiles:
                 sel = torch.tensor(sigma, dtype=stacked.dtype, device=stacked.device)
@@ -178,8 +181,8 @@ class MATRLTorchLearner(CriticOptimizerMixin, MATRLLearner, PPOTorchLearner):
         b = self._train_batch.policy_batches[mid]
         valid = self._valid(b)
         c = torch.ones_like(b[Columns.ACTION_LOGP])
-        for j, idx in self._agents_on_rows(mid, b, mids)[1:]:
-            c = c * mixed_ratio[j][idx]
+        for j, idx, here in self._agents_on_rows(mid, b, mids)[1:]:
+            c = c * _where_present(mixed_ratio[j][idx], here, 1.0)
         if cfg.br_weight == "current_over_mixture":
             c = 1.0 / c
         if cfg.br_clip is not None:

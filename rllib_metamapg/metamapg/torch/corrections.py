@@ -63,6 +63,10 @@ class AgentSlice:
         actions: Actions taken.
         logp_old: Behaviour-policy log-probabilities of ``actions``.
         advantages: The agent's advantage estimates.
+        present: ``(rows,)`` bool, the rows at which this agent acted (``None``:
+            all).  Where it did not (it had ended, or not yet started), its other
+            fields are placeholders: its log-probability enters no weight and its
+            advantage counts as 0.
     """
 
     module: Any
@@ -71,6 +75,7 @@ class AgentSlice:
     actions: torch.Tensor
     logp_old: torch.Tensor
     advantages: torch.Tensor
+    present: Optional[torch.Tensor] = None
 
 
 @dataclasses.dataclass
@@ -307,13 +312,22 @@ def compute_corrections_for(agents: Sequence[AgentSlice], mask: Optional[torch.T
     if estimator not in ESTIMATORS:
         raise ValueError(f"correction_estimator={estimator!r}: choose one of {ESTIMATORS}.")
     chosen = list(range(len(agents)) if for_agents is None else for_agents)
+    agents = [_zero_where_absent(a) for a in agents]
     adv = agents[0].advantages
     valid = (torch.ones_like(adv, dtype=torch.bool) if mask is None else mask.bool())
     if layout is None:
         layout = EpisodeLayout.one_step(adv.shape[0], valid, adv.device)
     trajectory = estimator == "trajectory"
-    per_episode = (int(valid.sum()) / max(layout.count_episodes(valid), 1) if trajectory
-                   else 1.0)
+    episodes = max(layout.count_episodes(valid), 1)
+
+    def per_episode(i: int) -> float:
+        # Agent i's own rows per unit of the objective (per episode, or per row of
+        # ``rows``): its PPO loss averages over its own rows.
+        here = agents[i].present
+        if not trajectory and here is None:
+            return 1.0
+        own_rows = int((valid if here is None else valid & here).sum())
+        return own_rows / (episodes if trajectory else max(int(valid.sum()), 1))
     # Only the parameters the action distribution depends on are differentiated
     # (RLlib's default PPO module also holds the critic's); the rest get zeros.
     theta = [{n: a.params[n] for n in _policy_param_names(a)} for a in agents]
@@ -327,7 +341,7 @@ def compute_corrections_for(agents: Sequence[AgentSlice], mask: Optional[torch.T
     stages = unroll_length + 1
     if not (own or peer):  # only the policy gradient: no inner steps needed
         pgs = policy_gradients(whole, whole.importance(theta))
-        return [Corrections(_full(agents[i], pgs[i]), None, None, per_episode)
+        return [Corrections(_full(agents[i], pgs[i]), None, None, per_episode(i))
                 for i in chosen]
     split = split and layout.count_episodes(valid) >= stages
     # Split: each stage on its own episodes' rows only.  The inner steps' graphs --
@@ -396,7 +410,8 @@ def compute_corrections_for(agents: Sequence[AgentSlice], mask: Optional[torch.T
         if peer:
             peer_vec = (through(others) if others
                         else [torch.zeros_like(x) for x in agents[i].params.values()])
-        return Corrections(_full(agents[i], pgs[i]), own_vec, peer_vec, per_episode, split)
+        return Corrections(_full(agents[i], pgs[i]), own_vec, peer_vec, per_episode(i),
+                           split)
 
     return [corrections_of(i) for i in chosen]
 
@@ -414,15 +429,13 @@ class _Rows:
         # Episodes (trajectory) or rows (per_step): what ``mean`` divides by.
         self.count = max(layout.count_episodes(part) if trajectory else int(part.sum()), 1)
         self._weights = part.to(agents[0].advantages.dtype) / self.count
-        self._logp_old = sum(a.logp_old for a in agents)
 
     def mean(self, x: torch.Tensor) -> torch.Tensor:
         return (x * self._weights).sum()
 
     def importance(self, params_list: Sequence[Params]) -> torch.Tensor:
         """Surrogate weights of every row at the agents' ``params_list``."""
-        logratio = sum(action_logp(a, p) for a, p in zip(self.agents, params_list)) \
-            - self._logp_old
+        logratio = sum(_logratio(a, p) for a, p in zip(self.agents, params_list))
         return self.layout.weights(logratio) if self.trajectory else torch.exp(logratio)
 
     def select(self, part: torch.Tensor) -> "_Rows":
@@ -430,9 +443,27 @@ class _Rows:
         idx = part.nonzero().squeeze(1)
         agents = [dataclasses.replace(
             a, batch=tree.map_structure(lambda v: v[idx], a.batch), actions=a.actions[idx],
-            logp_old=a.logp_old[idx], advantages=a.advantages[idx]) for a in self.agents]
+            logp_old=a.logp_old[idx], advantages=a.advantages[idx],
+            present=None if a.present is None else a.present[idx]) for a in self.agents]
         return _Rows(agents, self.layout.select(idx), torch.ones_like(idx, dtype=torch.bool),
                      self.trajectory)
+
+
+def _logratio(agent: AgentSlice, params: Params) -> torch.Tensor:
+    """``log pi(a) - log pi_old(a)`` per row; 0 where the agent did not act."""
+    lr = action_logp(agent, params) - agent.logp_old
+    if agent.present is None:
+        return lr
+    return torch.where(agent.present, lr, torch.zeros_like(lr))
+
+
+def _zero_where_absent(agent: AgentSlice) -> AgentSlice:
+    """``agent`` with its advantage 0 at the rows where it did not act."""
+    if agent.present is None:
+        return agent
+    present = agent.present.bool()
+    return dataclasses.replace(agent, present=present, advantages=torch.where(
+        present, agent.advantages, torch.zeros_like(agent.advantages)))
 
 
 def _policy_names(module, names) -> List[str]:

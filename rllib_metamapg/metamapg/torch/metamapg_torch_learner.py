@@ -14,11 +14,12 @@ from ray.rllib.utils.annotations import override
 
 from rllib_metamapg.critic_optimizer import CriticOptimizerMixin
 from rllib_metamapg.connectors.peer_columns import (EPISODE_COLUMN, STEP_COLUMN, peer_column,
-                                                    peer_module_ids)
+                                                    peer_module_ids, present_peer_mask)
 from rllib_metamapg.metamapg import metrics as M
 from rllib_metamapg.metamapg.metamapg_learner import MetaMAPGLearner
 from rllib_metamapg.metamapg.torch.corrections import (
     AgentSlice, Corrections, EpisodeLayout, combine, compute_corrections_for, policy_params)
+from rllib_metamapg.metamapg.torch.joint_rows import joint_slices
 
 
 class MetaMAPGTorchLearner(CriticOptimizerMixin, MetaMAPGLearner, PPOTorchLearner):
@@ -38,6 +39,8 @@ class MetaMAPGTorchLearner(CriticOptimizerMixin, MetaMAPGLearner, PPOTorchLearne
         losses = super().compute_losses(fwd_out=fwd_out, batch=batch)
         self._pending_steps = {}
         if not self.corrections_active:
+            if self._peer_columns is not None:  # a corrected arm after its handoff
+                self._log_no_correction(losses)
             return losses
         lam = float(self._correction_state["lambda"])
         # Sorted: with several learners every learner must all-reduce the modules'
@@ -69,6 +72,14 @@ class MetaMAPGTorchLearner(CriticOptimizerMixin, MetaMAPGLearner, PPOTorchLearne
         self._pending_steps = {}
         return grads
 
+    def _log_no_correction(self, module_ids) -> None:
+        """lambda 0 and the (zero) applied step, so the curves do not break at the
+        handoff.  The estimate's own metrics (norms, cosine, split) are not
+        measured without an estimate; RLlib reports them as NaN from then on."""
+        for mid in module_ids:
+            self.metrics.log_dict({M.LAMBDA: 0.0, M.CORRECTION_NORM: 0.0, M.CLIPPED: 0.0},
+                                  key=mid, reduce="mean")
+
     def last_corrections(self) -> Dict[str, Corrections]:
         """The raw estimates of the latest update per module (objective units,
         before clip and lambda): what the oracle tests compare with the exact engine."""
@@ -91,20 +102,30 @@ class MetaMAPGTorchLearner(CriticOptimizerMixin, MetaMAPGLearner, PPOTorchLearne
             agents.append(AgentSlice(
                 peer, _leaf_copies(peer), {Columns.OBS: b[peer_column(k, Columns.OBS)]},
                 b[peer_column(k, Columns.ACTIONS)], b[peer_column(k, Columns.ACTION_LOGP)],
-                b[peer_column(k, Postprocessing.ADVANTAGES)]))
-            peer_mask = b.get(peer_column(k, Columns.LOSS_MASK))
-            if peer_mask is not None:
-                mask = peer_mask if mask is None else mask & peer_mask
+                b[peer_column(k, Postprocessing.ADVANTAGES)], present_peer_mask(b, k)))
         return agents, mask, [mid] + peers
 
-    def _estimate(self, mid: str, b: Dict[str, Any], for_ids: Sequence[str]):
-        """Raw corrections of modules ``for_ids`` (``mid`` first) on ``mid``'s rows."""
+    def _module_and_params(self, mid: str):
+        module = self.module[mid].unwrapped()
+        return module, _leaf_copies(module)
+
+    def _estimate(self, mid: str, b: Dict[str, Any], for_ids: Sequence[str],
+                  whole_batch: bool = False):
+        """Raw corrections of modules ``for_ids`` (``mid`` first): on every agent's
+        rows of the whole train batch (``whole_batch``), else on ``mid``'s rows of
+        ``b`` with the peers' columns (a minibatch)."""
         cfg = self.config.get_config_for_module(mid)
         arm = self._controller.arm
-        agents, mask, ids = self._slices(mid, b)
-        valid = (torch.ones_like(b[Columns.ACTIONS], dtype=torch.bool) if mask is None
-                 else mask.bool())
-        layout = EpisodeLayout(b[EPISODE_COLUMN], b[STEP_COLUMN], valid)
+        if whole_batch:
+            ids = [mid] + peer_module_ids(b, self.module.keys())
+            agents, valid, layout = joint_slices(
+                {m: self.train_batch(m) for m in ids}, ids, self._module_and_params)
+            mask = valid
+        else:
+            agents, mask, ids = self._slices(mid, b)
+            valid = (torch.ones_like(b[Columns.ACTIONS], dtype=torch.bool) if mask is None
+                     else mask.bool())
+            layout = EpisodeLayout(b[EPISODE_COLUMN], b[STEP_COLUMN], valid)
         return compute_corrections_for(
             agents, mask, for_agents=[ids.index(m) for m in for_ids], inner_lr=cfg.inner_lr,
             unroll_length=cfg.unroll_length, form=cfg.correction_form, own=arm.own,
@@ -128,7 +149,7 @@ class MetaMAPGTorchLearner(CriticOptimizerMixin, MetaMAPGLearner, PPOTorchLearne
             share += [m for m in trained
                       if m != mid and m in ids and m not in self._batch_corrections
                       and _estimator_settings(self.config.get_config_for_module(m)) == settings]
-        estimates = self._estimate(mid, b, share)
+        estimates = self._estimate(mid, b, share, whole_batch=True)
         return {m: self._apply(m, corr, lam)
                 for m, corr in sorted(zip(share, estimates), key=lambda pair: pair[0])}
 
