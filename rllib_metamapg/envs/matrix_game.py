@@ -81,9 +81,14 @@ def one_module_per_agent(env: MultiAgentEnv) -> Dict[str, Any]:
     """
     # A list, not a set: module build order (and so which weights each agent
     # draws from the seeded RNG) must not depend on PYTHONHASHSEED.
-    return {"policies": list(env.possible_agents),
-            "policy_mapping_fn": _identity_mapping}
+    names = [_identity_mapping(a) for a in env.possible_agents]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Agents {list(env.possible_agents)} give the module ids {names}, "
+                         "which repeat (RLlib's module ids are strings); wire them with "
+                         "config.multi_agent(policies=..., policy_mapping_fn=...).")
+    return {"policies": names, "policy_mapping_fn": _identity_mapping}
 
 
 def _identity_mapping(agent_id, episode=None, **kwargs):
-    return agent_id
+    # RLlib's module ids are strings; agents may be ints (MultiAgentCartPole's 0, 1).
+    return agent_id if isinstance(agent_id, str) else str(agent_id)

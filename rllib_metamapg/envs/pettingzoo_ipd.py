@@ -23,22 +23,29 @@ class IteratedPrisonersDilemma(ParallelEnv):
 
     metadata = {"name": "pettingzoo_ipd_v0", "render_modes": [], "is_parallelizable": True}
 
-    def __init__(self, rounds: int = 12):
+    def __init__(self, rounds: int = 12, render_mode: Optional[str] = None):
         if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
             raise ValueError(f"env_config.rounds={rounds!r} must be a positive integer.")
+        if render_mode is not None:
+            raise ValueError(f"render_mode={render_mode!r}: this env does not render "
+                             "(metadata['render_modes'] is empty); leave it None.")
         self.rounds = rounds
+        self.render_mode = render_mode
         self.payoffs = get_game("ipd").stage.payoffs.astype(np.float32)  # [player, a0, a1]
         self.possible_agents = ["player_0", "player_1"]
         self.agents = []
-        self._obs_space = gym.spaces.Box(0.0, 1.0, (5,), np.float32)
-        self._act_space = gym.spaces.Discrete(2)
+        # One space object per player: seeding one player's space must not reseed
+        # the other's.
+        self._obs_spaces = {a: gym.spaces.Box(0.0, 1.0, (5,), np.float32)
+                            for a in self.possible_agents}
+        self._act_spaces = {a: gym.spaces.Discrete(2) for a in self.possible_agents}
         self._round = 0
 
     def observation_space(self, agent):
-        return self._obs_space
+        return self._obs_spaces[agent]
 
     def action_space(self, agent):
-        return self._act_space
+        return self._act_spaces[agent]
 
     def _observe(self, state: int) -> Dict[str, np.ndarray]:
         one_hot = np.zeros(5, np.float32)
@@ -48,25 +55,43 @@ class IteratedPrisonersDilemma(ParallelEnv):
     def reset(self, seed: Optional[int] = None, options: Optional[dict] = None):
         if seed is not None:
             for k, agent in enumerate(self.possible_agents):
-                self._act_space.seed(seed + k)
+                self._act_spaces[agent].seed(seed + k)
+                self._obs_spaces[agent].seed(seed + k)
         self.agents = list(self.possible_agents)
         self._round = 0
         return self._observe(0), {a: {} for a in self.agents}
 
     def step(self, actions: Dict[str, Any]):
+        if not self.agents:  # after the last round, as PettingZoo's own wrappers do
+            return {}, {}, {}, {}, {}
         if set(actions) != set(self.agents):
             raise ValueError(f"step(): both players act every round; got {sorted(actions)}.")
         a0, a1 = int(actions["player_0"]), int(actions["player_1"])
         rewards = {a: float(self.payoffs[i, a0, a1]) for i, a in enumerate(self.agents)}
         self._round += 1
         obs = self._observe(1 + 2 * a0 + a1)
+        # The last round ends the game by its rules (the players know the length), so
+        # it is a termination: PPO must not bootstrap a value past it, and the exact
+        # engine's finite-horizon value is 0 there.  The ``ipd`` env does the same.
         done = self._round >= self.rounds
-        terminations = {a: False for a in self.agents}
-        truncations = {a: done for a in self.agents}
+        terminations = {a: done for a in self.agents}
+        truncations = {a: False for a in self.agents}
         infos = {a: {"joint_action": (a0, a1)} for a in self.agents}
         if done:
             self.agents = []
         return obs, rewards, terminations, truncations, infos
+
+
+def parallel_env(rounds: int = 12, render_mode: Optional[str] = None) -> IteratedPrisonersDilemma:
+    """PettingZoo's factory convention: the env as a ``ParallelEnv``."""
+    return IteratedPrisonersDilemma(rounds, render_mode)
+
+
+def env(rounds: int = 12, render_mode: Optional[str] = None):
+    """PettingZoo's factory convention: the env as an ``AECEnv``."""
+    from pettingzoo.utils.conversions import parallel_to_aec
+
+    return parallel_to_aec(parallel_env(rounds, render_mode))
 
 
 class OrderedParallelPettingZooEnv(ParallelPettingZooEnv):

@@ -43,6 +43,8 @@ class MetaMAPGConfig(SamplingPPOConfig):
     from its ``possible_agents``) when ``multi_agent()`` is not called.
     """
 
+    REQUIRED_CALLBACKS = (CooldownCallback,)
+
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class or MetaMAPG)
         self.arm = "meta_mapg"
@@ -245,8 +247,9 @@ class MetaMAPGConfig(SamplingPPOConfig):
         callbacks = callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]
         if switches(self.arm).cooldown and self.handoff_metric is not None and not any(
                 isinstance(c, type) and issubclass(c, CooldownCallback) for c in callbacks):
-            self._value_error("MetaMAPGConfig: handoff_metric needs CooldownCallback; pass "
-                             "config.callbacks([CooldownCallback, YourCallback]).")
+            self._value_error("MetaMAPGConfig: handoff_metric needs CooldownCallback, which "
+                             "callbacks_class no longer holds (it was assigned directly); "
+                             "use config.callbacks(YourCallback), which keeps it.")
 
 
 class MetaMAPG(PluginAlgorithm, PPO):

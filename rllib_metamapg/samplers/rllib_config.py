@@ -69,6 +69,25 @@ class SamplingPPOConfig(PPOConfig):
         set_provided(self, sampler=sampler, behaviour=behaviour, critic_lr=critic_lr)
         return self
 
+    # Callbacks the method cannot work without (MetaMAPG's cooldown): ``callbacks()``
+    # keeps them, first, whatever the user passes.
+    REQUIRED_CALLBACKS: tuple = ()
+
+    @override(PPOConfig)
+    def callbacks(self, callbacks_class=NotProvided, **kwargs) -> "SamplingPPOConfig":
+        """RLlib's ``callbacks()``; the method's own callbacks stay in the list.
+
+        ``config.callbacks(MyCallback)`` replaces the callbacks in RLlib.  Here it
+        gives ``[<the method's callbacks>, MyCallback]``: a user's callback runs
+        beside ours instead of silently switching off what ours report (MetaMAPG's
+        ``result["metamapg"]`` and its statistic-triggered handoff).
+        """
+        super().callbacks(callbacks_class=callbacks_class, **kwargs)
+        if callbacks_class is not NotProvided and self.REQUIRED_CALLBACKS:
+            self.callbacks_class = keep_callbacks(self.callbacks_class,
+                                                  self.REQUIRED_CALLBACKS)
+        return self
+
     @override(PPOConfig)
     def validate(self) -> None:
         super().validate()
@@ -153,3 +172,16 @@ def install_sampler(config):
     name = getattr(config, "sampler", "on_policy")
     install = registry.get_sampler(name).rllib
     return config if install is None else registry.load(install)(config)
+
+
+def keep_callbacks(given, required):
+    """``given`` (a callback class or a list of them) with every class of
+    ``required`` that no entry of it subclasses put in front."""
+    from ray.rllib.callbacks.callbacks import RLlibCallback
+
+    given = list(given) if isinstance(given, (list, tuple)) else [given]
+    missing = [r for r in required
+               if not any(isinstance(c, type) and issubclass(c, r) for c in given)]
+    # RLlibCallback alone is RLlib's "no callbacks" (what callbacks(None) sets).
+    out = missing + [c for c in given if c is not RLlibCallback]
+    return out[0] if len(out) == 1 else out
