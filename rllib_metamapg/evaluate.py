@@ -104,15 +104,19 @@ def _fit_learner_to_machine(config) -> None:
         config.learners(num_learners=0, num_gpus_per_learner=0)
 
 
-def evaluate_checkpoint(path: str, env: Optional[str] = None, episodes: int = 50,
-                        seed: Optional[int] = None) -> Dict[str, Any]:
-    """Restores the checkpoint and runs ``episodes`` greedy (argmax) episodes.
+def evaluate_checkpoint(path: str, env: Optional[str] = None, episodes: Optional[int] = 50,
+                        seed: Optional[int] = None, *, steps: Optional[int] = None,
+                        overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Restores the checkpoint and runs greedy (argmax) episodes.
 
     Args:
         path: Algorithm checkpoint folder (a Tune trial's ``checkpoint_*``).
         env: Registered env to evaluate in (default: the one it trained on).
-        episodes: Number of evaluation episodes.
+        episodes: Number of evaluation episodes (``None`` with ``steps``).
         seed: Env/sampling seed for the evaluation runs.
+        steps: Env steps to run instead of ``episodes`` (RLlib's ``--steps``); the
+            episodes that complete within them are reported.
+        overrides: Config settings merged over the checkpoint's (``--config``).
 
     Returns:
         ``{"episodes", "return_mean", "return_min", "return_max",
@@ -120,29 +124,46 @@ def evaluate_checkpoint(path: str, env: Optional[str] = None, episodes: int = 50
     """
     algo_cls = checkpoint_class(path)
     config = algo_cls.get_default_config().update_from_dict(checkpoint_config(path))
+    config.update_from_dict(dict(overrides or {}))
+    return _evaluate(config, path, env, episodes, steps, seed)
+
+
+def evaluate_untrained(config, episodes: Optional[int], steps: Optional[int],
+                       seed: Optional[int]) -> Dict[str, Any]:
+    """RLlib's ``rllib evaluate`` without a checkpoint: the untrained algorithm."""
+    return _evaluate(config.copy(copy_frozen=False), None, None, episodes, steps, seed)
+
+
+def _evaluate(config, path: Optional[str], env: Optional[str], episodes: Optional[int],
+              steps: Optional[int], seed: Optional[int]) -> Dict[str, Any]:
     if env is not None:
         config.environment(env)
     if seed is not None:
         config.debugging(seed=seed)
     _fit_learner_to_machine(config)
+    unit, duration = ("timesteps", steps) if steps is not None else ("episodes", episodes)
     config.env_runners(num_env_runners=0).evaluation(
-        evaluation_interval=1, evaluation_duration=episodes,
-        evaluation_duration_unit="episodes", evaluation_num_env_runners=0,
+        evaluation_interval=1, evaluation_duration=duration,
+        evaluation_duration_unit=unit, evaluation_num_env_runners=0,
         evaluation_parallel_to_training=False, evaluation_config={"explore": False,
                                                               "num_envs_per_env_runner": 1})
     algo = config.build_algo()
     try:
-        try:
-            algo.restore_from_path(str(Path(path).resolve()))
-        except (EOFError, pickle.UnpicklingError, FileNotFoundError, KeyError) as err:
-            raise CheckpointError(f"{path}: the checkpoint is truncated or partial and cannot "
-                                  f"be restored ({type(err).__name__}: {err}); use a complete "
-                                  "checkpoint.") from None
+        if path is not None:
+            try:
+                algo.restore_from_path(str(Path(path).resolve()))
+            except (EOFError, pickle.UnpicklingError, FileNotFoundError, KeyError) as err:
+                raise CheckpointError(f"{path}: the checkpoint is truncated or partial and "
+                                      f"cannot be restored ({type(err).__name__}: {err}); use "
+                                      "a complete checkpoint.") from None
         metrics = algo.evaluate()
     finally:
         algo.stop()
     runners = lookup(metrics, "env_runners") or {}
-    return {"episodes": int(runners.get("num_episodes", episodes)),
+    if steps is not None and "episode_return_mean" not in runners:
+        raise CheckpointError(f"no episode finished within --steps {steps}; raise --steps "
+                              "or use --episodes.")
+    return {"episodes": int(runners.get("num_episodes", episodes or 0)),
             **{f"return_{k}": float(runners[f"episode_return_{k}"])
                for k in ("mean", "min", "max") if f"episode_return_{k}" in runners},
             "agent_return_mean": {a: float(v) for a, v in

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from rllib_metamapg.errors import UsageError
 from rllib_metamapg.limits import check_size
+from rllib_metamapg.rllib_legacy import translate_stop
 from rllib_metamapg.schedules import is_finite_number
 
 # The keys RLlib <= 2.39 accepted in an experiment of a tuned-example file.
@@ -133,28 +134,55 @@ def resolve_algorithm(run: Any, what: str):
                      f"{', '.join(names)}.")
 
 
-def build_config(env: Any, config: Dict[str, Any], where: str, run: Optional[str] = None):
-    """A validated config of algorithm ``run`` from a flat config dict (no Ray needed)."""
+def note(text: str) -> None:
+    """One line on stderr about a classic RLlib name that was mapped."""
+    print(f"rllib: note: {text}", file=sys.stderr, flush=True)
+
+
+def grid_values(config: Dict[str, Any], where: str) -> Dict[str, list]:
+    """``{key: candidates}`` of the settings given as Tune's ``{"grid_search": [...]}``."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and "grid_search" in value:
+            values = value["grid_search"]
+            if set(value) != {"grid_search"} or not isinstance(values, list) or not values:
+                raise UsageError(f"{where}.config.{key}: write a grid as "
+                                 "{grid_search: [value, ...]} with at least one value.")
+            out[key] = values
+    return out
+
+
+def build_config(env: Any, config: Dict[str, Any], where: str, run: Optional[str] = None,
+                 grid_out: Optional[Dict[str, list]] = None):
+    """A validated config of algorithm ``run`` from a flat config dict (no Ray needed).
+
+    Classic RLlib names are mapped (:mod:`rllib_metamapg.rllib_legacy`, one note
+    each).  A setting given as ``{grid_search: [...]}`` is checked value by value and
+    the config is built with its first value; the grid goes to ``grid_out`` (for
+    :func:`param_space`).
+    """
+    from rllib_metamapg.rllib_legacy import MeanStdFilterConnector, translate_config
+
     run = run or default_run()
     if not isinstance(config, dict):
         raise UsageError(f"{where}.config must be a mapping of {run} config settings.")
     algo_cls, base = resolve_algorithm(run, f"{where}.run")
     _check_env(env, f"{where}.env")
     _check_installed(env, f"{where}.env")  # validate() may build the env to list its agents
-    kind = type(base).__name__
-    settable = {k for k in dir(type(base))
-                if isinstance(getattr(type(base), k, None), property)
-                and getattr(type(base), k).fset is not None}
-    # "framework" is the key RLlib's files used for framework_str.
-    known = set(vars(base)) | settable | set(CONFIG_METHODS) | {"framework"}
-    for key, value in config.items():
-        if key not in known or key.startswith("_"):
-            close = difflib.get_close_matches(str(key), sorted(k for k in known
-                                                               if not k.startswith("_")), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise UsageError(f"{where}.config.{key} is not a {kind} setting.{hint}")
-        if key not in CONFIG_METHODS and key != "framework":
-            _check_type(getattr(base, key), value, f"{where}.config.{key}")
+    try:
+        config, notes = translate_config(config, base)
+    except ValueError as err:
+        raise UsageError(f"{where}.{err}") from None
+    for text in notes:
+        note(f"{where}: {text}")
+    grid = grid_values(config, where)
+    for key, values in grid.items():
+        for value in values[1:]:
+            if key not in CONFIG_METHODS and key in vars(base):
+                _check_type(getattr(base, key), value, f"{where}.config.{key}")
+    config = {k: (grid[k][0] if k in grid else v) for k, v in config.items()}
+    mean_std = config.pop("observation_filter", None) == "MeanStdFilter"
+    check_config_keys(base, config, where)
     if config.get("framework", "torch") != "torch":
         raise UsageError(f"{where}.config.framework={config['framework']!r}: only 'torch' "
                          "is installed (RLlib's new API stack).")
@@ -174,7 +202,47 @@ def build_config(env: Any, config: Dict[str, Any], where: str, run: Optional[str
             cfg = with_default_wiring(cfg, cfg)
         except (ValueError, TypeError, KeyError) as err:
             raise UsageError(f"{where}.config: {str(err).splitlines()[0]}") from None
+    if mean_std:
+        cfg.env_runners(env_to_module_connector=MeanStdFilterConnector(cfg.is_multi_agent))
+    if grid_out is not None:
+        grid_out.update(grid)
     return cfg
+
+
+def param_space(config, grid: Dict[str, list]) -> Any:
+    """What Tune gets: the config, or its dict with the file's grids put back."""
+    if not grid:
+        return config
+    from ray import tune
+
+    space = config.to_dict()
+    for key, values in grid.items():
+        name = key if key in space else key.rstrip("_")
+        if key == "model_config":
+            name = "_model_config"
+        if name not in space:
+            raise UsageError(f"config.{key}: a grid_search over it is not supported here; "
+                             "run one experiment per value.")
+        space[name] = tune.grid_search(values)
+    return space
+
+
+def check_config_keys(base, config: Dict[str, Any], where: str) -> None:
+    """Every key a setting of ``base``'s config class, each value of its type."""
+    kind = type(base).__name__
+    settable = {k for k in dir(type(base))
+                if isinstance(getattr(type(base), k, None), property)
+                and getattr(type(base), k).fset is not None}
+    # "framework" is the key RLlib's files used for framework_str.
+    known = set(vars(base)) | settable | set(CONFIG_METHODS) | {"framework"}
+    for key, value in config.items():
+        if key not in known or key.startswith("_"):
+            close = difflib.get_close_matches(str(key), sorted(k for k in known
+                                                               if not k.startswith("_")), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise UsageError(f"{where}.config.{key} is not a {kind} setting.{hint}")
+        if key not in CONFIG_METHODS and key != "framework":
+            _check_type(getattr(base, key), value, f"{where}.config.{key}")
 
 
 def _check_env(env: Any, what: str) -> None:
@@ -251,6 +319,8 @@ class Experiment:
     storage_path: Optional[str] = None
     # Config keys the file or --config set (not left at the algorithm's default).
     explicit: frozenset = frozenset()
+    # Settings given as {grid_search: [...]}: one trial per value (per num_samples).
+    grid: Dict[str, list] = dataclasses.field(default_factory=dict)
 
 
 def _whole(value: Any, what: str, low: int) -> int:
@@ -265,11 +335,17 @@ def prepare_experiments(experiments: Dict[str, Dict[str, Any]],
     out = []
     for name, exp in experiments.items():
         where = f"{source}: {name}"
-        exp = {**exp, **{k: v for k, v in overrides.items() if k != "stop"}}
+        exp = {**exp, **{k: v for k, v in overrides.items()
+                         if k not in ("stop", "framework")}}
+        exp["config"] = _config_with_env(exp, overrides.get("framework"), where)
         run = exp.get("run") or default_run()
         resolve_algorithm(run, f"{where}.run")
-        stop = {**_check_number_dict(exp.get("stop"), f"{where}.stop"),
-                **overrides.get("stop", {})}
+        # --stop replaces the file's stop rules (RLlib's --stop did too).
+        stop = _check_number_dict(overrides["stop"] if overrides.get("stop") else
+                                  exp.get("stop"), f"{where}.stop")
+        stop, notes = translate_stop(stop)
+        for text in notes:
+            note(f"{where}: {text}")
         if not stop:
             raise UsageError(f"{where}.stop is empty: give a budget such as "
                              "{'num_env_steps_sampled_lifetime': 100000}.")
@@ -279,11 +355,13 @@ def prepare_experiments(experiments: Dict[str, Dict[str, Any]],
                              "must be >= 1: Tune checks a stop rule after each iteration, so "
                              "a trial always trains at least one.")
         keep = exp.get("keep_checkpoints_num")
+        grid: Dict[str, list] = {}
         check_size("trials", exp.get("num_samples", 1), f"{where}.num_samples="
                    f"{exp.get('num_samples', 1)!r}")
         out.append(Experiment(
             name=name, run=run, stop=stop,
-            config=build_config(exp.get("env"), exp.get("config") or {}, where, run),
+            config=build_config(exp.get("env"), exp.get("config") or {}, where, run, grid),
+            grid=grid,
             checkpoint_freq=_whole(exp.get("checkpoint_freq", 0), f"{where}.checkpoint_freq",
                                    0),
             checkpoint_at_end=bool(exp.get("checkpoint_at_end", True)),
@@ -291,8 +369,34 @@ def prepare_experiments(experiments: Dict[str, Dict[str, Any]],
             keep_checkpoints_num=None if keep is None else _whole(
                 keep, f"{where}.keep_checkpoints_num", 1),
             storage_path=exp.get("storage_path") or exp.get("local_dir"),
-            explicit=frozenset(exp.get("config") or {})))
+            explicit=_explicit_keys(exp.get("config") or {}, run)))
     return out
+
+
+def _explicit_keys(config: Dict[str, Any], run: str) -> frozenset:
+    """The config keys a file set, under their new-stack names."""
+    from rllib_metamapg.rllib_legacy import translate_config
+
+    return frozenset(translate_config(config, resolve_algorithm(run, "run")[1])[0])
+
+
+def _config_with_env(exp: Dict[str, Any], framework: Optional[str],
+                     where: str) -> Dict[str, Any]:
+    """The experiment's config; ``env`` given inside it (as RLlib allowed) moves to the
+    experiment, and ``--framework`` overrides the file's framework."""
+    config = dict(exp.get("config") or {}) if isinstance(exp.get("config") or {}, dict) \
+        else exp.get("config")
+    if not isinstance(config, dict):
+        return config
+    if "env" in config:
+        inner = config.pop("env")
+        if exp.get("env") not in (None, inner):
+            raise UsageError(f"{where}: env={exp['env']!r} and config.env={inner!r} "
+                             "differ; give the env once.")
+        exp["env"] = inner
+    if framework is not None:
+        config["framework"] = framework
+    return config
 
 
 def fit_to_machine(prepared: List[Experiment], ray_address: Optional[str]) -> None:
@@ -382,7 +486,9 @@ def prepare(experiments: Dict[str, Dict[str, Any]], stop_override: Dict[str, flo
 
 def run_experiments(prepared: List[Experiment], *, verbose: int = 0,
                     ray_address: Optional[str] = None, experiment_name: Optional[str] = None,
-                    restore: Optional[str] = None, resume: bool = False) -> int:
+                    restore: Optional[str] = None, resume: bool = False,
+                    ray_init: Optional[Dict[str, Any]] = None,
+                    checkpoint_score_attr: Optional[str] = None) -> int:
     """Runs each experiment with Tune; returns 0 if every trial finished, else 1.
 
     Args:
@@ -390,6 +496,8 @@ def run_experiments(prepared: List[Experiment], *, verbose: int = 0,
             progress and Ray's warnings, 2 everything (workers' logs too).
         restore: An algorithm checkpoint every trial starts from.
         resume: Continue the experiment already in the storage folder.
+        ray_init: Extra ``ray.init`` arguments for a local Ray (``--ray-num-cpus``, ...).
+        checkpoint_score_attr: Result key ranking the checkpoints kept.
     """
     import ray
     from ray import tune
@@ -404,7 +512,7 @@ def run_experiments(prepared: List[Experiment], *, verbose: int = 0,
     fit_to_machine(prepared, ray_address)
     local = resources.will_start_local_ray(ray_address)
     ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=verbose >= 2,
-             logging_level=logging.INFO if verbose else logging.ERROR)
+             logging_level=logging.INFO if verbose else logging.ERROR, **(ray_init or {}))
     if not local:
         wait_for_cluster(prepared)
     register_all()
@@ -424,7 +532,8 @@ def run_experiments(prepared: List[Experiment], *, verbose: int = 0,
             checkpoint_config=tune.CheckpointConfig(
                 checkpoint_at_end=exp.checkpoint_at_end,
                 checkpoint_frequency=exp.checkpoint_freq,
-                num_to_keep=exp.keep_checkpoints_num))
+                num_to_keep=exp.keep_checkpoints_num,
+                checkpoint_score_attribute=checkpoint_score_attr))
         path = f"{storage or Path('~/ray_results').expanduser()}/{name}"
         if resume:
             if not tune.Tuner.can_restore(path):
@@ -433,7 +542,8 @@ def run_experiments(prepared: List[Experiment], *, verbose: int = 0,
             tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
                                        resume_errored=True)
         else:
-            tuner = tune.Tuner(trainable, param_space=config, run_config=run_config,
+            tuner = tune.Tuner(trainable, param_space=param_space(config, exp.grid),
+                               run_config=run_config,
                                tune_config=tune.TuneConfig(num_samples=exp.num_samples))
         for res in tuner.fit():
             failed += _summary(name, res)

@@ -48,9 +48,11 @@ def test_pettingzoo_ipd_passes_the_parallel_api_test_and_pays_the_engine_payoffs
     assert obs["player_0"].argmax() == 0
     obs, rew, term, trunc, _ = env.step({"player_0": 0, "player_1": 1})  # C vs D
     assert (rew["player_0"], rew["player_1"]) == (0.0, 5.0)
-    assert obs["player_1"].argmax() == 2 and not any(trunc.values())
-    _, rew, _, trunc, _ = env.step({"player_0": 0, "player_1": 0})
-    assert rew == {"player_0": 3.0, "player_1": 3.0} and all(trunc.values())
+    assert obs["player_1"].argmax() == 2 and not any(term.values())
+    _, rew, term, trunc, _ = env.step({"player_0": 0, "player_1": 0})
+    # The last round terminates the game (its length is a rule), as in ``ipd``.
+    assert rew == {"player_0": 3.0, "player_1": 3.0}
+    assert all(term.values()) and not any(trunc.values())
 
 
 def test_rllib_wrapper_keeps_the_pettingzoo_agent_order():
