@@ -323,16 +323,10 @@ def evaluate(args) -> int:
 
 def _checked_overrides(overrides: dict, algo_cls) -> dict:
     """``--config`` in new-stack names, each key a setting of the algorithm's config."""
-    from rllib_metamapg.rllib_experiments import check_config_keys, note
-    from rllib_metamapg.rllib_legacy import translate_config
+    from rllib_metamapg.rllib_experiments import check_config_keys, translated
 
     base = algo_cls.get_default_config()
-    try:
-        settings, notes = translate_config(overrides, base)
-    except ValueError as err:
-        raise UsageError(f"--{err}") from None
-    for text in notes:
-        note(f"--config: {text}")
+    settings = translated(overrides, base, "--", "--config")
     check_config_keys(base, settings, "--config")
     return settings
 

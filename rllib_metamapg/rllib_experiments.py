@@ -139,6 +139,20 @@ def note(text: str) -> None:
     print(f"rllib: note: {text}", file=sys.stderr, flush=True)
 
 
+def translated(config: Dict[str, Any], base, prefix: str, where: str) -> Dict[str, Any]:
+    """``config`` in new-stack names (:func:`rllib_legacy.translate_config`), a note per
+    mapped key; an unmappable one is a ``UsageError`` starting with ``prefix``."""
+    from rllib_metamapg.rllib_legacy import translate_config
+
+    try:
+        settings, notes = translate_config(config, base)
+    except ValueError as err:
+        raise UsageError(f"{prefix}{err}") from None
+    for text in notes:
+        note(f"{where}: {text}")
+    return settings
+
+
 def grid_values(config: Dict[str, Any], where: str) -> Dict[str, list]:
     """``{key: candidates}`` of the settings given as Tune's ``{"grid_search": [...]}``."""
     out = {}
@@ -161,7 +175,7 @@ def build_config(env: Any, config: Dict[str, Any], where: str, run: Optional[str
     the config is built with its first value; the grid goes to ``grid_out`` (for
     :func:`param_space`).
     """
-    from rllib_metamapg.rllib_legacy import MeanStdFilterConnector, translate_config
+    from rllib_metamapg.rllib_legacy import MeanStdFilterConnector
 
     run = run or default_run()
     if not isinstance(config, dict):
@@ -169,12 +183,7 @@ def build_config(env: Any, config: Dict[str, Any], where: str, run: Optional[str
     algo_cls, base = resolve_algorithm(run, f"{where}.run")
     _check_env(env, f"{where}.env")
     _check_installed(env, f"{where}.env")  # validate() may build the env to list its agents
-    try:
-        config, notes = translate_config(config, base)
-    except ValueError as err:
-        raise UsageError(f"{where}.{err}") from None
-    for text in notes:
-        note(f"{where}: {text}")
+    config = translated(config, base, f"{where}.", where)
     grid = grid_values(config, where)
     for key, values in grid.items():
         for value in values[1:]:
