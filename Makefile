@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-docs test-full test-fast lint bench docs clean overcooked meltingpot compare reproduce-rllib reproduce-rllib-clip1
+.PHONY: demo test test-docs test-long test-full test-fast lint bench docs clean overcooked meltingpot compare reproduce-rllib reproduce-rllib-clip1
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -84,10 +84,14 @@ reproduce-rllib-clip1: $(VENV)/.installed
 		--config '{"correction_clip": 1.0}'
 	$(VENV)/bin/metamapg report $(STUDY_OUT)/stag_hunt-mlp-clip1 --out docs/neural_study/stag_hunt_clip1
 
-# CI's suite (<= 30 min on 2 cores). The longest checks are marked `full`: each has a
-# CI-sized sibling here, and `make test-full` runs everything.
+# CI's suite (<= 30 min on 2 cores). The longest checks are marked `full` or `long`:
+# each has a CI-sized sibling here; `make test-long` runs the `long` ones (.ci/run does
+# too), and `make test-full` runs everything.
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -q -ra -m "not full" --durations=15
+	$(PY) -m pytest -q -ra -m "not full and not long" --durations=15
+
+test-long: $(VENV)/.installed-test
+	$(PY) -m pytest -q -ra -m "long and not full" --durations=10
 
 # Every code block of README.md and docs/*.md, run at smoke size (METAMAPG_SMOKE=1);
 # .ci/run runs this after `make test`.
@@ -102,7 +106,7 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 
 test-fast: $(VENV)/.installed-test
-	$(PY) -m pytest -q -ra -m "not slow and not full"
+	$(PY) -m pytest -q -ra -m "not slow and not full and not long"
 
 # The method comparison and the alignment atlas (docs/comparison.md); `--quick` runs in
 # make test.

@@ -10,15 +10,19 @@ ARMS = ["ippo", "peer_only", "matrl", "ippo+ma_props"]
 
 
 @pytest.mark.slow
-def test_paired_sweep_of_three_methods_and_a_composition_is_reported(tmp_path, monkeypatch):
+@pytest.mark.parametrize("n_seeds", [2, pytest.param(8, marks=pytest.mark.long)])
+def test_paired_sweep_of_three_methods_and_a_composition_is_reported(tmp_path, monkeypatch,
+                                                                     n_seeds):
+    # 2 seeds in make test (8 trials); 8 seeds (32 trials, ~3 minutes) in make test-long.
     import ray
 
     from rllib_metamapg.cli import main
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert not ray.is_initialized()
-    seeds = list(range(8))
-    code = main(["sweep", "--env", "stag_hunt", "--arms", ",".join(ARMS), "--seeds", "0-7",
+    seeds = list(range(n_seeds))
+    code = main(["sweep", "--env", "stag_hunt", "--arms", ",".join(ARMS), "--seeds",
+                 f"0-{n_seeds - 1}",
                  "--smoke", "--storage-path", str(tmp_path / "results"), "--name", "cmp",
                  "--max-concurrent", "2", "--quiet", "--progress-every", "0", "--report"])
     assert code == 0
