@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-score-attr", default=None,
                        help="result key that ranks checkpoints for --keep-checkpoints-num "
                             "(default: the most recent ones are kept)")
-    for flag, why in UNSUPPORTED_TRAIN_FLAGS.items():
+    for flag in UNSUPPORTED_TRAIN_FLAGS:
         train.add_argument(flag, dest=_dest(flag), nargs="?", const=True, default=None,
                            help=argparse.SUPPRESS)
     train.add_argument("--checkpoint-freq", type=int, default=None,
@@ -145,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="env steps to run instead (complete episodes are reported)")
     ev.add_argument("--config", "-c", default="{}",
                     help="JSON object of config settings merged over the checkpoint's")
-    for flag, why in UNSUPPORTED_EVAL_FLAGS.items():
+    for flag in UNSUPPORTED_EVAL_FLAGS:
         ev.add_argument(flag, dest=_dest(flag), nargs="?", const=True, default=None,
                         help=argparse.SUPPRESS)
     ev.add_argument("--seed", type=int, default=None, help="evaluation seed")

@@ -166,14 +166,18 @@ def grid_values(config: Dict[str, Any], where: str) -> Dict[str, list]:
     return out
 
 
-def build_config(env: Any, config: Dict[str, Any], where: str, run: Optional[str] = None,
-                 grid_out: Optional[Dict[str, list]] = None):
-    """A validated config of algorithm ``run`` from a flat config dict (no Ray needed).
+def build_config(env: Any, config: Dict[str, Any], where: str, run: Optional[str] = None):
+    """A validated config of algorithm ``run`` from a flat config dict (no Ray needed)."""
+    return _built(env, config, where, run)[0]
+
+
+def _built(env: Any, config: Dict[str, Any], where: str, run: Optional[str] = None):
+    """``(config, grid, keys)``: the validated config of :func:`build_config`, the
+    settings given as ``{grid_search: [...]}`` (for :func:`param_space`), and the keys
+    the input set, under their new-stack names.
 
     Classic RLlib names are mapped (:mod:`rllib_metamapg.rllib_legacy`, one note
-    each).  A setting given as ``{grid_search: [...]}`` is checked value by value and
-    the config is built with its first value; the grid goes to ``grid_out`` (for
-    :func:`param_space`).
+    each).  A grid is checked value by value and the config built with its first value.
     """
     from rllib_metamapg.rllib_legacy import MeanStdFilterConnector
 
@@ -213,9 +217,7 @@ def build_config(env: Any, config: Dict[str, Any], where: str, run: Optional[str
             raise UsageError(f"{where}.config: {str(err).splitlines()[0]}") from None
     if mean_std:
         cfg.env_runners(env_to_module_connector=MeanStdFilterConnector(cfg.is_multi_agent))
-    if grid_out is not None:
-        grid_out.update(grid)
-    return cfg
+    return cfg, grid, frozenset(config)
 
 
 def param_space(config, grid: Dict[str, list]) -> Any:
@@ -364,13 +366,12 @@ def prepare_experiments(experiments: Dict[str, Dict[str, Any]],
                              "must be >= 1: Tune checks a stop rule after each iteration, so "
                              "a trial always trains at least one.")
         keep = exp.get("keep_checkpoints_num")
-        grid: Dict[str, list] = {}
+        config, grid, keys = _built(exp.get("env"), exp.get("config") or {}, where, run)
         check_size("trials", exp.get("num_samples", 1), f"{where}.num_samples="
                    f"{exp.get('num_samples', 1)!r}")
         out.append(Experiment(
             name=name, run=run, stop=stop,
-            config=build_config(exp.get("env"), exp.get("config") or {}, where, run, grid),
-            grid=grid,
+            config=config, grid=grid,
             checkpoint_freq=_whole(exp.get("checkpoint_freq", 0), f"{where}.checkpoint_freq",
                                    0),
             checkpoint_at_end=bool(exp.get("checkpoint_at_end", True)),
@@ -378,25 +379,18 @@ def prepare_experiments(experiments: Dict[str, Dict[str, Any]],
             keep_checkpoints_num=None if keep is None else _whole(
                 keep, f"{where}.keep_checkpoints_num", 1),
             storage_path=exp.get("storage_path") or exp.get("local_dir"),
-            explicit=_explicit_keys(exp.get("config") or {}, run)))
+            explicit=keys))
     return out
-
-
-def _explicit_keys(config: Dict[str, Any], run: str) -> frozenset:
-    """The config keys a file set, under their new-stack names."""
-    from rllib_metamapg.rllib_legacy import translate_config
-
-    return frozenset(translate_config(config, resolve_algorithm(run, "run")[1])[0])
 
 
 def _config_with_env(exp: Dict[str, Any], framework: Optional[str],
                      where: str) -> Dict[str, Any]:
     """The experiment's config; ``env`` given inside it (as RLlib allowed) moves to the
     experiment, and ``--framework`` overrides the file's framework."""
-    config = dict(exp.get("config") or {}) if isinstance(exp.get("config") or {}, dict) \
-        else exp.get("config")
+    config = exp.get("config") or {}
     if not isinstance(config, dict):
-        return config
+        return config  # build_config refuses it, naming the experiment
+    config = dict(config)
     if "env" in config:
         inner = config.pop("env")
         if exp.get("env") not in (None, inner):

@@ -44,6 +44,10 @@ for _old, _new in list(STOP_KEYS.items()):
         STOP_KEYS[f"evaluation/{_old}"] = f"evaluation/{_new}"
         STOP_KEYS[f"evaluation/sampler_results/{_old}"] = f"evaluation/{_new}"
 
+# Names RLlib maps that are only its attributes' spelling (``lambda`` is a Python
+# keyword), not old names: no note.
+SPELLINGS = ("lambda_", "callbacks_class", "input_")
+
 _USE = re.compile(r"Use `(?:AlgorithmConfig\.)?([A-Za-z_][A-Za-z0-9_]*)`")
 
 
@@ -119,19 +123,17 @@ def translate_config(config: Dict[str, Any], base) -> Tuple[Dict[str, Any], List
             new = _deprecated_target(base, key) or key
         if new == "framework_str":
             new = key  # RLlib's files' own name for it, checked as such
-        if new in ("lambda_", "callbacks_class", "input_"):
-            notes_here = False  # a spelling, not an old name: no note
-        else:
-            notes_here = True
-        if new != key and notes_here:
+        if new != key and new not in SPELLINGS:
             notes.append(f"config.{key} is RLlib's old name; using {new}.")
-        if new == "model_config":
-            value = _model_config(value, out.get("model_config"))
+        if key == "model":
+            value = _model_config(value)
+        if new == "model_config" and isinstance(value, dict):
+            value = {**out.get("model_config", {}), **value}
         out[new] = value
     return out, notes
 
 
-def _model_config(old: Any, have: Any) -> Dict[str, Any]:
+def _model_config(old: Any) -> Dict[str, Any]:
     """An old-stack ``model`` dict as the new stack's ``model_config``: the keys the
     default RLModule reads, or a refusal naming the ones it does not."""
     import dataclasses
@@ -146,7 +148,7 @@ def _model_config(old: Any, have: Any) -> Dict[str, Any]:
         raise ValueError(f"config.model: {unknown} are old-stack model settings the new API "
                          f"stack's default RLModule does not read; it reads {sorted(known)}. "
                          "For a custom model, write an RLModule (config.rl_module).")
-    return {**(have or {}), **old}
+    return old
 
 
 class MeanStdFilterConnector:

@@ -42,6 +42,17 @@ def test_old_key_names_take_their_new_stack_meaning(capsys):
     assert {"num_env_runners", "num_epochs"} <= exp.explicit
 
 
+def test_new_stack_model_config_is_kept_as_given():
+    # Only the old `model` dict is checked against the default RLModule's keys: a
+    # model_config may hold a custom module's own settings.
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    settings, notes = translate_config({"model_config": {"init_logit": 0.4},
+                                        "vf_share_layers": True}, PPOConfig())
+    assert settings == {"model_config": {"init_logit": 0.4, "vf_share_layers": True}}
+    assert len(notes) == 1
+
+
 def test_env_in_config_filter_and_sampler_results_stop():
     from ray.rllib.connectors.env_to_module import MeanStdFilter
 

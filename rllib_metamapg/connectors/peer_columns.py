@@ -188,13 +188,12 @@ class AddPeerColumns(ConnectorV2):
         present: Dict[str, List[List[np.ndarray]]] = {
             module_of[a]: [[] for _ in agents[1:]] for a in agents}
         for span in spans:
+            # Each agent's batch row at each env step it acted at in this chunk.
+            row_at = {a: {int(t): start + r for r, t in enumerate(steps)}
+                      for a, (_, start, steps) in span.items()}
             for agent_id, (mid, _, env_steps) in span.items():
                 for k, peer in enumerate(p for p in agents if p != agent_id):
-                    if peer in span:
-                        _, p_start, p_steps = span[peer]
-                        at = {int(t): p_start + r for r, t in enumerate(p_steps)}
-                    else:
-                        at = {}
+                    at = row_at.get(peer, {})
                     idx = np.array([at.get(int(t), -1) for t in env_steps], np.int64)
                     present[mid][k].append(idx >= 0)
                     # An absent peer's columns are row 0's, flagged not present.
