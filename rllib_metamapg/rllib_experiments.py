@@ -507,6 +507,7 @@ def run_experiments(prepared: List[Experiment], *, verbose: int = 0,
 
     from rllib_metamapg import resources
     from rllib_metamapg.atomic import check_output_dir
+    from rllib_metamapg.hash_seed import worker_runtime_env
     from rllib_metamapg.rllib_plugin import register_all
 
     for exp in prepared:  # before Ray starts: a file in the way would fail at the end
@@ -514,8 +515,10 @@ def run_experiments(prepared: List[Experiment], *, verbose: int = 0,
             check_output_dir(Path(exp.storage_path).expanduser(), "--storage-path")
     fit_to_machine(prepared, ray_address)
     local = resources.will_start_local_ray(ray_address)
+    init = dict(ray_init or {})
+    init["runtime_env"] = worker_runtime_env(init.get("runtime_env"))
     ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=verbose >= 2,
-             logging_level=logging.INFO if verbose else logging.ERROR, **(ray_init or {}))
+             logging_level=logging.INFO if verbose else logging.ERROR, **init)
     if not local:
         wait_for_cluster(prepared)
     register_all()

@@ -125,15 +125,17 @@ def _init_ray(on_ray_started: Optional[Callable[[], None]] = None) -> bool:
     global _STARTED_LOCAL_RAY
     import ray
 
+    from rllib_metamapg.hash_seed import worker_runtime_env
     from rllib_metamapg.rllib_plugin import register_all
 
     if not ray.is_initialized():
         if os.environ.get("RAY_ADDRESS"):
-            ray.init(log_to_driver=False)  # a cluster, or the job's cluster
+            # a cluster, or the job's cluster
+            ray.init(log_to_driver=False, runtime_env=worker_runtime_env())
         else:
             # A fresh local instance (not whatever `ray start` left running): its
             # resources are all there will ever be, so the resource check is exact.
-            ray.init(address="local", log_to_driver=False)
+            ray.init(address="local", log_to_driver=False, runtime_env=worker_runtime_env())
             _STARTED_LOCAL_RAY = True
     if on_ray_started is not None:
         on_ray_started()
@@ -305,7 +307,8 @@ def _tuner(plan: SweepPlan, verbose: int, progress_every_s: float):
         callbacks=[SweepProgress(total, METRIC, plan.env_spec.tau, progress_every_s)])
     return tune.Tuner(sweep_trainable(spec.arms), param_space=plan.param_space,
                       run_config=run_config,
-                      tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent))
+                      tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent,
+                                                  reuse_actors=spec.reuse_actors))
 
 
 # What ``metamapg report`` reads of a trial; checkpoints stay where they are.
