@@ -74,6 +74,7 @@ def cluster_argv(args) -> List[str]:
                 argv += ["--" + key.replace("_", "-"), str(value)]
         argv += [f"--{flag}" for flag in ("smoke", "resume-if-exists")
                  if getattr(args, flag.replace("-", "_"))]
+        argv += [] if args.reuse_actors else ["--no-reuse-actors"]
     return (argv + (["--quiet"] if args.quiet else []) + (["--verbose"] if args.verbose else [])
             + ["--report"])
 

@@ -68,6 +68,10 @@ def add_sweep_arguments(p, *, storage_default: Optional[str] = "metamapg_results
     p.add_argument("--quiet", action="store_true", help="only our progress lines, not Tune's")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="also Ray's and RLlib's routine notices (hidden by default)")
+    p.add_argument("--no-reuse-actors", dest="reuse_actors", action="store_false",
+                   help="start every trial in a new process (Tune's reuse_actors off); by "
+                        "default a finished trial's process runs the next trial, which "
+                        "builds its algorithm afresh there and skips the start-up")
     p.add_argument("--progress-every", type=float, default=30.0,
                    help="seconds between progress lines")
     if report_flag:
@@ -135,7 +139,7 @@ def spec_from_args(args):
         cpus_per_trial=v["cpus_per_trial"], gpus_per_trial=v["gpus_per_trial"],
         max_failures=v["max_failures"], tuned_examples=v["tuned_examples"],
         config=None if v["config"] is None else parse_json(v["config"], "--config"),
-        report=bool(getattr(args, "report", False)))
+        report=bool(getattr(args, "report", False)), reuse_actors=args.reuse_actors)
 
 
 def _canonical(name: str) -> str:

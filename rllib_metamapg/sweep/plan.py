@@ -53,6 +53,9 @@ class SweepSpec:
             (``--config '{"correction_clip": 1.0}'``), checked like the file's keys.
         report: Write ``metamapg report`` output when the sweep ends (kept for
             ``--resume``, which then writes it too).
+        reuse_actors: Run the next trial in a finished trial's process (Tune's
+            ``reuse_actors``): the trial's algorithm is built afresh there, without
+            the process start-up and imports (see ``sweep.trainable``).
     """
 
     env: str
@@ -68,6 +71,7 @@ class SweepSpec:
     tuned_examples: Optional[str] = None
     config: Optional[Dict[str, Any]] = None
     report: bool = False
+    reuse_actors: bool = True
 
 
 @dataclass
@@ -253,11 +257,12 @@ def _one_class(arms: Sequence[str]) -> bool:
 
 
 def sweep_trainable(arms: Sequence[str]):
-    """The arms' algorithm class when they share one, else :class:`PairedArms`."""
-    if _one_class(arms):
-        return next(iter(algorithm_classes(arms).values()))
-    from rllib_metamapg.sweep.trainable import PairedArms
+    """The trainable of the arms' trials (Tune may reuse its processes): the arms'
+    algorithm class, wrapped, when they share one, else :class:`PairedArms`."""
+    from rllib_metamapg.sweep.trainable import PairedArms, one_class_trainable
 
+    if _one_class(arms):
+        return one_class_trainable(next(iter(algorithm_classes(arms).values())))
     return PairedArms
 
 

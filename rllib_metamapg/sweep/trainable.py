@@ -1,16 +1,33 @@
-"""``PairedArms``: the trainable of a sweep whose arms run under different algorithm classes.
+"""The trainables of a sweep: each trial's algorithm, built so Tune can reuse its process.
 
-Tune runs one trainable class per experiment; a paired comparison of, say,
-Meta-MAPG arms with another method's arms needs each trial to be its own
-arm's algorithm.  ``PairedArms`` builds that algorithm in ``setup`` from the
-trial's ``arm`` and the sweep's per-arm table, and hands every call on to it:
-training, checkpoints (the inner algorithm writes its own, so
-``Algorithm.from_checkpoint`` and ``metamapg evaluate`` read them as usual) and
-the resource request (each trial reserves what its own algorithm asks for).
+A paired-seed sweep is many short trials.  Started one process per trial, each
+pays Python's imports of Ray RLlib and torch, an actor start and a Tune
+hand-over before it trains (seconds, against a few seconds of training).  Tune's
+``reuse_actors`` keeps a finished trial's process and hands it the next trial's
+config through ``Trainable.reset_config``; RLlib's ``Algorithm`` does not
+implement that (its counters, metrics logger and env runners are built in
+``__init__``), so the sweep runs each trial's algorithm *inside* a trainable
+that does: ``reset_config`` stops the finished algorithm and builds the next
+one from scratch in the same process.  A reused trial is therefore the same
+fresh algorithm a new process would build (same seed -> same initial weights
+and results; ``tests/test_sweep_reuse.py`` checks it), without the start-up.
+
+Two trainables, both forwarding every call to the inner algorithm (training,
+checkpoints -- the inner algorithm writes its own, so
+``Algorithm.from_checkpoint`` and ``metamapg evaluate`` read them as usual --
+and the resource request):
+
+* :func:`one_class_trainable` for arms that share one algorithm class: a class
+  named like that algorithm (so trial folders and ``--resume`` of sweeps written
+  before keep their names) whose trials are ``AlgoClass(config)``, exactly what
+  Tune would build from the class itself.
+* :class:`PairedArms` for a mixed-method sweep: each trial builds its arm's own
+  algorithm class from the trial's ``arm`` and the sweep's per-arm table.
 """
 
 from __future__ import annotations
 
+import gc
 from typing import Any, Dict
 
 from ray.tune import Trainable
@@ -19,6 +36,9 @@ from rllib_metamapg.sweep.plan import ARM_CONFIGS_KEY, callbacks_for
 
 # Keys of the trial config that are the sweep's, not the algorithm's.
 _SWEEP_KEYS = ("arm", ARM_CONFIGS_KEY)
+# What ``Trainable.train()`` fills in again for the outer trainable.
+_OUTER_KEYS = ("done", "training_iteration", "time_total_s", "timesteps_total",
+               "episodes_total")
 
 
 def arm_algorithm_config(config: Dict[str, Any]):
@@ -36,25 +56,31 @@ def arm_algorithm_config(config: Dict[str, Any]):
     return with_default_wiring(algo_config, algo_config)
 
 
-class PairedArms(Trainable):
-    """One trial of a mixed-method sweep: the trial's arm's own algorithm."""
+class _InnerAlgorithm(Trainable):
+    """A trial that runs one RLlib algorithm and can be handed the next trial's."""
 
     @classmethod
-    def default_resource_request(cls, config):
-        algo_config = arm_algorithm_config(config)
-        return algo_config.algo_class.default_resource_request(algo_config)
+    def _build(cls, config: Dict[str, Any]):
+        """The trial's algorithm, built from its Tune config."""
+        raise NotImplementedError
 
     def setup(self, config: Dict[str, Any]) -> None:
-        algo_config = arm_algorithm_config(config)
         # Trainables no longer log results themselves (Tune's driver does), so the
         # inner algorithm writes nothing of its own.
-        self.algorithm = algo_config.algo_class(config=algo_config)
+        self.algorithm = self._build(config)
+
+    def reset_config(self, new_config: Dict[str, Any]) -> bool:
+        # The finished trial's algorithm goes first (its env runners, learner and
+        # metrics), then the next trial's is built as a new process would build it.
+        self.algorithm.stop()
+        self.algorithm = None
+        gc.collect()
+        self.setup(new_config)
+        return True
 
     def step(self) -> Dict[str, Any]:
         result = self.algorithm.train()  # runs the inner algorithm's callbacks too
-        # Trainable.train() fills these again for this trainable.
-        for key in ("done", "training_iteration", "time_total_s", "timesteps_total",
-                    "episodes_total"):
+        for key in _OUTER_KEYS:
             result.pop(key, None)
         return result
 
@@ -65,4 +91,42 @@ class PairedArms(Trainable):
         self.algorithm.load_checkpoint(checkpoint)
 
     def cleanup(self) -> None:
-        self.algorithm.stop()
+        if self.algorithm is not None:
+            self.algorithm.stop()
+
+
+class PairedArms(_InnerAlgorithm):
+    """One trial of a mixed-method sweep: the trial's arm's own algorithm."""
+
+    @classmethod
+    def default_resource_request(cls, config):
+        algo_config = arm_algorithm_config(config)
+        return algo_config.algo_class.default_resource_request(algo_config)
+
+    @classmethod
+    def _build(cls, config):
+        algo_config = arm_algorithm_config(config)
+        return algo_config.algo_class(config=algo_config)
+
+
+class _OneClass(_InnerAlgorithm):
+    """Trials of one algorithm class, built from the trial's config dict as Tune
+    builds the class itself."""
+
+    algorithm_class: type = None  # set by one_class_trainable
+
+    @classmethod
+    def default_resource_request(cls, config):
+        return cls.algorithm_class.default_resource_request(config)
+
+    @classmethod
+    def _build(cls, config):
+        return cls.algorithm_class(config=config)
+
+
+def one_class_trainable(algo_cls: type) -> type:
+    """The reusable trainable of ``algo_cls``'s trials, named like ``algo_cls``: Tune
+    names trial folders and checks ``Tuner.restore`` by the trainable's name."""
+    return type(algo_cls.__name__, (_OneClass,),
+                {"algorithm_class": algo_cls, "__module__": __name__,
+                 "__doc__": f"Reusable sweep trials of {algo_cls.__name__}."})
