@@ -76,7 +76,9 @@ def test_sweep_interrupted_resumed_and_reported(tmp_path, n):
 
     # Every seed started both arms from the same weights.
     digests = {}
-    for d in exp.glob("MetaMAPG_*"):
+    # A trial killed before Tune's driver logged it leaves a folder without params.json
+    # (Tune restarts it in a new folder; the report skips such folders too).
+    for d in (d for d in exp.glob("MetaMAPG_*") if (d / "params.json").is_file()):
         params = json.loads((d / "params.json").read_text())
         last = json.loads((d / "result.json").read_text().splitlines()[-1])
         digests.setdefault(params["seed"], set()).add(last["metamapg_init"]["weights_sha256"])
