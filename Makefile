@@ -119,6 +119,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/learner.py --out benchmarks/results/learner.json
 	$(PY) benchmarks/envs.py --out benchmarks/results/envs.json
 	$(PY) benchmarks/compare.py --out benchmarks/results/compare.json
+	$(PY) benchmarks/sweep.py --out benchmarks/results/sweep.json
 	$(PY) -m rllib_metamapg.doc_figures --write
 
 # Re-renders every measured figure in README.md and docs/*.md from its result JSON

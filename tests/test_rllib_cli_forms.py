@@ -139,3 +139,15 @@ def test_classic_file_trains_and_rllibs_evaluate_form_runs(tmp_path):
     # CartPole episodes last >= 8 steps: 200 steps complete 1 to 25 of them.
     assert 1 <= result["episodes"] <= 25 and result["return_min"] >= 8
     assert "num_envs_per_worker is RLlib's old name" in proc.stderr
+
+
+def test_ray_ui_starts_the_dashboard_only_when_asked():
+    """As RLlib's own command: a local Ray without its dashboard unless --ray-ui."""
+    from rllib_metamapg.rllib_cli import _parser, _ray_init
+
+    base = ["train", "--algo", "PPO", "--env", "CartPole-v1"]
+    assert _ray_init(_parser().parse_args(base)) == {"include_dashboard": False}
+    assert _ray_init(_parser().parse_args(base + ["--ray-ui"]))["include_dashboard"] is True
+    # A cluster keeps its own dashboard: include_dashboard is ignored when connecting.
+    assert _ray_init(_parser().parse_args(base + ["--ray-address", "auto"])) == {
+        "include_dashboard": False}

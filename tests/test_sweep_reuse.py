@@ -108,6 +108,8 @@ def test_workers_started_for_a_sweep_share_the_hash_seed(monkeypatch):
             return os.environ.get(VAR), str(hash("player_0"))
 
         assert set(ray.get([worker_hash.remote() for _ in range(3)])) == {("0", expected)}
+        # ... and no dashboard unless asked (--ray-ui), as RLlib's command does.
+        assert not ray._private.worker._global_node.address_info.get("webui_url")
     finally:
         run.shutdown_ray()
 

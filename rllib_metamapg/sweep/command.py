@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
                     "--resume.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_sweep_arguments(p)
+    p.add_argument("--ray-ui", action="store_true",
+                   help="start Ray's dashboard with the local Ray instance (off by default, "
+                        "as in 'rllib train'; a cluster has its own)")
     p.set_defaults(func=_sweep)
 
 
@@ -166,12 +169,12 @@ def _sweep(args) -> int:
     try:
         if spec is None:
             path, failed = resume_sweep(args.resume, verbose=verbose,
-                                        on_ray_started=stop.install)
+                                        on_ray_started=stop.install, ray_ui=args.ray_ui)
         else:
             path, failed = run_sweep(spec, verbose=verbose,
                                      progress_every_s=args.progress_every,
                                      resume_existing=args.resume_if_exists,
-                                     on_ray_started=stop.install)
+                                     on_ray_started=stop.install, ray_ui=args.ray_ui)
     except KeyboardInterrupt:  # a signal before Tune took over its handling
         if not stop.received:
             raise

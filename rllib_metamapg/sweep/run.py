@@ -120,8 +120,13 @@ def driver_lock(path: str) -> Iterator[None]:
 _STARTED_LOCAL_RAY = False
 
 
-def _init_ray(on_ray_started: Optional[Callable[[], None]] = None) -> bool:
-    """Starts or joins Ray; True when this process started a local instance."""
+def _init_ray(on_ray_started: Optional[Callable[[], None]] = None, ray_ui: bool = False) -> bool:
+    """Starts or joins Ray; True when this process started a local instance.
+
+    A local instance starts without Ray's dashboard unless ``ray_ui`` (as RLlib's
+    own ``rllib train --ray-ui``): its eleven extra processes take seconds to start
+    and CPU throughout, which on a small machine the trials pay.
+    """
     global _STARTED_LOCAL_RAY
     import ray
 
@@ -135,7 +140,8 @@ def _init_ray(on_ray_started: Optional[Callable[[], None]] = None) -> bool:
         else:
             # A fresh local instance (not whatever `ray start` left running): its
             # resources are all there will ever be, so the resource check is exact.
-            ray.init(address="local", log_to_driver=False, runtime_env=worker_runtime_env())
+            ray.init(address="local", log_to_driver=False, runtime_env=worker_runtime_env(),
+                     include_dashboard=ray_ui)
             _STARTED_LOCAL_RAY = True
     if on_ray_started is not None:
         on_ray_started()
@@ -215,7 +221,7 @@ def _precheck_local(spec: SweepSpec, arm_configs: Dict[str, Dict[str, Any]]) -> 
 
 
 def run_sweep(spec: SweepSpec, *, verbose: int = 1, progress_every_s: float = 30.0,
-              resume_existing: bool = False,
+              resume_existing: bool = False, ray_ui: bool = False,
               on_ray_started: Optional[Callable[[], None]] = None) -> Tuple[str, int]:
     """Runs a new sweep; returns ``(experiment folder, number of failed trials)``.
 
@@ -224,6 +230,7 @@ def run_sweep(spec: SweepSpec, *, verbose: int = 1, progress_every_s: float = 30
             continue it (what a retried cluster job wants) instead of refusing.
         on_ray_started: Called once Ray runs (Ray's driver installs its own SIGTERM
             handler; the CLI puts its graceful one back here).
+        ray_ui: Start Ray's dashboard with a local Ray instance.
 
     Raises:
         UsageError: Bad settings, or an existing sweep at the same place (resume it)
@@ -237,10 +244,11 @@ def run_sweep(spec: SweepSpec, *, verbose: int = 1, progress_every_s: float = 30
     path = experiment_path(spec.storage_path, plan.name)
     with driver_lock(path):
         return _run_new(spec, plan, path, verbose, progress_every_s, resume_existing,
-                        on_ray_started)
+                        on_ray_started, ray_ui)
 
 
-def _run_new(spec, plan, path, verbose, progress_every_s, resume_existing, on_ray_started):
+def _run_new(spec, plan, path, verbose, progress_every_s, resume_existing, on_ray_started,
+             ray_ui):
     if _is_experiment(path):
         if not resume_existing:
             raise UsageError(f"{path} already holds a sweep; continue it with "
@@ -251,11 +259,11 @@ def _run_new(spec, plan, path, verbose, progress_every_s, resume_existing, on_ra
         if differs:
             raise UsageError(f"{path} holds a different sweep ({', '.join(differs)} differ); "
                              "choose another --name.")
-        return _resume(path, verbose, on_ray_started)
+        return _resume(path, verbose, on_ray_started, ray_ui)
     from rllib_metamapg.env_specs import random_policy_return
 
     _precheck_local(spec, plan.metadata["arm_configs"])
-    exact = _init_ray(on_ray_started)
+    exact = _init_ray(on_ray_started, ray_ui)
     check_resources(spec, plan.metadata["arm_configs"], exact=exact)
     plan.metadata["random_return"] = random_policy_return(spec.env)
     write_metadata(path, plan.metadata)
@@ -264,21 +272,22 @@ def _run_new(spec, plan, path, verbose, progress_every_s, resume_existing, on_ra
 
 
 def resume_sweep(path: str, *, verbose: int = 1,
-                 on_ray_started: Optional[Callable[[], None]] = None) -> Tuple[str, int]:
+                 on_ray_started: Optional[Callable[[], None]] = None,
+                 ray_ui: bool = False) -> Tuple[str, int]:
     """Continues an interrupted sweep: finished trials stay, the rest resume or restart."""
     path = storage_location(path)
     read_metadata(path)  # the clear error for a folder that is not a sweep, before locking
     with driver_lock(path):
-        return _resume(path, verbose, on_ray_started)
+        return _resume(path, verbose, on_ray_started, ray_ui)
 
 
-def _resume(path: str, verbose: int, on_ray_started) -> Tuple[str, int]:
+def _resume(path: str, verbose: int, on_ray_started, ray_ui: bool = False) -> Tuple[str, int]:
     from ray import tune
 
     metadata = read_metadata(path)
     spec = SweepSpec(**metadata["spec"])
     _precheck_local(spec, metadata["arm_configs"])
-    exact = _init_ray(on_ray_started)
+    exact = _init_ray(on_ray_started, ray_ui)
     check_resources(spec, metadata["arm_configs"], exact=exact)
     if not tune.Tuner.can_restore(path):
         raise UsageError(f"{path}: Tune saved no experiment state here yet; start it again.")
