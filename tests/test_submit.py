@@ -89,7 +89,11 @@ def test_address_resolution(monkeypatch):
 def test_token_settings_imply_token_mode(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     for var in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
-        monkeypatch.delenv(var, raising=False)
+        # setenv first so that monkeypatch restores the original state at the end
+        # (delenv of an unset variable records nothing, and the RAY_AUTH_MODE=token
+        # the function sets below would then outlive this test and break ray.init).
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
     jobs.enable_token_auth_from_environment()
     assert "RAY_AUTH_MODE" not in os.environ
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "t"))
