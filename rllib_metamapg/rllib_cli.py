@@ -181,11 +181,11 @@ def _ray_init(args) -> dict:
             if value < (1 if key == "num_cpus" else 0):
                 raise UsageError(f"--{flag.replace('_', '-')}={value} is out of range.")
             out[key] = value
-    # RLlib's own command starts the dashboard only with --ray-ui.
-    out["include_dashboard"] = bool(args.ray_ui)
-    if args.ray_address and (set(out) - {"include_dashboard"} or args.ray_ui):
+    if args.ray_address and (out or args.ray_ui):
         raise UsageError("--ray-num-cpus/--ray-num-gpus/--ray-object-store-memory/--ray-ui "
                          "size a local Ray; with --ray-address the cluster has its own.")
+    # RLlib's own command starts the dashboard only with --ray-ui.
+    out["include_dashboard"] = bool(args.ray_ui)
     return out
 
 

@@ -40,6 +40,12 @@ def test_the_job_runs_the_same_sweep_and_always_reports():
     cmd = shlex.split(jobs.sweep_command(argv))
     assert cmd[cmd.index("--config") + 1] == '{"correction_clip": 2.0}'  # quoted for the shell
     assert sweep.report and not sweep.resume
+    # Trial processes are reused on the cluster too, unless the user turned it off.
+    assert sweep.reuse_actors
+    off = build_parser().parse_args(
+        ["sweep", *cluster_argv(_args("--env", "stag_hunt", "--storage-path", "s3://b/mm",
+                                      "--no-reuse-actors"))])
+    assert not off.reuse_actors
     resume = build_parser().parse_args(["sweep", *cluster_argv(_args("--resume", "/nfs/mm/x"))])
     assert resume.resume == "/nfs/mm/x" and resume.env is None and resume.report
     cmd = shlex.split(jobs.sweep_command(argv))

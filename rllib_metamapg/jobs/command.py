@@ -74,7 +74,8 @@ def cluster_argv(args) -> List[str]:
                 argv += ["--" + key.replace("_", "-"), str(value)]
         argv += [f"--{flag}" for flag in ("smoke", "resume-if-exists")
                  if getattr(args, flag.replace("-", "_"))]
-        argv += [] if args.reuse_actors else ["--no-reuse-actors"]
+        if not args.reuse_actors:
+            argv.append("--no-reuse-actors")
     return (argv + (["--quiet"] if args.quiet else []) + (["--verbose"] if args.verbose else [])
             + ["--report"])
 

@@ -134,14 +134,13 @@ def _init_ray(on_ray_started: Optional[Callable[[], None]] = None, ray_ui: bool 
     from rllib_metamapg.rllib_plugin import register_all
 
     if not ray.is_initialized():
+        common = {"log_to_driver": False, "runtime_env": worker_runtime_env()}
         if os.environ.get("RAY_ADDRESS"):
-            # a cluster, or the job's cluster
-            ray.init(log_to_driver=False, runtime_env=worker_runtime_env())
+            ray.init(**common)  # a cluster, or the job's cluster
         else:
             # A fresh local instance (not whatever `ray start` left running): its
             # resources are all there will ever be, so the resource check is exact.
-            ray.init(address="local", log_to_driver=False, runtime_env=worker_runtime_env(),
-                     include_dashboard=ray_ui)
+            ray.init(address="local", include_dashboard=ray_ui, **common)
             _STARTED_LOCAL_RAY = True
     if on_ray_started is not None:
         on_ray_started()
