@@ -31,8 +31,8 @@ def finished_trials(exp: Path, last_iteration: int):
     return done
 
 
-def _metamapg(*args, **kwargs):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def _metamapg(*args, env=None, **kwargs):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "rllib_metamapg.cli", *args], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True, **kwargs)
@@ -45,12 +45,16 @@ def test_sweep_interrupted_resumed_and_reported(tmp_path, n):
     sweep = _metamapg("sweep", "--env", "stag_hunt", "--arms", "ippo,meta_mapg",
                       "--seeds", seeds, "--smoke", "--max-concurrent", "1",
                       "--storage-path", str(tmp_path / "results"), "--name", "e2e",
-                      "--quiet", "--progress-every", "0")
+                      "--quiet", "--progress-every", "0",
+                      # Snapshot the experiment state every second (not every 5 s), so
+                      # the kill below can come before the remaining trials finish:
+                      # with reused trial processes a smoke trial takes about a second.
+                      env={"TUNE_GLOBAL_CHECKPOINT_S": "1"})
     deadline = time.time() + 400
     while (len(finished_trials(exp, 4)) < n - 1 and sweep.poll() is None
            and time.time() < deadline):
-        time.sleep(1)
-    time.sleep(6)  # let Tune snapshot the experiment state (TUNE_GLOBAL_CHECKPOINT_S=5)
+        time.sleep(0.2)
+    time.sleep(1.5)  # let Tune snapshot the experiment state
     assert sweep.poll() is None, sweep.stdout.read()[-3000:]
     os.killpg(sweep.pid, signal.SIGKILL)  # the driver and the Ray it started
     sweep.wait()
