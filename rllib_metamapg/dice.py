@@ -15,7 +15,10 @@ their derivatives of any order from sampled episodes through the same surrogate:
   reward at t depends on every action of every agent up to t.  A baseline
   ``b(s_t)`` that does not depend on the actions at or after t may be
   subtracted from ``R_t`` without bias (``E[W_t - W_{t-1} | s_t] = 0`` in all
-  derivatives), which is what lets GAE advantages stand in for ``R_t``.  At the
+  derivatives), which is what lets GAE advantages stand in for ``R_t`` (exactly
+  only with lambda = 1 or an exact critic; a learned critic with lambda < 1
+  biases them, and an episode cut into chunks loses the terms across the cut).
+  At the
   behaviour parameters ``W`` is DiCE's magic box (value 1); elsewhere it is the
   trajectory importance weight.
 * ``per_step`` (the paper's App. E.2 proxy): ``exp(sum_m log-ratio at t) * R_t``.

@@ -303,6 +303,10 @@ def _check_type(default: Any, value: Any, what: str) -> None:
     elif isinstance(default, (int, float)):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         kind = "a number"
+    elif default == "auto":  # RLlib's "auto" settings take a number too
+        ok = isinstance(value, str) or (isinstance(value, (int, float))
+                                         and not isinstance(value, bool))
+        kind = "'auto' or a number"
     elif isinstance(default, str):
         ok = isinstance(value, str)
         kind = "a string"

@@ -81,6 +81,36 @@ CREATORS = {
 ENV_NAMES = tuple(CREATORS)
 
 
+def _rounds(cfg):
+    try:  # cheap and side-effect free; a bad config is reported when the env is built
+        return MatrixGameEnv(dict(cfg)).rounds
+    except Exception:
+        return None
+
+
+# Every episode's length where all episodes of the env have the same one (None:
+# they end at different times), from its env_config.  The corrections' checks use
+# it to tell whether sampling cuts episodes (rllib_metamapg/episode_chunks.py).
+EPISODE_LENGTHS = {
+    **{name: (lambda cfg, name=name: _rounds({"game": name, **dict(cfg)}))
+       for name in MATRIX_GAMES},
+    "matrix_game": _rounds,
+    "pettingzoo_ipd": lambda cfg: dict(cfg).get("rounds", 12),
+    # mpe2's tasks here never terminate early: every episode is max_cycles long.
+    **{name: (lambda cfg: dict(cfg).get("max_cycles", 25)) for name in MPE_ENVS},
+    "overcooked_forced_coordination": lambda cfg: dict(cfg).get("horizon", 400),
+    "meltingpot_pd_in_the_matrix": lambda cfg: None,
+}
+
+
+def fixed_episode_length(env, env_config=None):
+    """The length of every episode of registered env ``env`` under ``env_config``,
+    or ``None`` when its episodes differ in length or the env is not ours."""
+    lengths = EPISODE_LENGTHS.get(env) if isinstance(env, str) else None
+    length = None if lengths is None else lengths(env_config or {})
+    return length if isinstance(length, int) and not isinstance(length, bool) else None
+
+
 def register_envs() -> None:
     """(Re-)registers every environment with Tune.
 
@@ -94,5 +124,5 @@ def register_envs() -> None:
 
 register_envs()
 
-__all__ = ["ENV_NAMES", "MatrixGameEnv", "MATRIX_GAMES", "one_module_per_agent",
-           "register_envs"]
+__all__ = ["ENV_NAMES", "EPISODE_LENGTHS", "MatrixGameEnv", "MATRIX_GAMES",
+           "fixed_episode_length", "one_module_per_agent", "register_envs"]

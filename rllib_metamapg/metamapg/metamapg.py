@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from typing import Optional, Type, Union
 
 from ray.rllib.algorithms.algorithm_config import NotProvided
@@ -25,12 +26,17 @@ from rllib_metamapg.callbacks.cooldown_callback import CooldownCallback
 from rllib_metamapg.cooldown import CooldownController
 from rllib_metamapg.dice import CORRECTION_FORMS, ESTIMATORS, FORM_ALIASES, canonical_form
 from rllib_metamapg.env_specs import ENV_SPECS
+from rllib_metamapg.episode_chunks import cut_episodes_problem
 from rllib_metamapg.metamapg.method import switches
 from rllib_metamapg.ppo_checks import check_ppo_numbers
 from rllib_metamapg.registry import RegistryError, arm_for_engine
 from rllib_metamapg.rllib_plugin import PluginAlgorithm, register_on_import, set_provided
 from rllib_metamapg.samplers.rllib_config import SamplingPPOConfig
 from rllib_metamapg.schedules import ScheduleError, is_finite_number
+
+logger = logging.getLogger(__name__)
+# Warnings already given in this process: validate() runs on every copy of a config.
+_WARNED = set()
 
 GRANULARITIES = ("batch", "minibatch")
 
@@ -124,9 +130,15 @@ class MetaMAPGConfig(SamplingPPOConfig):
                 trajectory estimator in one-shot games only.
             correction_split: ``True`` (default): each inner step and the
                 outer objective are estimated on disjoint sets of the batch's
-                episodes, so their product -- the correction -- is unbiased
-                (the tabular engine's fresh batch per step); ``False``: all on
-                the whole batch (less variance, a bias of order 1/episodes).
+                episodes (the tabular engine's fresh batch per step). That
+                removes one bias: the covariance of two estimates taken from the
+                same episodes, of order 1/episodes. It does not remove the
+                others: episodes cut into chunks by the rollout fragment (the
+                dependence across a cut is lost; ``validate()`` warns), a
+                baseline that is not the value of the state *and* time, GAE
+                with lambda < 1 and RLlib's advantage standardisation. ``False``:
+                all stages on the whole batch (less variance, that covariance
+                bias). docs/rllib.md measures each.
             lambda_schedule: For ``arm="handoff"``: ``"hard"`` (default; lambda = 0
                 after the handoff) or ``"anneal"`` (power-law decay).
             handoff_steps: Time trigger T_warm in lifetime env steps; unset, an
@@ -239,6 +251,14 @@ class MetaMAPGConfig(SamplingPPOConfig):
                 "episodes apart, and the trajectory estimator needs whole episodes. Use "
                 "correction_granularity='batch' (the default) to keep the trajectory "
                 "estimator.")
+        if self.correction_estimator == "trajectory" and switches(self.arm).corrected:
+            problem = cut_episodes_problem(self)
+            if problem and problem not in _WARNED:
+                # A warning, not an error: the settings are legal and the corrections
+                # keep their direction; App. E.1's rollout of 256 cuts MPE's 25-step
+                # and Overcooked's 400-step episodes, and those examples keep it.
+                _WARNED.add(problem)
+                logger.warning("MetaMAPGConfig: %s", problem)
         if self.correction_clip is not None and not (
                 is_finite_number(self.correction_clip) and self.correction_clip > 0):
             self._value_error(f"MetaMAPGConfig: correction_clip={self.correction_clip!r} "

@@ -268,9 +268,13 @@ def compute_corrections(agents: Sequence[AgentSlice], mask: Optional[torch.Tenso
             of episodes (every (L+1)-th episode each), as the tabular engine
             draws a fresh batch per step.  The corrections multiply estimates
             of the inner step and of the outer gradient; from one shared batch
-            that product carries an O(1/episodes) bias (their covariance), from
-            disjoint ones it is unbiased.  ``False``: every stage uses the whole
-            batch (less variance, that bias).  A batch with fewer episodes than
+            that product carries an O(1/episodes) bias (their covariance),
+            which disjoint sets remove.  Unbiased overall only when the rows
+            are whole episodes and the advantages are unbiased for the
+            episode's value (reward-to-go less a baseline of state and time):
+            chunks of cut episodes lose the dependence across each cut, and a
+            learned critic or GAE bias the advantages themselves.  ``False``:
+            every stage uses the whole batch (less variance, that bias).  A batch with fewer episodes than
             stages cannot be split and uses the whole batch (``Corrections.split``
             says which happened).  The policy gradient always uses the whole batch.
 
