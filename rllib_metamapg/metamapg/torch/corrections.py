@@ -274,9 +274,10 @@ def compute_corrections(agents: Sequence[AgentSlice], mask: Optional[torch.Tenso
             episode's value (reward-to-go less a baseline of state and time):
             chunks of cut episodes lose the dependence across each cut, and a
             learned critic or GAE bias the advantages themselves.  ``False``:
-            every stage uses the whole batch (less variance, that bias).  A batch with fewer episodes than
-            stages cannot be split and uses the whole batch (``Corrections.split``
-            says which happened).  The policy gradient always uses the whole batch.
+            every stage uses the whole batch (less variance, that bias).  A batch
+            with fewer episodes than stages cannot be split and uses the whole
+            batch (``Corrections.split`` says which happened).  The policy
+            gradient always uses the whole batch.
 
     Returns:
         ``Corrections`` with lists aligned to ``agents[0].params``; the terms
