@@ -1,9 +1,10 @@
 """Sweep planning: settings checked before Ray, per-arm settings, eval-aligned budgets."""
 
+import logging
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
+from ray.tune.search.variant_generator import generate_variants
 
 from rllib_metamapg.rllib_cli import UsageError
 from rllib_metamapg.sweep import SweepSpec, parse_seeds, plan_sweep
@@ -63,17 +64,25 @@ def test_a_bad_base_file_is_refused_naming_the_key(tmp_path, edit, message):
                              tuned_examples=str(tmp_path)))
 
 
-def test_param_space_is_an_arm_by_seed_grid_with_per_arm_settings():
+def test_param_space_is_an_arm_by_seed_grid_with_per_arm_settings(caplog):
     plan = plan_sweep(SweepSpec(env="stag_hunt", arms=["ippo", "handoff"], seeds=[3, 4],
                                 gpus_per_trial=0.33, cpus_per_trial=2))
     space = plan.param_space
     assert space["arm"] == {"grid_search": ["ippo", "handoff"]}
     assert space["seed"] == {"grid_search": [3, 4]}
     assert space["num_gpus_per_learner"] == 0.33 and space["num_cpus_for_main_process"] == 2
-    # Only the handoff arm has a T_warm; Tune resolves it from the trial's arm.
-    choose = space["handoff_steps"].func
-    assert choose(SimpleNamespace(config={"arm": "handoff"})) == 30000
-    assert choose(SimpleNamespace(config={"arm": "ippo"})) is None
+    # Only the handoff arm has a T_warm; Tune resolves it from the trial's arm, with
+    # no warning about the function's signature (one per trial, even under --quiet).
+    sample_log = logging.getLogger("ray.tune.search.sample")
+    sample_log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING):
+            trials = [cfg for _, cfg in generate_variants(space)]
+    finally:
+        sample_log.removeHandler(caplog.handler)
+    assert sorted((c["arm"], c["seed"], c["handoff_steps"]) for c in trials) == [
+        ("handoff", 3, 30000), ("handoff", 4, 30000), ("ippo", 3, None), ("ippo", 4, None)]
+    assert not [r for r in caplog.records if "sample_from" in r.getMessage()]
     assert space["lr"] == 0.0003 and space["env"] == "stag_hunt"
     # 100k steps / 256 per iteration = 391 iterations, eval every 98 -> 4 evaluations.
     assert (plan.stop_iterations, plan.evaluation_interval) == (392, 98)

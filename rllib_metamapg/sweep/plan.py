@@ -310,7 +310,9 @@ def _param_space(spec: SweepSpec, configs: Dict[str, Dict[str, Any]],
         # Tune resolves grid_search first, then these per-trial choices.
         per_arm = {arm: c[key] if key in c else getattr(defaults, key)
                    for arm, c in configs.items()}
+        # Takes the resolved config itself (Tune warns on every trial about a
+        # function that takes the older spec dict).
         space[next(iter(_flat({key: 0})))] = tune.sample_from(
-            lambda s, _p=per_arm: _p[s.config["arm"]])
+            lambda config, _p=per_arm: _p[config["arm"]])
     space["callbacks_class"] = callbacks_for(algo_cls)
     return space
