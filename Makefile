@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-docs test-long test-full test-fast lint bench docs clean overcooked meltingpot compare reproduce-rllib reproduce-rllib-clip1
+.PHONY: demo test test-docs test-long test-full test-fast lint bench docs clean overcooked meltingpot compare reproduce-rllib reproduce-rllib-clip1 reproduce-rllib-cut8
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -66,8 +66,8 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/metamapg report $(DEMO_OUT)/sweep/stag_hunt-mlp --out $(DEMO_OUT)/sweep_report
 
 # The neural-policy study (docs/neural_study.md): 5 Meta-MAPG arms x 20 paired seeds
-# with RLlib's default MLP modules on Stag Hunt and the IPD (about 41 minutes on 2
-# cores), and its control at the App. E.1 correction clip (about 7 minutes). A rerun
+# with RLlib's default MLP modules on Stag Hunt and the IPD (about 20 minutes on 2
+# cores), and its controls at the App. E.1 correction clip and rollout. A rerun
 # continues the sweeps in $(STUDY_OUT) and rewrites the reports under docs/neural_study/.
 STUDY_OUT ?= study_out
 STUDY_ARMS := ippo,own_only,peer_only,meta_mapg,handoff
@@ -83,6 +83,13 @@ reproduce-rllib-clip1: $(VENV)/.installed
 	$(STUDY_SWEEP) --env stag_hunt --arms ippo,peer_only,meta_mapg --name stag_hunt-mlp-clip1 \
 		--config '{"correction_clip": 1.0}'
 	$(VENV)/bin/metamapg report $(STUDY_OUT)/stag_hunt-mlp-clip1 --out docs/neural_study/stag_hunt_clip1
+
+# The IPD control at App. E.1's rollout (256 steps = 32 vector envs x 8: every
+# 12-round episode reaches the learner as two chunks; docs/neural_study.md).
+reproduce-rllib-cut8: $(VENV)/.installed
+	$(STUDY_SWEEP) --env ipd --arms $(STUDY_ARMS) --name ipd-mlp-cut8 \
+		--config '{"num_envs_per_env_runner": 32, "rollout_fragment_length": "auto", "train_batch_size_per_learner": 256, "minibatch_size": 256}'
+	$(VENV)/bin/metamapg report $(STUDY_OUT)/ipd-mlp-cut8 --out docs/neural_study/ipd_cut8
 
 # CI's suite (<= 30 min on 2 cores). The longest checks are marked `full` or `long`:
 # each has a CI-sized sibling here; `make test-long` runs the `long` ones (.ci/run does

@@ -18,8 +18,8 @@ def test_every_benchmark_and_study_json_is_rendered_somewhere():
     text = "\n".join(d.read_text() for d in doc_figures.documents() if d.is_file())
     sources = set(re.findall(r'data-json="([^"#]+)#', text))
     wanted = {str(p.relative_to(ROOT)) for p in (ROOT / "benchmarks" / "results").glob("*.json")}
-    wanted |= {f"docs/neural_study/{s}/report.json" for s in ("stag_hunt", "ipd",
-                                                              "stag_hunt_clip1")}
+    wanted |= {str(p.relative_to(ROOT))
+               for p in (ROOT / "docs" / "neural_study").glob("*/report.json")}
     assert wanted <= sources, sorted(wanted - sources)
 
 
