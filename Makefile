@@ -128,6 +128,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/compare.py --out benchmarks/results/compare.json
 	$(PY) benchmarks/sweep.py --out benchmarks/results/sweep.json
 	$(PY) benchmarks/estimator_regime.py --out benchmarks/results/estimator_regime.json
+	$(PY) benchmarks/startup.py --out benchmarks/results/startup.json
 	$(PY) -m rllib_metamapg.doc_figures --write
 
 # Re-renders every measured figure in README.md and docs/*.md from its result JSON
