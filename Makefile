@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-docs test-long test-full test-fast lint bench docs clean overcooked meltingpot compare reproduce-rllib reproduce-rllib-clip1 reproduce-rllib-cut8
+.PHONY: demo test test-docs test-long test-full test-fast lint bench gpu-check docs clean overcooked meltingpot compare reproduce-rllib reproduce-rllib-clip1 reproduce-rllib-cut8
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -129,6 +129,13 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/sweep.py --out benchmarks/results/sweep.json
 	$(PY) benchmarks/estimator_regime.py --out benchmarks/results/estimator_regime.json
 	$(PY) benchmarks/startup.py --out benchmarks/results/startup.json
+	$(PY) -m rllib_metamapg.doc_figures --write
+
+# The GPU path on this machine (cluster/README.md, "Verified on a GPU"): every method's
+# learner CPU vs CUDA, critic_lr through a checkpoint, a paired sweep at 0.33 GPU per
+# trial, learner throughput. Without CUDA it runs the CPU half and says so (exit 0).
+gpu-check: $(VENV)/.installed-test
+	$(PY) benchmarks/gpu_check.py --out benchmarks/results/gpu_check.json
 	$(PY) -m rllib_metamapg.doc_figures --write
 
 # Re-renders every measured figure in README.md and docs/*.md from its result JSON
