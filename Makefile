@@ -109,8 +109,11 @@ test-full: $(VENV)/.installed-test
 	$(PY) -m pytest -q -ra
 
 # ruff's settings live in pyproject.toml; CI runs this before the tests.
+# ruff, and the import structure: no cycles, imports down the layers
+# (tests/test_import_layers.py, a second or so; make test runs it too).
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_import_layers.py
 
 test-fast: $(VENV)/.installed-test
 	$(PY) -m pytest -q -ra -m "not slow and not full and not long"

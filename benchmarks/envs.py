@@ -38,8 +38,8 @@ from pathlib import Path
 import ray
 
 from rllib_metamapg import __version__, atomic, rllib_cli
-from rllib_metamapg.env_specs import (ENV_SPECS, check_installed, get_env_spec, make_env,
-                                      random_rollout)
+from rllib_metamapg.env_specs import ENV_SPECS, check_installed, get_env_spec
+from rllib_metamapg.envs.rollout import make_env, random_rollout
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_RATIO = 0.5

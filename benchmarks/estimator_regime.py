@@ -49,7 +49,8 @@ from ipd_samples import IPD, POLICY, S, THETAS, exact, modules, value_to_go  # n
 from rllib_metamapg import __version__, atomic  # noqa: E402
 from rllib_metamapg.dice import reward_to_go  # noqa: E402
 from rllib_metamapg.metamapg.torch.corrections import (  # noqa: E402
-    AgentSlice, EpisodeLayout, compute_corrections, trainable_params)
+    AgentSlice, EpisodeLayout, compute_corrections)
+from rllib_metamapg.rllib_base.torch.module_params import trainable_params  # noqa: E402
 from rllib_metamapg.tabular.sampled import SampledEstimator  # noqa: E402
 from rllib_metamapg.tabular.values import GameValues  # noqa: E402
 

@@ -97,7 +97,7 @@ def on_device(config, device: str):
 
 
 def ipd_config(arm: str, extra: Dict[str, Any], envs: int, seed: int = 0):
-    from rllib_metamapg.rllib_plugin import arm_config
+    from rllib_metamapg.rllib_base.algorithm import arm_config
 
     batch = envs * IPD["rounds"]
     return (arm_config(arm, "matrix_game", {"env_config": dict(IPD)})

@@ -28,7 +28,7 @@ import torch
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
 from rllib_metamapg import __version__, atomic, registry
-from rllib_metamapg.rllib_plugin import arm_config
+from rllib_metamapg.rllib_base.algorithm import arm_config
 
 GOALS = {2: 1.5, 3: 2.0}
 MATRL_GOAL = 1.2

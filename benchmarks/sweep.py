@@ -53,7 +53,8 @@ _IN_PROCESS = r"""
 import json, sys, time
 import torch
 torch.set_num_threads(1)  # as Tune runs a 1-CPU trial (OMP_NUM_THREADS=1)
-from rllib_metamapg.sweep.plan import SweepSpec, parse_seeds, plan_sweep, sweep_trainable
+from rllib_metamapg.sweep.plan import SweepSpec, parse_seeds, plan_sweep
+from rllib_metamapg.sweep.trainable import sweep_trainable
 import ray
 env, arms, seeds, study = sys.argv[1], sys.argv[2].split(","), sys.argv[3], sys.argv[4]
 spec = SweepSpec(env=env, arms=arms, seeds=parse_seeds(seeds), tuned_examples=study,
@@ -62,7 +63,7 @@ plan = plan_sweep(spec)
 from rllib_metamapg.hash_seed import worker_runtime_env
 ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
          runtime_env=worker_runtime_env())
-from rllib_metamapg.rllib_plugin import register_all
+from rllib_metamapg.rllib_base.algorithm import register_all
 register_all()
 trainable = sweep_trainable(spec.arms)
 

@@ -4,7 +4,7 @@ The exact tabular engine lives in :mod:`rllib_metamapg.tabular` and the method
 registry in :mod:`rllib_metamapg.registry`; neither imports Ray, so ``import
 rllib_metamapg`` stays cheap.  The RLlib names below are loaded on first use;
 building an algorithm registers the environments with Tune, and
-:func:`rllib_metamapg.rllib_plugin.register_all` registers every method's
+:func:`rllib_metamapg.rllib_base.algorithm.register_all` registers every method's
 algorithm by name (``Tuner("MetaMAPG")``).
 """
 

@@ -7,34 +7,15 @@ import sys
 from typing import List, Optional
 
 from rllib_metamapg import __version__, limits, tuned_examples
+from rllib_metamapg.errors import UsageError
 from rllib_metamapg.jobs import command as submit_command
 from rllib_metamapg.report import command as report_command
 from rllib_metamapg.sweep import command as sweep_command
 from rllib_metamapg.tabular import commands as tabular_commands
 
-# The errors a user's input can cause, by module: reported as "metamapg: error: ..."
-# with exit status 2.  Looked up only in modules already loaded (an error class
-# whose module was never imported cannot have been raised), so the command line
-# does not import torch or SciPy just to list them.
-USER_ERROR_CLASSES = {
-    "rllib_metamapg.errors": "UsageError",
-    "rllib_metamapg.registry": "RegistryError",
-    "rllib_metamapg.schedules": "ScheduleError",
-    "rllib_metamapg.report.load": "ReportError",
-    "rllib_metamapg.tabular.settings": "SettingsError",
-    "rllib_metamapg.tabular.experiments.options": "OptionsError",
-    "rllib_metamapg.tabular.games": "GameError",
-    "rllib_metamapg.tabular.policies": "PolicyError",
-    "rllib_metamapg.tabular.sampled": "SamplingError",
-}
-
-
 def is_user_error(err: BaseException) -> bool:
-    for module, name in USER_ERROR_CLASSES.items():
-        loaded = sys.modules.get(module)
-        if loaded is not None and isinstance(err, getattr(loaded, name)):
-            return True
-    return False
+    """Bad input: every such error class of the package subclasses ``UsageError``."""
+    return isinstance(err, UsageError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import importlib.util
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 
 @dataclass(frozen=True)
@@ -112,48 +112,3 @@ def check_installed(name: str) -> None:
     reason = spec.missing() if spec is not None else None
     if reason:
         raise ValueError(reason)
-
-
-def make_env(name: str, env_config: Optional[dict] = None):
-    """An instance of a registered env, outside any Ray session."""
-    from rllib_metamapg.rllib_plugin import make_plugin_env
-
-    env = make_plugin_env(name, env_config)
-    if env is None:
-        raise ValueError(f"env={name!r} is not one of ours; see rllib_metamapg.envs.ENV_NAMES.")
-    return env
-
-
-def random_rollout(env, *, episodes: Optional[int] = None, steps: Optional[int] = None,
-                   seed: int = 0) -> Tuple[int, int, float]:
-    """Uniformly random actions until ``episodes`` episodes or ``steps`` env steps are done.
-
-    Returns:
-        ``(episodes finished, env steps, summed reward of all agents)``.
-    """
-    spaces = {a: env.get_action_space(a) for a in env.possible_agents}
-    for k, space in enumerate(spaces.values()):
-        space.seed(seed + k)  # once: reseeding per one-step episode would cost more than it
-    finished = done_steps = 0
-    total = 0.0
-    while (episodes is None or finished < episodes) and (steps is None or done_steps < steps):
-        obs, _ = env.reset(seed=seed if finished == 0 else None)
-        over = False
-        while not over and (steps is None or done_steps < steps):
-            obs, rewards, terminated, truncated, _ = env.step(
-                {a: spaces[a].sample() for a in obs})
-            total += float(sum(rewards.values()))
-            done_steps += 1
-            over = terminated.get("__all__", False) or truncated.get("__all__", False)
-        finished += int(over)
-    return finished, done_steps, total
-
-
-def random_policy_return(name: str, env_config: Optional[dict] = None, episodes: int = 20,
-                         seed: int = 0) -> float:
-    """Mean joint episode return of uniformly random actions (the report's trivial-τ check)."""
-    env = make_env(name, env_config)
-    _, _, total = random_rollout(env, episodes=episodes, seed=seed)
-    if hasattr(env, "close"):
-        env.close()
-    return total / episodes

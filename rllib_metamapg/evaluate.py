@@ -6,6 +6,7 @@ import pickle
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+from rllib_metamapg.errors import UsageError
 from rllib_metamapg.results import lookup
 
 CTOR_FILE = "class_and_ctor_args.pkl"
@@ -13,7 +14,7 @@ STATE_FILE = "algorithm_state.pkl"  # only an algorithm checkpoint (not a compon
 MODULES_DIR = "learner_group/learner/rl_module"  # the trained weights, one folder a module
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UsageError):
     """A path that is not an RLlib algorithm checkpoint; says what to pass instead."""
 
 
@@ -59,7 +60,7 @@ def checkpoint_class(path: str):
 def _spaces(config: Dict[str, Any], env: str):
     import gymnasium as gym
 
-    from rllib_metamapg.rllib_plugin import make_plugin_env
+    from rllib_metamapg.envs.rollout import make_plugin_env
 
     try:
         made = make_plugin_env(env, config.get("env_config")) or gym.make(env)

@@ -37,6 +37,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from rllib_metamapg.errors import UsageError
+
 # name -> "module:attribute" of its MethodSpec.  Adding a built-in method is one line here.
 BUILTIN_METHODS: Dict[str, str] = {
     "meta_mapg": "rllib_metamapg.metamapg.method:METHOD",
@@ -55,12 +57,8 @@ ENTRY_POINT_GROUP = "rllib_metamapg.methods"
 Importable = Union[str, Callable[..., Any], type]
 
 
-class RegistryError(ValueError):
+class RegistryError(UsageError):
     """An unknown or clashing method, arm or sampler name; the message lists the choices."""
-
-
-# Kept as a name of its own: every command reports it as a usage error.
-ArmError = RegistryError
 
 
 @dataclass(frozen=True)
@@ -82,6 +80,9 @@ class ArmSpec:
         engines: Where it is implemented (``"tabular"``, ``"rllib"``); the other
             engine refuses it by name, and the RLlib side's lists (sweeps, tuned
             examples) leave it out.
+        reports: Learner metrics (per module, ``result["learners"][module]``) that
+            are > 0 after one training iteration of this arm on RLlib: the evidence
+            that its own mechanism ran.  The env suite checks them on every env.
     """
 
     name: str
@@ -93,6 +94,7 @@ class ArmSpec:
     method: str = ""
     sampler: str = "on_policy"
     engines: Tuple[str, ...] = ("tabular", "rllib")
+    reports: Tuple[str, ...] = ()
 
     def option(self, key: str, default: Any = None) -> Any:
         return self.options.get(key, default)
@@ -103,7 +105,7 @@ class MethodSpec:
     """A learner method: both engines and its arms.
 
     Attributes:
-        name: Method name (``metamapg sweep --methods`` ... and docs).
+        name: Method name (``registry.get_method(name)``, the docs, the report).
         help: One line.
         arms: Its arms; names are unique over the whole registry.
         tabular: Its tabular update, a :class:`~rllib_metamapg.tabular.updates.TabularUpdate`
@@ -159,6 +161,12 @@ class SamplerSpec:
         needs_on_policy: Only methods with ``on_policy=True`` may use it.
         engines: Where it is implemented (``"tabular"``, ``"rllib"``); the other
             engine refuses it by name.
+        tabular: ``factory(kind, num_actions, runs, settings, generator)`` (or
+            ``"module:attr"``) for the tabular engine's sampled mode on normal-form
+            games: an object whose ``counts(logp, batch)`` draws each run's batch of
+            joint actions as ``(runs, joint actions)`` counts, ``logp`` being every
+            agent's ``(runs, actions)`` log-probabilities; ``settings`` None means
+            the sampler's defaults.  ``None`` for ``on_policy`` (the engine draws).
     """
 
     name: str
@@ -167,6 +175,7 @@ class SamplerSpec:
     rllib_check: Optional[Importable] = None
     needs_on_policy: bool = True
     engines: Tuple[str, ...] = ("tabular", "rllib")
+    tabular: Optional[Importable] = None
 
 
 ON_POLICY = SamplerSpec("on_policy", "every agent samples from its own current policy",
@@ -355,6 +364,16 @@ def _composition(name: str) -> ArmSpec:
     return dataclasses.replace(
         base, name=f"{base.name}{COMPOSITION}{spec.name}", aliases=(), sampler=spec.name,
         help=f"{base.help or base.name}, data drawn by the {spec.name} sampler")
+
+
+def method_package(method: Union[str, "MethodSpec"]) -> str:
+    """The dotted package holding a method's pieces: the package of the module that
+    defines its algorithm (``rllib_metamapg.matrl`` for MATRL).  Only that package
+    may spell the method's arm names; everything else asks the registry."""
+    spec = get_method(method) if isinstance(method, str) else method
+    target = (spec.algorithm if isinstance(spec.algorithm, str)
+              else spec.algorithm.__module__)
+    return target.split(":")[0].rsplit(".", 1)[0]
 
 
 def arm_for_engine(arm: Union[str, ArmSpec], engine: str) -> ArmSpec:

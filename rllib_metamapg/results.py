@@ -1,8 +1,12 @@
-"""Reading values out of RLlib/Tune result dicts (Ray-free)."""
+"""Reading values out of RLlib/Tune result dicts (Ray-free), and the name of the file
+that marks a sweep's folder (what the sweep writes and the report reads)."""
 
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
+
+# Beside Tune's files in a sweep's experiment folder: env, arms, seeds, tau, metric.
+METADATA_FILE = "metamapg_sweep.json"
 
 
 def lookup(result: Dict[str, Any], path: str) -> Optional[Any]:

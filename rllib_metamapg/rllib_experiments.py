@@ -95,7 +95,7 @@ def result_key_heads() -> List[str]:
     group names (``ray.rllib.utils.metrics``), and this package's ``metamapg``."""
     from ray.rllib.utils import metrics
 
-    from rllib_metamapg.callbacks.cooldown_callback import RESULT_KEY
+    from rllib_metamapg.metamapg.cooldown_callback import RESULT_KEY
 
     names = {v for k, v in vars(metrics).items() if k.isupper() and isinstance(v, str)}
     return sorted(names | set(TUNE_RESULT_KEYS) | {RESULT_KEY})
@@ -120,7 +120,7 @@ def resolve_algorithm(run: Any, what: str):
     (``ray.rllib.algorithms.registry.ALGORITHMS``)."""
     from ray.rllib.algorithms.registry import ALGORITHMS
 
-    from rllib_metamapg.rllib_plugin import algorithm_class, algorithm_names
+    from rllib_metamapg.rllib_base.algorithm import algorithm_class, algorithm_names
 
     ours = algorithm_class(run) if isinstance(run, str) else None
     if ours is not None:
@@ -208,7 +208,7 @@ def _built(env: Any, config: Dict[str, Any], where: str, run: Optional[str] = No
         cfg.validate()
     except (ValueError, TypeError) as err:
         raise UsageError(f"{where}.config: {str(err).splitlines()[0]}") from None
-    from rllib_metamapg.rllib_plugin import PluginAlgorithm, with_default_wiring
+    from rllib_metamapg.rllib_base.algorithm import PluginAlgorithm, with_default_wiring
 
     if isinstance(algo_cls, type) and issubclass(algo_cls, PluginAlgorithm):
         try:  # what building it will do (builds the env): shown, and checked, here
@@ -480,7 +480,7 @@ def prepare(experiments: Dict[str, Dict[str, Any]], stop_override: Dict[str, flo
             source: str) -> List[Tuple[str, Any, Dict[str, float]]]:
     """``(name, config, stop)`` triples of registered methods' experiments (the sweep's
     tuned examples); raises ``UsageError``."""
-    from rllib_metamapg.rllib_plugin import algorithm_names
+    from rllib_metamapg.rllib_base.algorithm import algorithm_names
 
     out = []
     for e in prepare_experiments(experiments, {"stop": stop_override}, source):
@@ -512,7 +512,7 @@ def run_experiments(prepared: List[Experiment], *, verbose: int = 0,
     from rllib_metamapg import resources
     from rllib_metamapg.atomic import check_output_dir
     from rllib_metamapg.hash_seed import worker_runtime_env
-    from rllib_metamapg.rllib_plugin import register_all
+    from rllib_metamapg.rllib_base.algorithm import register_all
 
     for exp in prepared:  # before Ray starts: a file in the way would fail at the end
         if exp.storage_path and "://" not in exp.storage_path:

@@ -20,8 +20,10 @@ import dataclasses
 import math
 from typing import Optional
 
+from rllib_metamapg.errors import UsageError
 
-class ScheduleError(ValueError):
+
+class ScheduleError(UsageError):
     """Raised for an impossible or non-summable schedule; the message names the field."""
 
 

@@ -54,7 +54,7 @@ def load_base(folder: Path, env: str) -> Dict[str, Any]:
     path = Path(folder) / env / BASE_FILE
     if not path.is_file():
         raise UsageError(f"env {env!r} has no tuned examples ({path} is missing); write one "
-                         f"(see docs/rllib.md, 'Adding an environment') or pick one of "
+                         f"(see docs/methods.md, 'Adding an environment') or pick one of "
                          f"{envs_with_base(folder)}.")
     try:
         data = yaml.safe_load(path.read_text())

@@ -16,7 +16,7 @@ def ray_local():
     """A 2-CPU local Ray instance per test module, shut down afterwards."""
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    from rllib_metamapg.rllib_plugin import register_all
+    from rllib_metamapg.rllib_base.algorithm import register_all
 
     register_all()  # Tune registrations reach only the Ray session they were made in
     yield ray

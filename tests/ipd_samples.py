@@ -17,7 +17,8 @@ from ray.rllib.core.columns import Columns
 
 from rllib_metamapg.dice import reward_to_go
 from rllib_metamapg.metamapg.torch.corrections import (
-    AgentSlice, EpisodeLayout, trainable_params)
+    AgentSlice, EpisodeLayout)
+from rllib_metamapg.rllib_base.torch.module_params import trainable_params
 from rllib_metamapg.models import TabularPPOTorchRLModule
 from rllib_metamapg.tabular.exact import ExactEngine
 from rllib_metamapg.tabular.games import get_game

@@ -131,3 +131,35 @@ def test_list_options_take_both_forms(tmp_path):
     assert main(["tabular", "ablation", "--games", "stag_hunt,pd", "--seeds", "4",
                  "--arms", "peer_only", "--out", str(out)] + SMALL) == 0
     assert set(json.loads((out / "ablation.json").read_text())["games"]) == {"stag_hunt", "pd"}
+
+
+# Errors that are not about a user's input: a solver that failed, the docs tool's own
+# command, and a sampler check that validate() turns into RLlib's config error.
+NOT_INPUT_ERRORS = {"MetaGameError", "FigureError", "BehaviourError", "UsageError"}
+
+
+def test_every_input_error_class_is_a_usage_error():
+    """The command reports any UsageError as 'metamapg: error: ...' (exit 2); an input
+    error class that is not one would show a traceback instead."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "rllib_metamapg"
+    found = {}
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.name.endswith("Error"):
+                found[node.name] = [getattr(b, "id", getattr(b, "attr", "")) for b in node.bases]
+    assert {"RegistryError", "GameError", "ConvergenceError", "CheckpointError"} <= set(found)
+    wrong = {name: bases for name, bases in found.items()
+             if name not in NOT_INPUT_ERRORS and "UsageError" not in bases}
+    assert not wrong, wrong
+
+
+def test_an_input_error_is_one_line_not_a_traceback(capsys):
+    from rllib_metamapg.errors import UsageError
+
+    assert main(["tabular", "convergence", "--games-per-type", "0", "--out", "x"]) == 2
+    assert "error: --games-per-type=0" in capsys.readouterr().err
+    with pytest.raises(UsageError):  # --debug shows the traceback
+        main(["--debug", "tabular", "convergence", "--games-per-type", "0", "--out", "x"])

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from rllib_metamapg.metamapg.method import switches as get_arm
-from rllib_metamapg.cooldown import CooldownController
+from rllib_metamapg.metamapg.cooldown import CooldownController
 from rllib_metamapg.schedules import ScheduleError
 
 
@@ -87,6 +87,6 @@ def test_override_accepts_a_nonsummable_anneal():
 
 def test_module_is_ray_free():
     import subprocess
-    code = ("import sys, rllib_metamapg.cooldown; "
+    code = ("import sys, rllib_metamapg.metamapg.cooldown; "
             "sys.exit(1 if any(m == 'ray' or m.startswith('ray.') for m in sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

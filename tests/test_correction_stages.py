@@ -25,7 +25,9 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from rllib_metamapg.metamapg.torch import corrections as C
 from rllib_metamapg.metamapg.torch.corrections import (
-    AgentSlice, EpisodeLayout, compute_corrections_for, trainable_params)
+    AgentSlice, EpisodeLayout, compute_corrections_for)
+from rllib_metamapg.rllib_base.torch import module_params
+from rllib_metamapg.rllib_base.torch.module_params import trainable_params
 from rllib_metamapg.models import TabularPPOTorchRLModule
 
 AGENTS, OBS = 3, 4
@@ -141,7 +143,7 @@ def test_stage_rows_give_the_masked_whole_batch_estimate(kind, estimator, form, 
 
 def test_the_actor_path_reads_rllibs_logits_and_only_the_actors_parameters():
     module = mlp(0)
-    assert C._actor_path(module) is not None
+    assert module_params.actor_path(module) is not None
     agent = AgentSlice(module, trainable_params(module), {Columns.OBS: torch.rand(5, OBS)},
                        torch.tensor([0, 1, 2, 1, 0]), torch.zeros(5), torch.zeros(5))
     logits = module.forward_train(agent.batch)[Columns.ACTION_DIST_INPUTS]
@@ -150,11 +152,11 @@ def test_the_actor_path_reads_rllibs_logits_and_only_the_actors_parameters():
     names = C._policy_param_names(agent)
     assert names and not any("critic" in n or n.startswith("vf.") for n in names)
     assert set(trainable_params(module)) - set(names)  # the critic's are left out
-    assert list(C.policy_params(module)) == names  # what the learner differentiates
-    assert list(C.policy_params(tabular(0))) == list(trainable_params(tabular(0)))
+    assert list(module_params.policy_params(module)) == names  # what the learner differentiates
+    assert list(module_params.policy_params(tabular(0))) == list(trainable_params(tabular(0)))
     # Anything else runs its own forward: a shared encoder, a tabular module.
-    assert C._actor_path(mlp(0, shared=True)) is None
-    assert C._actor_path(tabular(0)) is None
+    assert module_params.actor_path(mlp(0, shared=True)) is None
+    assert module_params.actor_path(tabular(0)) is None
 
 
 def test_a_stage_with_no_valid_rows_still_gives_the_whole_batch_policy_gradient():

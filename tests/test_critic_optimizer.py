@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from rllib_metamapg import MATRLConfig, MetaMAPGConfig
-from rllib_metamapg.critic_optimizer import CRITIC_OPTIMIZER
-from rllib_metamapg.metamapg.torch.corrections import policy_params
+from rllib_metamapg.rllib_base.torch.learner import CRITIC_OPTIMIZER
+from rllib_metamapg.rllib_base.torch.module_params import policy_params
 
 from test_metamapg_rllib import tabular_spec, tiny
 
@@ -119,3 +119,17 @@ def test_both_optimizers_survive_a_checkpoint(ray_local, tmp_path):
         restored.train()
     finally:
         restored.stop()
+
+
+def test_a_learner_that_would_ignore_critic_lr_is_refused_before_building():
+    """A learner not built on the base (here RLlib's own PPO learner) would train the
+    critic at lr while every other arm uses critic_lr: an unequal comparison."""
+    from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+
+    for config in (MetaMAPGConfig(), MATRLConfig()):
+        config.environment("stag_hunt").training(learner_class=PPOTorchLearner)
+        config.validate()  # without critic_lr RLlib's learner is fine
+        config.training(critic_lr=1e-3)
+        with pytest.raises(ValueError, match="critic_lr=0.001 is set, but the learner "
+                                             "PPOTorchLearner does not apply it"):
+            config.validate()

@@ -7,7 +7,8 @@ import pytest
 
 from rllib_metamapg import rllib_cli
 from rllib_metamapg.registry import arm_names, get_arm
-from rllib_metamapg.env_specs import ENV_SPECS, random_policy_return
+from rllib_metamapg.env_specs import ENV_SPECS
+from rllib_metamapg.envs.rollout import random_policy_return
 from env_support import skip_unless_installed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,14 +28,11 @@ def test_one_iteration_with_every_arm(ray_local, env, arm):
         algo.stop()
     assert result["num_env_steps_sampled_lifetime"] >= config.train_batch_size_per_learner
     learners = result["learners"]
-    method = get_arm(arm).method
     for module in config.policies:
         assert np.isfinite(learners[module]["total_loss"])
-        if method == "matrl":
-            assert 0.0 <= learners[module]["matrl_rho"] <= 1.0
-            assert learners[module]["matrl_trust_step_norm"] > 0
-        elif arm != "ippo":
-            assert learners[module]["metamapg_correction_norm"] > 0
+        # What the arm declares its learner reports: its own mechanism ran.
+        for metric in get_arm(arm).reports:
+            assert learners[module][metric] > 0, (module, metric)
 
 
 def test_pettingzoo_ipd_passes_the_parallel_api_test_and_pays_the_engine_payoffs():

@@ -9,7 +9,8 @@ import pytest
 
 from rllib_metamapg import MetaMAPGConfig
 from rllib_metamapg import registry
-from rllib_metamapg.env_specs import ENV_SPECS, make_env
+from rllib_metamapg.env_specs import ENV_SPECS
+from rllib_metamapg.envs.rollout import make_env
 from rllib_metamapg.envs import CREATORS, EPISODE_LENGTHS, fixed_episode_length
 from rllib_metamapg.episode_chunks import cut_episodes_problem, fragment_lengths
 from rllib_metamapg.metamapg import metamapg as metamapg_module

@@ -16,7 +16,8 @@ from ray.rllib.core.columns import Columns
 
 from rllib_metamapg.metamapg import metrics as M
 from rllib_metamapg.metamapg.torch.corrections import (
-    AgentSlice, combine, compute_corrections, trainable_params)
+    AgentSlice, combine, compute_corrections)
+from rllib_metamapg.rllib_base.torch.module_params import trainable_params
 from rllib_metamapg.models import TabularPPOTorchRLModule
 from rllib_metamapg.tabular.exact import ExactEngine
 from rllib_metamapg.tabular.games import game_from_spec, get_game

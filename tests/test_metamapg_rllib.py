@@ -77,7 +77,7 @@ def test_nonsummable_anneal_needs_the_override():
 def test_validate_has_no_side_effects_and_building_wires_one_module_per_agent():
     from ray.tune.registry import get_trainable_cls
 
-    from rllib_metamapg.rllib_plugin import register_all, with_default_wiring
+    from rllib_metamapg.rllib_base.algorithm import register_all, with_default_wiring
 
     cfg = MetaMAPGConfig().environment("stag_hunt")
     before = cfg.to_dict()
@@ -340,7 +340,7 @@ def test_the_step_is_ppos_gradient_minus_the_correction_and_minibatches_drop_pee
     import types
 
     from rllib_metamapg.connectors.peer_columns import ADDED_COLUMN_PREFIX
-    from rllib_metamapg.metamapg.torch.corrections import policy_params, trainable_params
+    from rllib_metamapg.rllib_base.torch.module_params import policy_params, trainable_params
 
     algo = tiny("meta_mapg", seed=1, inner_lr=1.0, num_epochs=2).build_algo()
     try:

@@ -149,10 +149,12 @@ def test_toy_method_and_matrl_sweep_paired_with_ippo_and_report(toy, tmp_path, m
 
 def test_no_arm_name_is_written_outside_the_registry():
     """Arm names appear in the package only in the registry and in their method's folder
-    (a method's config and messages may name its own arms); everything else asks."""
+    (``registry.method_package``: a method's config and messages may name its own
+    arms); everything else asks."""
     names = registry.arm_names() + ["pg"]  # ("full" is also an English word)
     pattern = re.compile(r"""["'](%s)["']""" % "|".join(map(re.escape, names)))
-    allowed = ("rllib_metamapg/metamapg/", "rllib_metamapg/matrl/", "rllib_metamapg/registry.py")
+    allowed = tuple(registry.method_package(m).replace(".", "/") + "/"
+                    for m in registry.methods()) + ("rllib_metamapg/registry.py",)
     files = subprocess.run(["git", "ls-files", "rllib_metamapg"], cwd=ROOT, text=True,
                            capture_output=True, check=True).stdout.split()
     hits = []
@@ -207,8 +209,40 @@ def test_tuned_examples_take_budget_and_t_warm_from_the_env_spec(toy):
     assert "arm" not in toy_exp["config"] and "inner_lr" not in toy_exp["config"]
 
 
+def _optimizers(algo):
+    """``{module: [(optimizer name, lr, [parameter names])]}`` of the learner."""
+    learner = algo.learner_group._learner
+    out = {}
+    for mid in sorted(learner.module.keys()):
+        names = {id(p): n for n, p in learner.module[mid].unwrapped().named_parameters()}
+        out[mid] = [(name, opt.param_groups[0]["lr"],
+                     sorted(names[id(p)] for g in opt.param_groups for p in g["params"]))
+                    for name, opt in learner.get_optimizers_for_module(mid)]
+    return out
+
+
+@pytest.mark.parametrize("critic_lr", [None, 1e-3])
+def test_a_new_method_trains_its_critic_exactly_as_ippo_does(toy, ray_local, critic_lr):
+    """The toy method writes nothing for critic_lr: its learner, on the base, gets the
+    critic's own optimizer as ippo's does (same names, rates and parameters)."""
+    from rllib_metamapg.rllib_base.algorithm import arm_config
+
+    settings = {"lr": 3e-4, "critic_lr": critic_lr, "train_batch_size_per_learner": 32,
+                "minibatch_size": 32, "num_epochs": 1, "num_env_runners": 0}
+    got = {}
+    for arm in ("ippo", "scaled_pg"):
+        algo = arm_config(arm, "stag_hunt", settings).build_algo()
+        try:
+            got[arm] = _optimizers(algo)
+        finally:
+            algo.stop()
+    assert got["scaled_pg"] == got["ippo"]
+    rates = [lr for opts in got["ippo"].values() for _, lr, _ in opts]
+    assert rates == ([3e-4] * 2 if critic_lr is None else [3e-4, 1e-3] * 2)
+
+
 def test_arm_config_builds_any_methods_arm_with_a_sampler(toy):
-    from rllib_metamapg.rllib_plugin import arm_config
+    from rllib_metamapg.rllib_base.algorithm import arm_config
 
     meta = arm_config("peer_only", "stag_hunt", {"lr": 0.001})
     assert type(meta).__name__ == "MetaMAPGConfig" and meta.arm == "peer_only"
@@ -220,9 +254,20 @@ def test_arm_config_builds_any_methods_arm_with_a_sampler(toy):
     def eight_envs(config):  # a sampler's collection pieces, here just a setting
         return config.env_runners(num_envs_per_env_runner=8)
 
+    from rllib_metamapg.rllib_base.algorithm import install_sampler
+
     registry.register_sampler(registry.SamplerSpec("eight", "test", rllib=eight_envs))
+    # A method whose config has no sampler axis (RLlib's PPO as it is) gets the pieces
+    # at once; one on the package's base config (the toy) when it is built.
+    plain = registry.register_method(MethodSpec(
+        "plain_ppo", "RLlib's PPO as it is", arms=(ArmSpec("plain_ppo"),), tabular="m:a",
+        algorithm="ray.rllib.algorithms.ppo:PPO"))
     try:
-        assert arm_config("scaled_pg", "stag_hunt", sampler="eight").num_envs_per_env_runner == 8
-        assert arm_config("scaled_pg", "stag_hunt").num_envs_per_env_runner != 8
+        assert arm_config("plain_ppo", "stag_hunt", sampler="eight").num_envs_per_env_runner == 8
+        assert arm_config("plain_ppo", "stag_hunt").num_envs_per_env_runner != 8
+        toy_eight = arm_config("scaled_pg", "stag_hunt", sampler="eight")
+        assert toy_eight.sampler == "eight" and toy_eight.num_envs_per_env_runner != 8
+        assert install_sampler(toy_eight).num_envs_per_env_runner == 8
     finally:
+        registry.unregister_method(plain.name)
         registry._REGISTRY.samplers.pop("eight")

@@ -12,7 +12,8 @@ from scipy import stats as sps
 from rllib_metamapg.cli import main
 from rllib_metamapg.report import ReportError, load_sweep, write_report
 from rllib_metamapg.report.analysis import bootstrap_band, describe
-from rllib_metamapg.sweep.plan import METADATA_FILE, METRIC
+from rllib_metamapg.results import METADATA_FILE
+from rllib_metamapg.sweep.plan import METRIC
 
 # arm -> per-seed greedy returns at the two evaluations (iterations 2 and 4).
 CURVES = {

@@ -11,7 +11,7 @@ import pytest
 
 from rllib_metamapg import rllib_cli
 from rllib_metamapg.envs import CREATORS
-from rllib_metamapg.registry import arm_names
+from rllib_metamapg.registry import arm_names, get_arm, method_of
 from rllib_metamapg.env_specs import ENV_SPECS
 from env_support import skip_unless_installed
 
@@ -32,7 +32,12 @@ def test_every_tuned_example_passes_config_validation(path):
     skip_unless_installed(path.parent.name)
     prepared = rllib_cli.prepare(rllib_cli.load_experiments(str(path)), {}, str(path))
     for name, config, stop in prepared:
-        assert stop and config.arm == path.stem.removesuffix("-smoke")
+        # The file's arm, as the registry defines it: its method's config class with
+        # the arm's own settings.
+        arm = get_arm(path.stem.removesuffix("-smoke"))
+        assert stop and type(config) is type(method_of(arm).algorithm_class()
+                                             .get_default_config())
+        assert all(getattr(config, k) == v for k, v in arm.rllib.items()), arm
         env = CREATORS[config.env]({})
         # One module per agent, in the env's agent order (paired seeds depend on it).
         assert list(config.policies) == list(env.possible_agents)

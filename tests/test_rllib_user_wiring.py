@@ -8,7 +8,7 @@ import pytest
 
 from ray.rllib.callbacks.callbacks import RLlibCallback
 
-from rllib_metamapg.callbacks.cooldown_callback import CooldownCallback
+from rllib_metamapg.metamapg.cooldown_callback import CooldownCallback
 from rllib_metamapg.metamapg import metrics as M
 
 
@@ -99,7 +99,7 @@ def test_agent_ids_that_collide_as_strings_are_refused():
 def test_both_ipd_envs_end_the_game_as_a_termination():
     # The game's length is one of its rules: the last round terminates it (no value
     # is bootstrapped past it), as the exact engine's finite-horizon value assumes.
-    from rllib_metamapg.rllib_plugin import make_plugin_env
+    from rllib_metamapg.envs.rollout import make_plugin_env
 
     for name in ("ipd", "pettingzoo_ipd"):
         env = make_plugin_env(name, {"rounds": 3})

@@ -225,7 +225,7 @@ def test_resume_while_the_first_driver_runs_is_refused(tmp_path):
 
 def test_report_flag_is_kept_for_resume(tmp_path):
     from rllib_metamapg.sweep.command import _wants_report
-    from rllib_metamapg.sweep.plan import METADATA_FILE
+    from rllib_metamapg.results import METADATA_FILE
 
     (tmp_path / METADATA_FILE).write_text(json.dumps({"spec": {"report": True}}))
 

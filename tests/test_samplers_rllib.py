@@ -231,7 +231,7 @@ def batch_sampling_error(episodes, agents=AGENTS):
 
 
 def _frozen(arm, env="stag_hunt"):
-    from rllib_metamapg.rllib_plugin import arm_config
+    from rllib_metamapg.rllib_base.algorithm import arm_config
 
     return arm_config(arm, env, {"num_env_runners": 0, "num_envs_per_env_runner": 4,
                                  "train_batch_size_per_learner": 64, "minibatch_size": 64,
@@ -340,7 +340,8 @@ def test_matrl_and_props_compose_too(ray_local, arm):
 
 
 def test_a_sweep_of_one_class_with_a_composition_builds_each_arm_from_its_table():
-    from rllib_metamapg.sweep.plan import ARM_CONFIGS_KEY, SweepSpec, plan_sweep, sweep_trainable
+    from rllib_metamapg.sweep.plan import ARM_CONFIGS_KEY, SweepSpec, plan_sweep
+    from rllib_metamapg.sweep.trainable import sweep_trainable
     from rllib_metamapg.sweep.trainable import PairedArms, arm_algorithm_config
 
     arms = ["ippo", "ippo+ma_props"]

@@ -29,7 +29,8 @@ from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 from ipd_samples import IPD, POLICY, S, THETAS, exact, match
 from rllib_metamapg import MetaMAPGConfig, TabularPPOTorchRLModule
 from rllib_metamapg.metamapg.torch.corrections import (
-    AgentSlice, EpisodeLayout, compute_corrections, trainable_params)
+    AgentSlice, EpisodeLayout, compute_corrections)
+from rllib_metamapg.rllib_base.torch.module_params import trainable_params
 from rllib_metamapg.tabular.games import MemoryOneGame, game_from_spec
 from rllib_metamapg.tabular.sampled import SampledEstimator
 from rllib_metamapg.tabular.values import GameValues

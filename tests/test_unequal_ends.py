@@ -24,7 +24,8 @@ import gymnasium as gym
 from ipd_samples import match
 from quit_game import A, S, QuitSampler, exact_corrections
 from rllib_metamapg.metamapg.torch.corrections import (
-    AgentSlice, EpisodeLayout, compute_corrections_for, policy_params, trainable_params)
+    AgentSlice, EpisodeLayout, compute_corrections_for)
+from rllib_metamapg.rllib_base.torch.module_params import policy_params, trainable_params
 from rllib_metamapg.metamapg.torch.joint_rows import joint_slices
 from rllib_metamapg.models import TabularPPOTorchRLModule
 

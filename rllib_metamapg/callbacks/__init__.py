@@ -1,6 +1,6 @@
-"""RLlib callbacks shipped with rllib-metamapg."""
+"""RLlib callbacks every method shares (a method's own live in its folder, e.g.
+``rllib_metamapg.metamapg.cooldown_callback``)."""
 
-from rllib_metamapg.callbacks.cooldown_callback import CooldownCallback
 from rllib_metamapg.callbacks.initial_weights_callback import InitialWeightsCallback
 
-__all__ = ["CooldownCallback", "InitialWeightsCallback"]
+__all__ = ["InitialWeightsCallback"]

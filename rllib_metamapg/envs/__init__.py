@@ -116,7 +116,8 @@ def register_envs() -> None:
 
     Import does this once; Tune pushes registrations to the Ray session that is
     running (or starts next) only, so call it again after a ``ray.shutdown()`` /
-    ``ray.init()`` cycle.  ``MetaMAPGConfig.validate()`` calls it for you.
+    ``ray.init()`` cycle.  Building any of our algorithms calls it for you
+    (``PluginAlgorithm``); ``validate()`` has no side effects.
     """
     for name, creator in CREATORS.items():
         register_env(name, creator)

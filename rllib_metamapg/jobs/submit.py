@@ -138,7 +138,7 @@ def project_root(start: Optional[Path] = None) -> Optional[Path]:
 
 def upload_excludes(folder: Path, extra: List[str], upload_results: bool) -> List[str]:
     """The working_dir excludes: ours, results and sweep folders (unless asked), extras."""
-    from rllib_metamapg.sweep.plan import METADATA_FILE
+    from rllib_metamapg.results import METADATA_FILE
 
     excludes = list(WORKING_DIR_EXCLUDES)
     if not upload_results:

@@ -23,10 +23,9 @@ from ray.rllib.utils.annotations import override
 
 from rllib_metamapg.forms import META_CHOICES
 from rllib_metamapg.matrl.method import matrl_arm
-from rllib_metamapg.ppo_checks import check_ppo_numbers
 from rllib_metamapg.registry import RegistryError
-from rllib_metamapg.rllib_plugin import PluginAlgorithm, register_on_import, set_provided
-from rllib_metamapg.samplers.rllib_config import SamplingPPOConfig
+from rllib_metamapg.rllib_base.algorithm import PluginAlgorithm, register_on_import
+from rllib_metamapg.rllib_base.config import PluginPPOConfig, set_provided
 from rllib_metamapg.schedules import is_finite_number
 
 BR_OBJECTIVES = ("correction", "full")
@@ -35,9 +34,9 @@ BR_WEIGHTS = ("mixture_over_current", "current_over_mixture")
 MIXTURE_SPACES = ("probability", "parameter")
 
 
-class MATRLConfig(SamplingPPOConfig):
+class MATRLConfig(PluginPPOConfig):
     """Configuration of :class:`MATRL`: ``PPOConfig`` plus the meta-game, the best
-    response and the sampler axis (``sampler``, ``behaviour``: :class:`SamplingPPOConfig`).
+    response and the sampler axis (``sampler``, ``behaviour``: :class:`PluginPPOConfig`).
 
     Multi-agent wiring defaults to one module per agent of the environment, as
     for every algorithm of this package.
@@ -136,7 +135,6 @@ class MATRLConfig(SamplingPPOConfig):
     def validate(self) -> None:
         # Side-effect free, like MetaMAPGConfig.validate (wiring happens at build).
         super().validate()
-        check_ppo_numbers(self, "MATRLConfig")
         self._validate_matrl()
 
     def _validate_matrl(self) -> None:

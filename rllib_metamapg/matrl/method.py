@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Union
 
+from rllib_metamapg.matrl.metrics import TRUST_STEP_NORM
 from rllib_metamapg.registry import ArmSpec, MethodSpec, RegistryError, get_arm
 
 NAME = "matrl"
@@ -41,7 +42,7 @@ class MATRLArm:
 
 def _arm(name, rho, best_response, help):
     return ArmSpec(name, options={"rho": rho, "best_response": best_response},
-                   rllib={"arm": name}, help=help)
+                   rllib={"arm": name}, help=help, reports=(TRUST_STEP_NORM,))
 
 
 METHOD = MethodSpec(

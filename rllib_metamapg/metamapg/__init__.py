@@ -7,7 +7,7 @@ tabular engine can read :mod:`.method` without starting Ray.
 _RLLIB_EXPORTS = {
     "MetaMAPG": "rllib_metamapg.metamapg.metamapg",
     "MetaMAPGConfig": "rllib_metamapg.metamapg.metamapg",
-    "CooldownCallback": "rllib_metamapg.callbacks.cooldown_callback",
+    "CooldownCallback": "rllib_metamapg.metamapg.cooldown_callback",
 }
 
 
@@ -18,7 +18,7 @@ def register() -> None:
     one to start), so call this again after ``ray.shutdown()``; building a
     MetaMAPG algorithm does it for you.
     """
-    from rllib_metamapg.rllib_plugin import register_all
+    from rllib_metamapg.rllib_base.algorithm import register_all
 
     register_all()
 

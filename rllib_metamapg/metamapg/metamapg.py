@@ -22,16 +22,15 @@ from ray.rllib.algorithms.ppo.ppo import PPO, PPOConfig
 from ray.rllib.core.learner.learner import Learner
 from ray.rllib.utils.annotations import override
 
-from rllib_metamapg.callbacks.cooldown_callback import CooldownCallback
-from rllib_metamapg.cooldown import CooldownController
+from rllib_metamapg.metamapg.cooldown_callback import CooldownCallback
+from rllib_metamapg.metamapg.cooldown import CooldownController
 from rllib_metamapg.dice import CORRECTION_FORMS, ESTIMATORS, FORM_ALIASES, canonical_form
 from rllib_metamapg.env_specs import ENV_SPECS
 from rllib_metamapg.episode_chunks import cut_episodes_problem
 from rllib_metamapg.metamapg.method import switches
-from rllib_metamapg.ppo_checks import check_ppo_numbers
 from rllib_metamapg.registry import RegistryError, arm_for_engine
-from rllib_metamapg.rllib_plugin import PluginAlgorithm, register_on_import, set_provided
-from rllib_metamapg.samplers.rllib_config import SamplingPPOConfig
+from rllib_metamapg.rllib_base.algorithm import PluginAlgorithm, register_on_import
+from rllib_metamapg.rllib_base.config import PluginPPOConfig, set_provided
 from rllib_metamapg.schedules import ScheduleError, is_finite_number
 
 logger = logging.getLogger(__name__)
@@ -41,9 +40,9 @@ _WARNED = set()
 GRANULARITIES = ("batch", "minibatch")
 
 
-class MetaMAPGConfig(SamplingPPOConfig):
+class MetaMAPGConfig(PluginPPOConfig):
     """Configuration of :class:`MetaMAPG`: ``PPOConfig`` plus the correction settings
-    and the sampler axis (``sampler``, ``behaviour``: :class:`SamplingPPOConfig`).
+    and the sampler axis (``sampler``, ``behaviour``: :class:`PluginPPOConfig`).
 
     Multi-agent wiring defaults to one module per agent of the environment (read
     from its ``possible_agents``) when ``multi_agent()`` is not called.
@@ -207,7 +206,6 @@ class MetaMAPGConfig(SamplingPPOConfig):
         self._validate_metamapg()
 
     def _validate_metamapg(self) -> None:
-        check_ppo_numbers(self, "MetaMAPGConfig")
         try:
             arm_for_engine(self.arm, "rllib")
             self.cooldown_controller()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Union
 
+from rllib_metamapg.metamapg.metrics import CORRECTION_NORM
 from rllib_metamapg.registry import ArmSpec, MethodSpec, RegistryError, get_arm
 
 NAME = "meta_mapg"
@@ -44,7 +45,7 @@ def _arm(name, own, peer, cooldown=False, aliases=(), help="", form=None,
     return ArmSpec(name, options={"own": own, "peer": peer, "cooldown": cooldown,
                                   "form": form},
                    rllib={"arm": name}, aliases=aliases, help=help, handoff=cooldown,
-                   engines=engines)
+                   engines=engines, reports=(CORRECTION_NORM,) if own or peer else ())
 
 
 METHOD = MethodSpec(

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from rllib_metamapg.results import lookup
-from rllib_metamapg.sweep.plan import METADATA_FILE
+from rllib_metamapg.errors import UsageError
+from rllib_metamapg.results import METADATA_FILE, lookup
 
 STEPS_KEY = "num_env_steps_sampled_lifetime"
 
 
-class ReportError(ValueError):
+class ReportError(UsageError):
     """A sweep folder or report setting that cannot be reported on; says what to do."""
 
 

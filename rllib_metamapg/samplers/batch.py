@@ -24,6 +24,12 @@ from rllib_metamapg.samplers.behaviour import (KINDS, BehaviourError, BehaviourS
                                                clipped_objective_grad, kl, _Adam)
 
 
+def batch_sampler(kind: str, num_actions: Sequence[int], runs: int,
+                  settings: Optional[BehaviourSettings], generator: torch.Generator):
+    """The registry's tabular hook of ``props`` and ``ma_props`` (``SamplerSpec.tabular``)."""
+    return BatchSampler(kind, num_actions, runs, settings or BehaviourSettings(), generator)
+
+
 class BatchSampler:
     """Draws whole batches for ``runs`` rows of a normal-form game.
 

@@ -8,7 +8,8 @@ independent-PPO learner of :mod:`.learning`) and in RLlib's env runner
 from rllib_metamapg.registry import SamplerSpec
 
 _RLLIB = dict(rllib="rllib_metamapg.samplers.env_runner:install",
-              rllib_check="rllib_metamapg.samplers.rllib_config:check_behaviour_config")
+              rllib_check="rllib_metamapg.samplers.rllib_check:check_behaviour_config",
+              tabular="rllib_metamapg.samplers.batch:batch_sampler")
 
 PROPS = SamplerSpec("props", "each agent samples from its own behaviour policy, adapted "
                     "toward its under-sampled actions (PROPS per agent)", **_RLLIB)

@@ -27,7 +27,6 @@ from rllib_metamapg.schedules import is_finite_number
 from rllib_metamapg.tuned_examples import experiment, find_folder
 
 METRIC = "evaluation/env_runners/episode_return_mean"
-METADATA_FILE = "metamapg_sweep.json"
 ARM_CONFIGS_KEY = "metamapg_arm_configs"
 
 
@@ -248,22 +247,12 @@ def algorithm_classes(arms: Sequence[str]) -> Dict[str, type]:
     return {arm: registry.method_of(arm).algorithm_class() for arm in arms}
 
 
-def _one_class(arms: Sequence[str]) -> bool:
+def one_class(arms: Sequence[str]) -> bool:
     """Whether every trial can run the arms' one algorithm class with its ``arm`` setting:
     one class and no ``<arm>+<sampler>`` composition (whose trial label is not an arm
     setting)."""
     return (len(set(algorithm_classes(arms).values())) == 1
             and all(registry.get_arm(a).sampler == "on_policy" for a in arms))
-
-
-def sweep_trainable(arms: Sequence[str]):
-    """The trainable of the arms' trials (Tune may reuse its processes): the arms'
-    algorithm class, wrapped, when they share one, else :class:`PairedArms`."""
-    from rllib_metamapg.sweep.trainable import PairedArms, one_class_trainable
-
-    if _one_class(arms):
-        return one_class_trainable(next(iter(algorithm_classes(arms).values())))
-    return PairedArms
 
 
 def callbacks_for(algo_cls) -> List[type]:
@@ -293,7 +282,7 @@ def _param_space(spec: SweepSpec, configs: Dict[str, Dict[str, Any]],
         "num_cpus_for_main_process": spec.cpus_per_trial,
         "num_gpus_per_learner": spec.gpus_per_trial,
     }
-    if not _one_class(spec.arms):
+    if not one_class(spec.arms):
         # Each trial builds its arm's own algorithm from this table (PairedArms).
         space[ARM_CONFIGS_KEY] = {arm: {"algorithm": classes[arm], "config": _flat(c)}
                                   for arm, c in configs.items()}

@@ -1,8 +1,8 @@
 """Runs and resumes paired-seed sweeps with Ray Tune.
 
 A sweep is one Tune experiment: trials = arms x seeds of one environment, at
-most ``max_concurrent`` at once, each a ``MetaMAPG`` algorithm with its own
-resources.  Beside Tune's own files the experiment folder holds
+most ``max_concurrent`` at once, each the algorithm of its arm's method (``MetaMAPG``,
+``MATRL``, ...) with its own resources.  Beside Tune's own files the experiment folder holds
 ``metamapg_sweep.json`` (env, arms, seeds, tau, metric) for ``metamapg report``.
 """
 
@@ -16,9 +16,10 @@ from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 from rllib_metamapg import resources
 from rllib_metamapg.errors import UsageError
-from rllib_metamapg.sweep.plan import (METADATA_FILE, METRIC, SweepPlan, SweepSpec,
-                                        param_space_from_metadata, plan_sweep,
-                                        sweep_trainable)
+from rllib_metamapg.results import METADATA_FILE
+from rllib_metamapg.sweep.plan import (METRIC, SweepPlan, SweepSpec,
+                                        param_space_from_metadata, plan_sweep)
+from rllib_metamapg.sweep.trainable import sweep_trainable
 
 # Tune snapshots the experiment state at most this often; a resumed sweep can
 # only skip what the last snapshot saw finish.
@@ -131,7 +132,7 @@ def _init_ray(on_ray_started: Optional[Callable[[], None]] = None, ray_ui: bool 
     import ray
 
     from rllib_metamapg.hash_seed import worker_runtime_env
-    from rllib_metamapg.rllib_plugin import register_all
+    from rllib_metamapg.rllib_base.algorithm import register_all
 
     if not ray.is_initialized():
         common = {"log_to_driver": False, "runtime_env": worker_runtime_env()}
@@ -160,7 +161,7 @@ def shutdown_ray() -> None:
 
 def trial_request(spec: SweepSpec, arm_configs: Dict[str, Dict[str, Any]]):
     """RLlib's own resource request of each arm's trial: ``{arm: [bundle, ...]}``."""
-    from rllib_metamapg.rllib_plugin import arm_config
+    from rllib_metamapg.rllib_base.algorithm import arm_config
 
     out = {}
     for arm, cfg in arm_configs.items():
@@ -259,7 +260,7 @@ def _run_new(spec, plan, path, verbose, progress_every_s, resume_existing, on_ra
             raise UsageError(f"{path} holds a different sweep ({', '.join(differs)} differ); "
                              "choose another --name.")
         return _resume(path, verbose, on_ray_started, ray_ui)
-    from rllib_metamapg.env_specs import random_policy_return
+    from rllib_metamapg.envs.rollout import random_policy_return
 
     _precheck_local(spec, plan.metadata["arm_configs"])
     exact = _init_ray(on_ray_started, ray_ui)

@@ -28,11 +28,11 @@ and the resource request):
 from __future__ import annotations
 
 import gc
-from typing import Any, Dict
+from typing import Any, Dict, Sequence
 
 from ray.tune import Trainable
 
-from rllib_metamapg.sweep.plan import ARM_CONFIGS_KEY, callbacks_for
+from rllib_metamapg.sweep.plan import ARM_CONFIGS_KEY, algorithm_classes, callbacks_for, one_class
 
 # Keys of the trial config that are the sweep's, not the algorithm's.
 _SWEEP_KEYS = ("arm", ARM_CONFIGS_KEY)
@@ -45,7 +45,7 @@ def arm_algorithm_config(config: Dict[str, Any]):
     """The full algorithm config of one trial: its arm's algorithm class and tuned
     settings (from the sweep's table, so a trial needs no registry lookup -- a method
     registered in the driver only still runs) plus the sweep-wide keys."""
-    from rllib_metamapg.rllib_plugin import with_default_wiring
+    from rllib_metamapg.rllib_base.algorithm import with_default_wiring
 
     entry = config[ARM_CONFIGS_KEY][config["arm"]]
     algo_cls = entry["algorithm"]
@@ -130,3 +130,11 @@ def one_class_trainable(algo_cls: type) -> type:
     return type(algo_cls.__name__, (_OneClass,),
                 {"algorithm_class": algo_cls, "__module__": __name__,
                  "__doc__": f"Reusable sweep trials of {algo_cls.__name__}."})
+
+
+def sweep_trainable(arms: Sequence[str]):
+    """The trainable of the arms' trials (Tune may reuse its processes): the arms'
+    algorithm class, wrapped, when they share one, else :class:`PairedArms`."""
+    if one_class(arms):
+        return one_class_trainable(next(iter(algorithm_classes(arms).values())))
+    return PairedArms

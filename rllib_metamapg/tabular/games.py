@@ -24,8 +24,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from rllib_metamapg.errors import UsageError
 
-class GameError(ValueError):
+
+class GameError(UsageError):
     """Raised for an invalid game definition; the message names the field."""
 
 

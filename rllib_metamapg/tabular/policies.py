@@ -15,12 +15,13 @@ from typing import List
 
 import torch
 
+from rllib_metamapg.errors import UsageError
 from rllib_metamapg.forms import PARAMETERIZATIONS
 
 KINDS = PARAMETERIZATIONS
 
 
-class PolicyError(ValueError):
+class PolicyError(UsageError):
     """Raised for a parameterisation that does not fit the game."""
 
 

@@ -22,11 +22,13 @@ from typing import List, Optional
 import numpy as np
 import torch
 
+from rllib_metamapg import registry
+from rllib_metamapg.errors import UsageError
 from rllib_metamapg.dice import reward_to_go, surrogate_weights
 from rllib_metamapg.tabular.values import GameValues
 
 
-class SamplingError(ValueError):
+class SamplingError(UsageError):
     """Raised for a game/setting combination sampled mode cannot estimate."""
 
 
@@ -86,7 +88,7 @@ class SampledEstimator:
                                 "joint actions of normal-form games; this game is repeated "
                                 "(RLlib composes samplers on any env, `metamapg sweep`).")
         # A composition (``peer_only+ma_props``): batches drawn by that sampler's
-        # behaviour policy (:mod:`rllib_metamapg.samplers.batch`), built at first use.
+        # behaviour policy (its registry entry's ``tabular`` hook), built at first use.
         self.sampler_kind, self.behaviour = sampler, behaviour
         self._batch_sampler = None
         self.horizon = self.game.horizon if values.repeated else 1
@@ -160,13 +162,14 @@ class SampledEstimator:
 
     def _behaviour_counts(self, theta: torch.Tensor, batch: int) -> torch.Tensor:
         """``(R, K)`` counts of a batch drawn by the composed sampler."""
-        from rllib_metamapg.samplers.batch import BatchSampler
-        from rllib_metamapg.samplers.behaviour import BehaviourSettings
-
         r = theta.shape[0]
         if self._batch_sampler is None or self._batch_sampler.runs != r:
-            self._batch_sampler = BatchSampler(self.sampler_kind, self.game.num_actions, r,
-                                               self.behaviour or BehaviourSettings(), self.gen)
+            spec = registry.get_sampler(self.sampler_kind)
+            if spec.tabular is None:
+                raise SamplingError(f"sampler={spec.name!r} has no tabular implementation "
+                                    "(its SamplerSpec.tabular is None).")
+            self._batch_sampler = registry.load(spec.tabular)(
+                self.sampler_kind, self.game.num_actions, r, self.behaviour, self.gen)
         logp = [self.policy.log_probs(theta, j)[:, 0, :] for j in range(self.n)]
         return self._batch_sampler.counts(logp, batch).to(theta.dtype)
 

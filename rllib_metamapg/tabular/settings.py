@@ -18,6 +18,7 @@ import dataclasses
 import math
 from typing import Any, Dict, Optional, Tuple
 
+from rllib_metamapg.errors import UsageError
 from rllib_metamapg.forms import (CORRECTION_FORMS, META_CHOICES, PARAMETERIZATIONS,
                                   TABULAR_ONLY_FORMS)
 from rllib_metamapg.schedules import LambdaSchedule, StepSize, check_summable
@@ -28,7 +29,7 @@ ESTIMATORS = ("dice", "reinforce")
 DTYPES = ("float32", "float64")
 
 
-class SettingsError(ValueError):
+class SettingsError(UsageError):
     """Raised for invalid learning settings; the message names the field."""
 
 

@@ -30,12 +30,12 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.annotations import override
 
-from rllib_metamapg.critic_optimizer import CriticOptimizerMixin
+from rllib_metamapg.rllib_base.torch.learner import PluginPPOTorchLearner
 from rllib_metamapg.connectors.peer_columns import (PEER_ROW, ROW_COLUMN, peer_column,
                                                     peer_module_ids, present_peer_mask)
 from rllib_metamapg.matrl import metrics as M
 from rllib_metamapg.matrl.matrl_learner import BR_OPTIMIZER_STATE_KEY, MATRLLearner
-from rllib_metamapg.metamapg.torch.corrections import trainable_params
+from rllib_metamapg.rllib_base.torch.module_params import trainable_params
 
 
 def _logp(module, obs, actions, params=None) -> torch.Tensor:
@@ -55,7 +55,7 @@ def _norm(a: Dict[str, torch.Tensor], b: Dict[str, torch.Tensor]) -> float:
     return float(torch.sqrt(sum(((a[n] - b[n]) ** 2).sum() for n in a)))
 
 
-class MATRLTorchLearner(CriticOptimizerMixin, MATRLLearner, PPOTorchLearner):
+class MATRLTorchLearner(MATRLLearner, PluginPPOTorchLearner):
     """See the module docstring; PPO's own loss and epochs are untouched."""
 
     @override(PPOTorchLearner)

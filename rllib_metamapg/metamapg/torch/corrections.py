@@ -34,22 +34,19 @@ per-step proxy averages over rows, as PPO's loss does.
 from __future__ import annotations
 
 import dataclasses
-import weakref
 from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 import tree
 from torch.func import functional_call
 
-from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
 from ray.rllib.core.columns import Columns
-from ray.rllib.core.models.base import ENCODER_OUT, ActorCriticEncoder
 
 from rllib_metamapg.metamapg import metrics as M
 from rllib_metamapg.dice import (CORRECTION_FORMS, ESTIMATORS, canonical_form,
                                  surrogate_weights)
-
-Params = Dict[str, torch.Tensor]
+from rllib_metamapg.rllib_base.torch.module_params import (
+    Params, actor_forward, actor_path, policy_param_names)
 
 
 @dataclasses.dataclass
@@ -168,72 +165,18 @@ class EpisodeLayout:
         return w.reshape(-1)[self.index]
 
 
-def trainable_params(module: torch.nn.Module) -> Params:
-    """The module's parameters that require a gradient, by name."""
-    return {n: p for n, p in module.named_parameters() if p.requires_grad}
-
-
 def action_logp(agent: AgentSlice, params: Params) -> torch.Tensor:
     """Log-probability of the agent's actions under ``params`` (functional)."""
-    path = _actor_path(agent.module)
+    path = actor_path(agent.module)
     if path is None:
         logits = functional_call(agent.module, params, (agent.batch,))[
             Columns.ACTION_DIST_INPUTS]
     else:  # the actor's layers only, as RLlib's own forward computes the logits
-        actor, rename = _actor_forward(agent.module)
+        actor, rename = actor_forward(agent.module)
         logits = functional_call(actor, {rename[n]: p for n, p in params.items()
                                          if n in rename}, (agent.batch,))
     dist = agent.module.get_train_action_dist_cls().from_logits(logits)
     return dist.logp(agent.actions)
-
-
-_ACTOR_PATH = ("encoder.actor_encoder.", "pi.")
-
-
-class _ActorForward(torch.nn.Module):
-    """The actor's encoder and ``pi`` head of RLlib's default PPO module (shared, not
-    copied), so that one functional call computes the logits."""
-
-    def __init__(self, module):
-        super().__init__()
-        self.encoder = module.encoder.actor_encoder
-        self.head = module.pi
-
-    def forward(self, batch):
-        return self.head(self.encoder(batch)[ENCODER_OUT])
-
-
-_ACTOR_FORWARDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _actor_forward(module):
-    """``(_ActorForward, {module's parameter name: its name there})``, built once."""
-    if module not in _ACTOR_FORWARDS:
-        encoder, head = _ACTOR_PATH
-        rename = {n: ("encoder." + n[len(encoder):] if n.startswith(encoder)
-                      else "head." + n[len(head):])
-                  for n, _ in module.named_parameters() if n.startswith(_ACTOR_PATH)}
-        _ACTOR_FORWARDS[module] = (_ActorForward(module), rename)
-    return _ACTOR_FORWARDS[module]
-
-
-def _actor_path(module) -> Optional[tuple]:
-    """Parameter prefixes of the layers that give the action logits, when ``module``
-    is RLlib's default PPO module with separate actor and critic encoders.
-
-    Its forward also runs the critic's encoder, which the corrections never use
-    (about 40 % of the forward's cost with the default MLP).  Any other module --
-    a subclass that changes the forward, a shared or recurrent encoder -- runs its
-    own forward: ``None``.
-    """
-    forward = getattr(type(module), "_forward_train", None)
-    if forward is not DefaultPPOTorchRLModule._forward_train:
-        return None
-    encoder = getattr(module, "encoder", None)
-    if (not isinstance(encoder, ActorCriticEncoder) or encoder.config.shared
-            or module.is_stateful() or getattr(module, "pi", None) is None):
-        return None
-    return _ACTOR_PATH
 
 
 def _grad(output: torch.Tensor, params: Params, **kwargs) -> Params:
@@ -471,23 +414,9 @@ def _zero_where_absent(agent: AgentSlice) -> AgentSlice:
         present, agent.advantages, torch.zeros_like(agent.advantages)))
 
 
-def _policy_names(module, names) -> List[str]:
-    """Those of ``names`` (``module``'s parameter names) that the logits read."""
-    path = _actor_path(module)
-    return list(names) if path is None else [n for n in names if n.startswith(path)]
-
-
 def _policy_param_names(agent: AgentSlice) -> List[str]:
     """The names in ``agent.params`` that :func:`action_logp` reads."""
-    return _policy_names(agent.module, agent.params)
-
-
-def policy_params(module: torch.nn.Module) -> Params:
-    """The trainable parameters the action distribution depends on, by name: the
-    actor's for RLlib's default PPO module with a separate critic, else all of them.
-    The corrections of every other parameter are zero."""
-    params = trainable_params(module)
-    return {n: params[n] for n in _policy_names(module, params)}
+    return policy_param_names(agent.module, agent.params)
 
 
 def _full(agent: AgentSlice, vecs: Params) -> List[torch.Tensor]:

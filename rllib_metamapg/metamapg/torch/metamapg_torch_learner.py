@@ -12,17 +12,18 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.annotations import override
 
-from rllib_metamapg.critic_optimizer import CriticOptimizerMixin
+from rllib_metamapg.rllib_base.torch.learner import PluginPPOTorchLearner
 from rllib_metamapg.connectors.peer_columns import (EPISODE_COLUMN, STEP_COLUMN, peer_column,
                                                     peer_module_ids, present_peer_mask)
 from rllib_metamapg.metamapg import metrics as M
 from rllib_metamapg.metamapg.metamapg_learner import MetaMAPGLearner
 from rllib_metamapg.metamapg.torch.corrections import (
-    AgentSlice, Corrections, EpisodeLayout, combine, compute_corrections_for, policy_params)
+    AgentSlice, Corrections, EpisodeLayout, combine, compute_corrections_for)
+from rllib_metamapg.rllib_base.torch.module_params import policy_params
 from rllib_metamapg.metamapg.torch.joint_rows import joint_slices
 
 
-class MetaMAPGTorchLearner(CriticOptimizerMixin, MetaMAPGLearner, PPOTorchLearner):
+class MetaMAPGTorchLearner(MetaMAPGLearner, PluginPPOTorchLearner):
     """Adds the Meta-MAPG own/peer corrections to each module's PPO gradient.
 
     The correction is a fixed (detached) ascent vector ``d`` per module.  It is

@@ -16,6 +16,7 @@ from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
+from rllib_metamapg.errors import UsageError
 from rllib_metamapg import atomic
 from rllib_metamapg.matrl import iga
 from rllib_metamapg.matrl.meta_game import CHOICES
@@ -26,7 +27,7 @@ DEFAULT_METHODS = iga.TABLE1_DEFAULTS
 PAPER = iga.TABLE1_PAPER
 
 
-class ConvergenceError(ValueError):
+class ConvergenceError(UsageError):
     """Bad convergence-experiment input; the message names the option."""
 
 

@@ -16,6 +16,7 @@ from typing import Any, Dict, List
 
 import yaml
 
+from rllib_metamapg.errors import UsageError
 from rllib_metamapg import atomic, limits
 from rllib_metamapg.registry import arm_choices, parse_arms, arm_for_engine
 from rllib_metamapg.tabular.settings import LearningSettings, aliases
@@ -23,7 +24,7 @@ from rllib_metamapg.tabular.settings import fields as settings_fields
 from rllib_metamapg.tabular.games import GameError, game_from_spec, get_game, load_payoffs
 
 
-class OptionsError(ValueError):
+class OptionsError(UsageError):
     """Raised for a bad option or config key; the message names it."""
 
 

@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from rllib_metamapg.errors import UsageError
 from rllib_metamapg import atomic
 from rllib_metamapg import registry
 from rllib_metamapg.samplers.behaviour import (BehaviourSettings, TabularSampler, tv_joint,
@@ -34,7 +35,7 @@ SETTINGS_BY_ACTIONS = {2: (PPOSettings(batch=20, lr=0.1), BehaviourSettings(lr=0
                        3: (PPOSettings(batch=45, lr=0.1), BehaviourSettings(lr=0.3, clip=1.0))}
 
 
-class SamplingError(ValueError):
+class SamplingError(UsageError):
     """Bad experiment input; the message names the option."""
 
 

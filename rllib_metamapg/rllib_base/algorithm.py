@@ -1,13 +1,14 @@
-"""The RLlib side of the registry: algorithm lookup, Tune registration, shared wiring.
+"""The algorithm side of the RLlib base: algorithm lookup, Tune registration, shared
+wiring, sampler installation.
 
 Every registered method's algorithm is reachable by its class name (``run:
 MetaMAPG`` in a YAML, ``Tuner("MetaMAPG")``).  :class:`PluginAlgorithm` is the
-mixin our algorithms share: building one registers our environments in the
-running Ray session and, when ``multi_agent()`` was not called, wires one module
-per agent of the env -- at construction, so ``validate()`` stays free of side
-effects.  :func:`arm_config` builds any arm's config the same way for every
-method, which is what makes seed s start every arm of every method from the
-same weights.
+mixin every method's algorithm uses (``class MyAlgo(PluginAlgorithm, PPO)``):
+building one registers our environments in the running Ray session and, when
+``multi_agent()`` was not called, wires one module per agent of the env -- at
+construction, so ``validate()`` stays free of side effects.  :func:`arm_config`
+builds any arm's config the same way for every method, which is what makes seed s
+start every arm of every method from the same weights.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.tune.registry import register_trainable
 
 from rllib_metamapg import registry
-from rllib_metamapg.envs import CREATORS, one_module_per_agent, register_envs
+from rllib_metamapg.envs import one_module_per_agent, register_envs
+from rllib_metamapg.envs.rollout import make_plugin_env
 
 
 def algorithm_names() -> Dict[str, registry.MethodSpec]:
@@ -50,27 +52,6 @@ def register_on_import(algorithm_class) -> None:
     :func:`register_all`.  Building the algorithm needs neither."""
     register_trainable(algorithm_class.__name__, algorithm_class)
     register_envs()
-
-
-def set_provided(config, **values) -> None:
-    """The body of a ``training(*, x=NotProvided, ...)`` builder: sets what was given."""
-    from ray.rllib.algorithms.algorithm_config import NotProvided
-
-    for name, value in values.items():
-        if value is not NotProvided:
-            setattr(config, name, value)
-
-
-def make_plugin_env(env: Any, env_config: Optional[Mapping] = None):
-    """An instance of one of our envs (by name) or an env class; ``None`` otherwise."""
-    from ray.rllib.env.env_context import EnvContext
-
-    ctx = EnvContext(dict(env_config or {}), worker_index=0)
-    if isinstance(env, str):
-        return CREATORS[env](ctx) if env in CREATORS else None
-    if isinstance(env, type):
-        return env(ctx)
-    return None
 
 
 def per_agent_wiring(env: Any, env_config: Optional[Mapping] = None) -> Optional[Dict]:
@@ -109,13 +90,21 @@ class PluginAlgorithm:
     install the config's sampler (its env-runner pieces)."""
 
     def __init__(self, config=None, *args, **kwargs):
-        from rllib_metamapg.samplers.rllib_config import install_sampler
-
         register_envs()
         config = with_default_wiring(config, self.get_default_config())
         if isinstance(config, AlgorithmConfig):
             config = install_sampler(config)
         super().__init__(config, *args, **kwargs)
+
+
+def install_sampler(config, name: Optional[str] = None):
+    """``config`` with the collection pieces of sampler ``name`` (default: the config's
+    own ``sampler``): what building the algorithm does."""
+    name = name or getattr(config, "sampler", "on_policy")
+    install = registry.get_sampler(name).rllib
+    return config if install is None else registry.load(install)(config)
+
+
 
 
 def arm_config(arm: str, env: Any = None, settings: Optional[Mapping[str, Any]] = None,
@@ -141,6 +130,5 @@ def arm_config(arm: str, env: Any = None, settings: Optional[Mapping[str, Any]] 
         if hasattr(config, "sampler"):  # our configs: validated, installed at build
             config.training(sampler=spec.sampler)
         else:  # a config without the sampler axis gets the pieces now
-            install = registry.get_sampler(spec.sampler).rllib
-            config = registry.load(install)(config) if install is not None else config
+            config = install_sampler(config, spec.sampler)
     return with_default_wiring(config, config)

@@ -1,4 +1,7 @@
-"""The critic's own optimizer: ``critic_lr`` (App. E.1: actor lr 3e-4, critic 1e-3).
+"""The base Torch learner of every method: :class:`PluginPPOTorchLearner`, RLlib's PPO
+learner with ``critic_lr`` built in, so every method's critic trains alike.
+
+``critic_lr`` gives the critic its own optimizer (App. E.1: actor lr 3e-4, critic 1e-3).
 
 RLlib's Torch learner gives each module one Adam over all of its parameters at
 ``lr`` and clips that optimizer's gradients together (``grad_clip``, by global norm
@@ -19,10 +22,11 @@ from __future__ import annotations
 from typing import List, Tuple
 
 import torch
+from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.annotations import override
 
-from rllib_metamapg.metamapg.torch.corrections import policy_params, trainable_params
+from rllib_metamapg.rllib_base.torch.module_params import policy_params, trainable_params
 
 CRITIC_OPTIMIZER = "critic"
 
@@ -44,7 +48,9 @@ def actor_and_critic(module, module_id: str) -> Tuple[List[torch.nn.Parameter],
 
 
 class CriticOptimizerMixin:
-    """Put before the Torch learner class: ``class L(CriticOptimizerMixin, PPOTorchLearner)``."""
+    """``critic_lr`` for any Torch learner: put it before the learner class
+    (``class L(CriticOptimizerMixin, SomeTorchLearner)``).  A method on PPO uses
+    :class:`PluginPPOTorchLearner`, which has it."""
 
     @override(TorchLearner)
     def configure_optimizers_for_module(self, module_id, config=None) -> None:
@@ -59,3 +65,11 @@ class CriticOptimizerMixin:
         self.register_optimizer(module_id=module_id, optimizer_name=CRITIC_OPTIMIZER,
                                 optimizer=torch.optim.Adam(critic), params=critic,
                                 lr_or_lr_schedule=critic_lr)
+
+
+class PluginPPOTorchLearner(CriticOptimizerMixin, PPOTorchLearner):
+    """RLlib's ``PPOTorchLearner`` with ``critic_lr``: the learner a method subclasses
+    (``class MyTorchLearner(MyLearner, PluginPPOTorchLearner)``), and the default
+    learner of :class:`~rllib_metamapg.rllib_base.config.PluginPPOConfig`.  With
+    ``critic_lr`` unset it is RLlib's PPO learner, bit for bit."""
+

@@ -1,8 +1,9 @@
 """Range checks on the PPO settings every method's config inherits.
 
 RLlib's own ``validate()`` lets through values that train silently wrong or die
-deep inside Ray (a negative or NaN lr, gamma 1.5, a negative clip).  Every
-config class of ours calls :func:`check_ppo_numbers` from its ``validate()``.
+deep inside Ray (a negative or NaN lr, gamma 1.5, a negative clip).  The base
+config's ``validate()`` (:class:`~rllib_metamapg.rllib_base.config.PluginPPOConfig`)
+calls :func:`check_ppo_numbers`, so every method's config inherits the checks.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
-from rllib_metamapg.cooldown import PHASES
+from rllib_metamapg.metamapg.cooldown import PHASES
 from rllib_metamapg.results import lookup
 
 RESULT_KEY = "metamapg"

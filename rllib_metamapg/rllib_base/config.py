@@ -1,10 +1,18 @@
-"""The sampler axis of our RLlib configs: ``training(sampler=..., behaviour={...})``.
+"""The config every method of this package builds on: :class:`PluginPPOConfig`.
 
-:class:`SamplingPPOConfig` is the ``PPOConfig`` every on-policy method of this
-package builds on (``MetaMAPGConfig``, ``MATRLConfig``).  Its ``validate()`` asks
-the sampler's registry entry to check the settings -- before Ray starts -- and
-the algorithm installs the sampler's pieces when it is built
-(:func:`install_sampler`), so ``validate()`` stays free of side effects.
+It is RLlib's ``PPOConfig`` plus what a fair comparison needs every method to share:
+
+* the sampler axis, ``training(sampler=..., behaviour={...})``: ``validate()`` asks
+  the sampler's registry entry to check the settings before Ray starts, and the
+  algorithm installs the sampler's pieces when it is built
+  (:func:`rllib_metamapg.rllib_base.algorithm.install_sampler`), so ``validate()``
+  stays free of side effects;
+* ``critic_lr``, applied by the base learner
+  (:class:`rllib_metamapg.rllib_base.torch.learner.PluginPPOTorchLearner`), which is
+  the default learner; ``validate()`` refuses a learner that would ignore it;
+* the range checks on PPO's numbers (:func:`check_ppo_numbers`);
+* callbacks a method cannot work without (``REQUIRED_CALLBACKS``), kept whatever the
+  user passes to ``callbacks()``.
 """
 
 from __future__ import annotations
@@ -16,13 +24,16 @@ from ray.rllib.algorithms.ppo.ppo import PPOConfig
 from ray.rllib.utils.annotations import override
 
 from rllib_metamapg import registry
-from rllib_metamapg.samplers.behaviour import BehaviourError
-from rllib_metamapg.samplers.rllib_settings import check_spaces, parse_behaviour
+from rllib_metamapg.rllib_base.ppo_checks import check_ppo_numbers
 
 
-class SamplingPPOConfig(PPOConfig):
+class PluginPPOConfig(PPOConfig):
     """``PPOConfig`` plus how actions are drawn during collection, and the critic's
     learning rate (``critic_lr``), for every method's config.
+
+    A method subclasses it, adds its settings in ``training(*, x=NotProvided)`` and
+    checks them in ``validate()`` after calling this one.  Its learner subclasses
+    :class:`~rllib_metamapg.rllib_base.torch.learner.PluginPPOTorchLearner`.
 
     Example:
         .. code-block:: python
@@ -44,7 +55,7 @@ class SamplingPPOConfig(PPOConfig):
     def training(self, *, sampler: Optional[str] = NotProvided,
                  behaviour: Optional[Dict[str, Any]] = NotProvided,
                  critic_lr: Optional[float] = NotProvided,
-                 **kwargs) -> "SamplingPPOConfig":
+                 **kwargs) -> "PluginPPOConfig":
         """Sets the training related configuration.
 
         Args:
@@ -63,8 +74,6 @@ class SamplingPPOConfig(PPOConfig):
                 module, every parameter at ``lr``.
             **kwargs: ``PPOConfig.training`` settings.
         """
-        from rllib_metamapg.rllib_plugin import set_provided
-
         super().training(**kwargs)
         set_provided(self, sampler=sampler, behaviour=behaviour, critic_lr=critic_lr)
         return self
@@ -74,7 +83,7 @@ class SamplingPPOConfig(PPOConfig):
     REQUIRED_CALLBACKS: tuple = ()
 
     @override(PPOConfig)
-    def callbacks(self, callbacks_class=NotProvided, **kwargs) -> "SamplingPPOConfig":
+    def callbacks(self, callbacks_class=NotProvided, **kwargs) -> "PluginPPOConfig":
         """RLlib's ``callbacks()``; the method's own callbacks stay in the list.
 
         ``config.callbacks(MyCallback)`` replaces the callbacks in RLlib.  Here it
@@ -89,9 +98,39 @@ class SamplingPPOConfig(PPOConfig):
         return self
 
     @override(PPOConfig)
+    def get_default_learner_class(self):
+        if self.framework_str == "torch":
+            from rllib_metamapg.rllib_base.torch.learner import PluginPPOTorchLearner
+
+            return PluginPPOTorchLearner
+        return super().get_default_learner_class()
+
+    @override(PPOConfig)
     def validate(self) -> None:
         super().validate()
+        check_ppo_numbers(self, type(self).__name__)
+        self._validate_critic_lr()
         self._validate_sampler()
+
+    def _validate_critic_lr(self) -> None:
+        """A learner that does not apply ``critic_lr`` would train the critic at ``lr``
+        while another arm's learner uses ``critic_lr``: refused, not ignored."""
+        if self.critic_lr is None or self.framework_str != "torch":
+            return
+        from rllib_metamapg.rllib_base.torch.learner import CriticOptimizerMixin
+
+        learner = self.learner_class
+        if isinstance(learner, str):
+            from ray.rllib.utils.serialization import deserialize_type
+
+            learner = deserialize_type(learner)
+        if isinstance(learner, type) and not issubclass(learner, CriticOptimizerMixin):
+            self._value_error(
+                f"{type(self).__name__}: critic_lr={self.critic_lr!r} is set, but the "
+                f"learner {learner.__name__} does not apply it (its critic would train "
+                "at lr, unlike every other method's). Base the learner on "
+                "rllib_metamapg.rllib_base.torch.learner.PluginPPOTorchLearner, or "
+                "unset critic_lr.")
 
     def _validate_sampler(self) -> None:
         who = type(self).__name__
@@ -120,58 +159,16 @@ class SamplingPPOConfig(PPOConfig):
                 self._value_error(f"{who}: {err}")
 
 
+def set_provided(config, **values) -> None:
+    """The body of a ``training(*, x=NotProvided, ...)`` builder: sets what was given."""
+    for name, value in values.items():
+        if value is not NotProvided:
+            setattr(config, name, value)
+
+
 def _method_of_config(config) -> Optional[registry.MethodSpec]:
     name = getattr(config.algo_class, "__name__", None)
     return next((m for m in registry.methods().values() if m.algorithm_name == name), None)
-
-
-def check_behaviour_config(config) -> None:
-    """``props``/``ma_props``: the settings, the env runners, and -- for one of our envs
-    -- the env's spaces and the module wiring; raises ``BehaviourError``."""
-    from rllib_metamapg.rllib_plugin import make_plugin_env
-
-    kind = config.sampler
-    settings = parse_behaviour(config.behaviour)
-    if (config.num_env_runners or 0) > 1 and not settings.per_runner_buffers:
-        raise BehaviourError(
-            f"sampler={kind!r} with num_env_runners={config.num_env_runners}: each env "
-            "runner keeps its own buffer, so the batch's joint sampling error is not "
-            "corrected as a whole. Use num_env_runners=0 or 1 (several envs per runner "
-            "share one buffer: num_envs_per_env_runner), or accept per-runner correction "
-            "with behaviour={'per_runner_buffers': True}.")
-    if config.explore is False and not config.in_evaluation:  # evaluation is greedy
-        raise BehaviourError(f"sampler={kind!r} with explore=False never draws from the "
-                             "behaviour policy (greedy actions); set explore=True.")
-    env = make_plugin_env(config.env, config.env_config) if config.env is not None else None
-    if env is None:  # not one of ours: the connector checks the spaces when it is built
-        return
-    try:
-        agents = list(getattr(env, "possible_agents", None) or [])
-        if not agents:
-            raise BehaviourError(f"sampler={kind!r} needs a multi-agent env that lists "
-                                 f"possible_agents; {config.env!r} does not.")
-        check_spaces(kind, agents, {a: env.get_action_space(a) for a in agents},
-                     {a: env.get_observation_space(a) for a in agents})
-    finally:
-        if hasattr(env, "close"):
-            env.close()
-    if config.is_multi_agent:
-        try:
-            modules = [config.policy_mapping_fn(a, None) for a in agents]
-        except Exception:  # noqa: BLE001 - a mapping that needs the episode: checked when sampling
-            return
-        if len(set(modules)) < len(modules):
-            raise BehaviourError(
-                f"sampler={kind!r} needs one module per agent; policy_mapping_fn maps "
-                f"{agents} to {modules}. Give each agent its own module (our algorithms "
-                "wire one per agent when multi_agent() is not called).")
-
-
-def install_sampler(config):
-    """``config`` with its sampler's collection pieces (what building the algorithm does)."""
-    name = getattr(config, "sampler", "on_policy")
-    install = registry.get_sampler(name).rllib
-    return config if install is None else registry.load(install)(config)
 
 
 def keep_callbacks(given, required):
