@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from rllib_metamapg import __version__, atomic
-from rllib_metamapg.tabular.experiments.convergence import run_convergence
+from rllib_metamapg.tabular_experiments.convergence import run_convergence
 
 METHODS = ("iga", "iga_pp", "matrl", "wolf")
 GOAL_S = 5.0
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "rllib_metamapg.cli", "tabular", "convergence",
-                        "--methods", ",".join(METHODS), "--out", str(Path(tmp) / "c")],
+                        "--dynamics", ",".join(METHODS), "--out", str(Path(tmp) / "c")],
                        check=True, capture_output=True)
         whole = time.perf_counter() - t
     result = {

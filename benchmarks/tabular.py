@@ -18,8 +18,8 @@ import torch
 from rllib_metamapg import __version__, atomic
 from rllib_metamapg.registry import get_method, parse_arms
 from rllib_metamapg.tabular.dynamics import LearningSettings, simulate
-from rllib_metamapg.tabular.experiments.ablation import paired_init
-from rllib_metamapg.tabular.experiments.basin import grid_values, run_basin
+from rllib_metamapg.tabular_experiments.ablation import paired_init
+from rllib_metamapg.tabular_experiments.basin import grid_values, run_basin
 from rllib_metamapg.tabular.games import get_game
 from rllib_metamapg.tabular.policies import TabularPolicy
 

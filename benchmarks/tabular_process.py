@@ -63,8 +63,8 @@ from rllib_metamapg.tabular import threads
 threads.configure()
 from rllib_metamapg.registry import parse_arms
 from rllib_metamapg.tabular.dynamics import LearningSettings, simulate
-from rllib_metamapg.tabular.experiments.ablation import paired_init
-from rllib_metamapg.tabular.experiments.basin import grid_values, run_basin
+from rllib_metamapg.tabular_experiments.ablation import paired_init
+from rllib_metamapg.tabular_experiments.basin import grid_values, run_basin
 from rllib_metamapg.tabular.games import get_game
 from rllib_metamapg.tabular.policies import TabularPolicy
 arms = parse_arms({ARMS!r})

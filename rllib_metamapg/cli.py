@@ -11,7 +11,7 @@ from rllib_metamapg.errors import UsageError
 from rllib_metamapg.jobs import command as submit_command
 from rllib_metamapg.report import command as report_command
 from rllib_metamapg.sweep import command as sweep_command
-from rllib_metamapg.tabular import commands as tabular_commands
+from rllib_metamapg.tabular_experiments import command as tabular_command
 
 def is_user_error(err: BaseException) -> bool:
     """Bad input: every such error class of the package subclasses ``UsageError``."""
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of a user error (default: its message only)")
     sub = parser.add_subparsers(dest="command", required=True)
-    tabular_commands.add_parser(sub)
+    tabular_command.add_parser(sub)
     sweep_command.add_parser(sub)
     report_command.add_parser(sub)
     submit_command.add_parser(sub)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rllib_metamapg.registry import get_arm
-from rllib_metamapg.tabular.experiments.ablation import run_game, simulate_paired, steps_weight
+from rllib_metamapg.tabular_experiments.ablation import run_game, simulate_paired, steps_weight
 from rllib_metamapg.tabular.games import get_game
 from rllib_metamapg.tabular.settings import LearningSettings
 from rllib_metamapg.tabular.values import GameValues

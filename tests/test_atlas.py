@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rllib_metamapg.tabular.equilibria import drift_constant
-from rllib_metamapg.tabular.experiments import atlas
+from rllib_metamapg.tabular_experiments import atlas
 from rllib_metamapg.tabular.games import get_game
 from rllib_metamapg.tabular.settings import LearningSettings
 

@@ -105,8 +105,8 @@ def test_tuned_tabular_configs_are_valid(tmp_path):
     from pathlib import Path
 
     from rllib_metamapg.cli import build_parser
-    from rllib_metamapg.tabular.commands import COMMANDS
-    from rllib_metamapg.tabular.experiments.options import PAPER, learning_settings, resolve
+    from rllib_metamapg.tabular_experiments.command import COMMANDS
+    from rllib_metamapg.tabular_experiments.options import PAPER, learning_settings, resolve
 
     files = sorted(Path(__file__).parents[1].glob("tuned_examples/tabular/*.yaml"))
     assert len(files) >= 4

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from rllib_metamapg.registry import experiment_arms, get_arm
-from rllib_metamapg.tabular.experiments import suite
-from rllib_metamapg.tabular.experiments.defaults import FAMILY_NAMES
+from rllib_metamapg.tabular_experiments import suite
+from rllib_metamapg.tabular_experiments.defaults import FAMILY_NAMES
 
 QUICK = ["--quick", "--seed", "0"]
 
@@ -93,7 +93,7 @@ def test_a_second_run_resumes_from_the_cache_and_writes_the_same_set(quick):
 
 
 def test_same_seed_same_initial_parameters_in_every_arm_of_every_method():
-    from rllib_metamapg.tabular.experiments.ablation import simulate_paired
+    from rllib_metamapg.tabular_experiments.ablation import simulate_paired
     from rllib_metamapg.tabular.games import get_game
     from rllib_metamapg.tabular.settings import LearningSettings
 
@@ -139,7 +139,7 @@ def test_bad_options_exit_2_naming_the_field_and_leave_nothing(tmp_path):
 
 
 def test_family_summary_pairs_outcomes_by_game_and_seed():
-    from rllib_metamapg.tabular.experiments.compare import summarise_family
+    from rllib_metamapg.tabular_experiments.compare import summarise_family
 
     games = [{"game": "a", "arms": {"ippo": {"success": [1, 0, 0], "welfare": [1, 2, 3],
                                               "entry_step": [5, -1, -1]},

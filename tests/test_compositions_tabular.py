@@ -9,7 +9,7 @@ from rllib_metamapg.registry import get_arm
 from rllib_metamapg.samplers.batch import BatchSampler, draw_batch_reference
 from rllib_metamapg.samplers.behaviour import BehaviourSettings, tv_joint
 from rllib_metamapg.tabular.dynamics import LearningSettings, SettingsError, simulate
-from rllib_metamapg.tabular.experiments.ablation import paired_init
+from rllib_metamapg.tabular_experiments.ablation import paired_init
 from rllib_metamapg.tabular.games import get_game
 from rllib_metamapg.tabular.policies import TabularPolicy
 from rllib_metamapg.tabular.sampled import SamplingError

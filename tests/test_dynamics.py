@@ -4,7 +4,7 @@ import torch
 
 from rllib_metamapg.registry import parse_arms
 from rllib_metamapg.tabular.dynamics import LearningSettings, SettingsError, simulate
-from rllib_metamapg.tabular.experiments.ablation import paired_init
+from rllib_metamapg.tabular_experiments.ablation import paired_init
 from rllib_metamapg.tabular.games import get_game
 from rllib_metamapg.tabular.policies import TabularPolicy
 

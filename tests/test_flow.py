@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rllib_metamapg.registry import parse_arms
-from rllib_metamapg.tabular.experiments import basin, flow
+from rllib_metamapg.tabular_experiments import basin, flow
 from rllib_metamapg.tabular.games import get_game
 from rllib_metamapg.tabular.settings import LearningSettings, SettingsError
 

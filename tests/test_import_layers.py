@@ -27,9 +27,9 @@ LAYERS = {
     "metamapg": 2, "matrl": 2, "samplers": 2,
     # what runs them: sweeps, reports, jobs, tuned examples, the tabular studies
     "sweep": 3, "report": 3, "jobs": 3, "tuned_examples": 3, "rllib_experiments": 3,
-    "rllib_legacy": 3, "evaluate": 3, "tabular.experiments": 3, "doc_figures": 3,
+    "rllib_legacy": 3, "evaluate": 3, "tabular_experiments": 3, "doc_figures": 3,
     # the commands
-    "cli": 4, "rllib_cli": 4, "tabular.commands": 4, "sweep.command": 4,
+    "cli": 4, "rllib_cli": 4, "tabular_experiments.command": 4, "sweep.command": 4,
     "report.command": 4, "jobs.command": 4,
 }
 
@@ -115,7 +115,7 @@ def test_the_checks_see_a_cycle_and_an_upward_import():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c"]]
     assert layer("rllib_metamapg.rllib_base.config") < layer("rllib_metamapg.metamapg.method")
-    assert layer("rllib_metamapg.tabular.experiments.basin") > layer("rllib_metamapg.tabular.exact")
+    assert layer("rllib_metamapg.tabular_experiments.basin") > layer("rllib_metamapg.tabular.exact")
     graph = imports()
     # What is known to be there, so a change to the parser cannot make the checks vacuous.
     assert "rllib_metamapg.rllib_base.config" in graph["rllib_metamapg.metamapg.metamapg"]

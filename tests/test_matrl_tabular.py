@@ -10,7 +10,7 @@ import pytest
 from rllib_metamapg.cli import main
 from rllib_metamapg.matrl import iga
 from rllib_metamapg.matrl.meta_game import nash_gap, solve_2x2, solve_n
-from rllib_metamapg.tabular.experiments.convergence import PAPER, run_convergence
+from rllib_metamapg.tabular_experiments.convergence import PAPER, run_convergence
 
 MP = np.array([[1.0, -1.0], [-1.0, 1.0]])
 
@@ -127,6 +127,7 @@ def test_convergence_command_writes_a_set_and_refuses_bad_input(tmp_path, capsys
     assert main(["tabular", "convergence", "--games-per-type", "0", "--out",
                  str(tmp_path / "x")]) == 2
     assert "--games-per-type=0" in capsys.readouterr().err
-    assert main(["tabular", "convergence", "--methods", "lola", "--out",
+    assert main(["tabular", "convergence", "--dynamics", "lola", "--out",
                  str(tmp_path / "y")]) == 2
+    assert "--dynamics: ['lola']" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -10,8 +10,8 @@ from scipy.stats import fisher_exact
 from rllib_metamapg.registry import parse_arms
 from rllib_metamapg.stats import mcnemar_paired
 from rllib_metamapg.tabular.dynamics import LearningSettings, simulate
-from rllib_metamapg.tabular.experiments.ablation import paired_init
-from rllib_metamapg.tabular.experiments.basin import grid_values, run_basin
+from rllib_metamapg.tabular_experiments.ablation import paired_init
+from rllib_metamapg.tabular_experiments.basin import grid_values, run_basin
 from rllib_metamapg.tabular.games import get_game
 from rllib_metamapg.tabular.policies import TabularPolicy
 

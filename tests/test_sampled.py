@@ -155,7 +155,7 @@ def test_reinforce_sufficient_statistics_equal_the_scatter_form(kind):
 
 
 def test_kernel_estimator_equals_torch_on_identical_episodes():
-    from rllib_metamapg.tabular import kernels
+    from rllib_metamapg.tabular import sampled_kernels as kernels
     est, _, policy = make("ipd", estimator="reinforce")
     theta = torch.randn(3, policy.dim, dtype=torch.float64,
                         generator=torch.Generator().manual_seed(9))
@@ -207,7 +207,7 @@ def test_kernel_sampling_is_unbiased_and_reproducible():
 
 @pytest.mark.parametrize("batch", [64, 65])
 def test_two_player_kernel_sampler_is_the_generic_sampler_bit_for_bit(batch):
-    from rllib_metamapg.tabular import kernels
+    from rllib_metamapg.tabular import sampled_kernels as kernels
     rng = np.random.default_rng(4)
     p0 = rng.uniform(0.05, 0.95, (2, 5))
     joint = np.stack([p0[0] * p0[1], p0[0] * (1 - p0[1]),

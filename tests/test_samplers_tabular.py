@@ -187,7 +187,7 @@ def test_tuning_grid_runs_paired_seeds_and_picks_the_best_mean(tmp_path, capsys)
 
     from rllib_metamapg.cli import main
     from rllib_metamapg.samplers.learning import train
-    from rllib_metamapg.tabular.experiments.sampling import SETTINGS_BY_ACTIONS
+    from rllib_metamapg.tabular_experiments.sampling import SETTINGS_BY_ACTIONS
     from rllib_metamapg.tabular.games import get_game
 
     out = tmp_path / "tune"

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from rllib_metamapg.tabular.experiments.setting_sweep import plan
+from rllib_metamapg.tabular_experiments.setting_sweep import plan
 from rllib_metamapg.tabular.games import get_game
 from rllib_metamapg.tabular.settings import LearningSettings, SettingsError
 

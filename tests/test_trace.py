@@ -10,7 +10,7 @@ import torch
 
 from rllib_metamapg.registry import parse_arms
 from rllib_metamapg.tabular.dynamics import simulate
-from rllib_metamapg.tabular.experiments.ablation import paired_init
+from rllib_metamapg.tabular_experiments.ablation import paired_init
 from rllib_metamapg.tabular.games import get_game
 from rllib_metamapg.tabular.policies import TabularPolicy
 from rllib_metamapg.tabular.settings import LearningSettings

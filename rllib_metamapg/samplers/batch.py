@@ -6,7 +6,7 @@ Composed with a sampler (``peer_only+ma_props``), that batch is drawn the way
 MA-PROPS collects: one joint action at a time from the behaviour policy, with the
 behaviour update on everything drawn so far after every ``every`` draws, and the
 buffer starting empty at each new target.  :class:`BatchSampler` does the ``B``
-draws of every run in one call to :func:`.kernels.draw_batch` (per-draw tensor
+draws of every run in one call to :func:`.behaviour_kernels.draw_batch` (per-draw tensor
 calls cost ~1 ms, which made a composition 100x slower than its learner), and
 :func:`draw_batch_reference` is the same procedure in plain tensor code, which the
 kernel is tested equal to on identical uniforms and minibatch orders.
@@ -75,7 +75,7 @@ class BatchSampler:
                uniforms: Optional[np.ndarray] = None,
                orders: Optional[np.ndarray] = None) -> torch.Tensor:
         """``(R, K)`` counts of the ``batch`` joint actions drawn for each row."""
-        from rllib_metamapg.samplers.kernels import draw_batch
+        from rllib_metamapg.samplers.behaviour_kernels import draw_batch
 
         s = self.settings
         rows = agent_logp[0].shape[0]

@@ -242,8 +242,8 @@ class TabularSampler:
                           generator=self.gen).argsort(-1)
 
     def update(self, agent_logp: Sequence[torch.Tensor], orders=None) -> None:
-        """The behaviour update on the buffer (compiled; see :mod:`.kernels`)."""
-        from rllib_metamapg.samplers.kernels import behaviour_update
+        """The behaviour update on the buffer (compiled; see :mod:`.behaviour_kernels`)."""
+        from rllib_metamapg.samplers.behaviour_kernels import behaviour_update
 
         s = self.settings
         targets, actions = self._targets_and_actions(agent_logp)

@@ -16,7 +16,7 @@ the table: the clipped objective over the buffer, ``epochs`` passes of
 a stop once the mean ``KL(pi_theta || pi_phi)`` over the last minibatch's samples
 exceeds ``kl_cutoff`` (in a one-state game, the buffer's KL, as in the tabular
 engine).
-It runs compiled (:mod:`.net_kernels`); :meth:`BehaviourGroup.update_reference`
+It runs compiled (:mod:`.behaviour_net_kernels`); :meth:`BehaviourGroup.update_reference`
 is the same update with torch autograd, which the kernel is tested equal to.
 
 The buffer holds the data since the last target update, stored by distinct state:
@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from rllib_metamapg.samplers.behaviour import BehaviourError, BehaviourSettings
-from rllib_metamapg.samplers.kernels import _shuffled_orders
-from rllib_metamapg.samplers.net_kernels import layout, update_net
+from rllib_metamapg.samplers.behaviour_kernels import _shuffled_orders
+from rllib_metamapg.samplers.behaviour_net_kernels import layout, update_net
 
 
 def clipped_loss(target_logp: torch.Tensor, delta: torch.Tensor, actions: torch.Tensor,

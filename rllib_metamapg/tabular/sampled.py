@@ -141,11 +141,11 @@ class SampledEstimator:
         """Samples a batch and returns the taylor estimates ``(v, own, peer)``.
 
         Repeated Bernoulli games under REINFORCE go through the compiled kernel
-        (:mod:`.kernels`), which never materialises the episodes.
+        (:mod:`.sampled_kernels`), which never materialises the episodes.
         """
         if not self.kernel_applies():
             return self.taylor(theta, self.sample(theta, batch), eta, want_corrections)
-        from rllib_metamapg.tabular import kernels
+        from rllib_metamapg.tabular import sampled_kernels as kernels
 
         th = theta.detach()
         r = th.shape[0]

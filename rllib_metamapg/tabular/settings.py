@@ -66,7 +66,8 @@ class LearningSettings:
     logit_bound: Optional[float] = _setting(
         8.0, "keep every logit in [-b, b] after each step (none: unbounded)", low=0,
         low_open=True, optional=True, aliases=("clip",))
-    temperature: float = _setting(0.0, "entropy regularisation tau", low=0)
+    temperature: float = _setting(0.0, "entropy regularisation temperature (not the "
+                                   "success threshold tau)", low=0)
     parameterization: str = _setting("bernoulli", "tabular policy parameterisation",
                                      choices=PARAMETERIZATIONS, aliases=("policy",))
     lambda_schedule: str = _setting("hard", "correction schedule of arms that hand off",

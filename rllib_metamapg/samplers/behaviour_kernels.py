@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from rllib_metamapg.tabular.kernels import _uniform  # splitmix64, one stream per run
+from rllib_metamapg.tabular.sampled_kernels import _uniform  # splitmix64, one stream per run
 
 
 @njit(cache=True)

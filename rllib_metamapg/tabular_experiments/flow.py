@@ -22,7 +22,7 @@ import numpy as np
 from rllib_metamapg import atomic
 from rllib_metamapg.registry import ArmSpec
 from rllib_metamapg.tabular.dynamics import LearningSettings, SettingsError, simulate
-from rllib_metamapg.tabular.experiments import basin
+from rllib_metamapg.tabular_experiments import basin
 from rllib_metamapg.tabular.policies import TabularPolicy
 
 

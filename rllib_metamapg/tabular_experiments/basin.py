@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from rllib_metamapg import atomic
-from rllib_metamapg.tabular.experiments import defaults
+from rllib_metamapg.tabular_experiments import defaults
 from rllib_metamapg.registry import ArmSpec, get_arm, reference_arm, arm_for_engine
 from rllib_metamapg.tabular.dynamics import LearningSettings, SettingsError, simulate
 from rllib_metamapg.tabular.policies import TabularPolicy

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from rllib_metamapg import atomic
-from rllib_metamapg.tabular.experiments import defaults
+from rllib_metamapg.tabular_experiments import defaults
 from rllib_metamapg.registry import ArmSpec, reference_arm
 from rllib_metamapg.stats import mcnemar_paired, wilson_ci
 from rllib_metamapg.tabular.dynamics import LearningSettings, SettingsError, simulate
@@ -64,7 +64,7 @@ def per_seed_outcomes(game, res, threshold: float) -> Dict[str, Dict]:
     """Per arm and seed: final values per player, mean reward per step, final policy
     per state (p of each action; bernoulli: p(action 0)), and the entry step (from which
     success holds to the end; -1 if it does not end there)."""
-    from rllib_metamapg.tabular.experiments.suite import entry_steps
+    from rllib_metamapg.tabular_experiments.suite import entry_steps
     from rllib_metamapg.tabular.values import GameValues
 
     values = GameValues(game, res.policy, 0.0, dtype=torch.float64)(

@@ -23,13 +23,13 @@ import numpy as np
 import torch
 
 from rllib_metamapg import atomic
-from rllib_metamapg.tabular.experiments import defaults
+from rllib_metamapg.tabular_experiments import defaults
 from rllib_metamapg.registry import ArmSpec
 from rllib_metamapg.stats import wilson_ci
 from rllib_metamapg.tabular.dynamics import LearningSettings, SettingsError, simulate
 from rllib_metamapg.tabular.equilibria import shaped_field, solve_zero
 from rllib_metamapg.tabular.exact import ExactEngine
-from rllib_metamapg.tabular.experiments.ablation import paired_init
+from rllib_metamapg.tabular_experiments.ablation import paired_init
 from rllib_metamapg.tabular.policies import TabularPolicy
 from rllib_metamapg.tabular.values import GameValues
 

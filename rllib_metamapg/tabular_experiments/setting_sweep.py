@@ -21,7 +21,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from rllib_metamapg import atomic
-from rllib_metamapg.tabular.experiments.ablation import run_game
+from rllib_metamapg.tabular_experiments.ablation import run_game
 from rllib_metamapg.tabular.games import MemoryOneGame, NormalFormGame
 from rllib_metamapg.tabular.settings import LearningSettings, SettingsError, fields
 

@@ -35,8 +35,8 @@ from rllib_metamapg.registry import experiment_arms, get_arm, reference_arm
 from rllib_metamapg.tabular.equilibria import (correction_field, drift_constant,
                                                jacobian_lipschitz, shaped_field, solve_zero)
 from rllib_metamapg.tabular.exact import ExactEngine
-from rllib_metamapg.tabular.experiments.alignment import cosine_map
-from rllib_metamapg.tabular.experiments.basin import initial_theta, run_basin
+from rllib_metamapg.tabular_experiments.alignment import cosine_map
+from rllib_metamapg.tabular_experiments.basin import initial_theta, run_basin
 from rllib_metamapg.tabular.games import get_game, symmetric_two_player
 from rllib_metamapg.tabular.policies import TabularPolicy
 from rllib_metamapg.tabular.settings import LearningSettings

@@ -26,7 +26,7 @@ ALIGNMENT = dict(game="stag_hunt", payoff=None, arms=lambda: experiment_arms("al
 COMPARE = dict(families=lambda: list(FAMILY_NAMES), arms=lambda: experiment_arms("compare"),
                steps=140, batch_size=32, seeds=24, init_std=1.35, grid=11, grid_low=0.05,
                grid_high=0.95, random_games=6, own_setting_seeds=24, quick=False)
-# The comparison's families (descriptions in tabular/experiments/suite.py).
+# The comparison's families (descriptions in tabular_experiments/suite.py).
 FAMILY_NAMES = ("stag_hunt", "stag_hunt_basin", "ipd", "no_conflict", "climbing", "penalty",
                 "chicken", "random_coordination", "random_anticoordination", "random_cyclic")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Dict
 
 from rllib_metamapg.tabular import threads
-from rllib_metamapg.tabular.experiments import defaults
-from rllib_metamapg.tabular.experiments.options import (PAPER, OptionsError, add_learning_options,
+from rllib_metamapg.tabular_experiments import defaults
+from rllib_metamapg.tabular_experiments.options import (PAPER, OptionsError, add_learning_options,
                                                          arms_option, learning_settings,
                                                          list_option, resolve,
                                                          resolve_game, settings_record)
@@ -35,7 +35,7 @@ def _progress(label: str):
 
 
 def _basin(v: Dict) -> int:
-    from rllib_metamapg.tabular.experiments import basin
+    from rllib_metamapg.tabular_experiments import basin
 
     game = resolve_game(v["game"], v["payoff"])
     arms = arms_option(v)
@@ -54,7 +54,7 @@ def _basin(v: Dict) -> int:
 
 
 def _flow(v: Dict) -> int:
-    from rllib_metamapg.tabular.experiments import basin, flow
+    from rllib_metamapg.tabular_experiments import basin, flow
 
     game = resolve_game(v["game"], v["payoff"])
     arms = arms_option(v)
@@ -77,7 +77,7 @@ def _flow(v: Dict) -> int:
 
 
 def _restart(v: Dict) -> int:
-    from rllib_metamapg.tabular.experiments import restart
+    from rllib_metamapg.tabular_experiments import restart
 
     games = [resolve_game(g) for g in list_option(v["games"])]
     custom = None if v["payoff"] is None else resolve_game("custom", v["payoff"])
@@ -96,7 +96,7 @@ def _restart(v: Dict) -> int:
 
 
 def _ablation(v: Dict) -> int:
-    from rllib_metamapg.tabular.experiments import ablation
+    from rllib_metamapg.tabular_experiments import ablation
 
     games = [resolve_game(g) for g in list_option(v["games"])]
     custom = None if v["payoff"] is None else resolve_game("custom", v["payoff"])
@@ -116,7 +116,7 @@ def _ablation(v: Dict) -> int:
 
 
 def _cooldown(v: Dict) -> int:
-    from rllib_metamapg.tabular.experiments import cooldown
+    from rllib_metamapg.tabular_experiments import cooldown
 
     game = resolve_game(v["game"], v["payoff"])
     arms = arms_option(v)
@@ -142,7 +142,7 @@ def _cooldown(v: Dict) -> int:
 
 
 def _alignment(v: Dict) -> int:
-    from rllib_metamapg.tabular.experiments import alignment, basin
+    from rllib_metamapg.tabular_experiments import alignment, basin
 
     game = resolve_game(v["game"], v["payoff"])
     arms = arms_option(v)
@@ -165,7 +165,7 @@ def _alignment(v: Dict) -> int:
 
 
 def _compare(v: Dict) -> int:
-    from rllib_metamapg.tabular.experiments import compare, suite
+    from rllib_metamapg.tabular_experiments import compare, suite
 
     arms = arms_option(v)
     if limits.smoke() and not v["quick"]:  # a smoke run is at most the CI-sized one
@@ -200,7 +200,7 @@ def _compare(v: Dict) -> int:
 
 
 def _setting_sweep(v: Dict) -> int:
-    from rllib_metamapg.tabular.experiments import setting_sweep
+    from rllib_metamapg.tabular_experiments import setting_sweep
 
     game = resolve_game(v["game"], v["payoff"])
     arms = arms_option(v)
@@ -222,7 +222,7 @@ def _setting_sweep(v: Dict) -> int:
 
 
 def grid_values_check(v: Dict) -> None:
-    from rllib_metamapg.tabular.experiments import basin
+    from rllib_metamapg.tabular_experiments import basin
 
     basin.grid_values(v["grid"], v["grid_low"], v["grid_high"])
 
@@ -335,9 +335,10 @@ def add_parser(sub) -> None:
                         "the paper's Table 1. See docs/matrl.md.")
     c.add_argument("--games-per-type", type=int, default=1000,
                    help="random games of each type (the paper: 1000)")
-    c.add_argument("--methods", nargs="+", default=None,
-                   help="learners, 'a b' or 'a,b' (default: iga iga_pp matrl wolf iga_br "
-                        "matrl_no_br)")
+    c.add_argument("--dynamics", "--methods", dest="methods", nargs="+", default=None,
+                   help="Table 1's two-player gradient dynamics (not registry methods), "
+                        "'a b' or 'a,b' (default: iga iga_pp matrl wolf iga_br matrl_no_br); "
+                        "--methods is its older name")
     c.add_argument("--choice", default="last",
                    help="meta-game equilibrium when several: last (public code), first, "
                         "random (the paper's wording)")
@@ -414,7 +415,7 @@ def _learning_options(parser, default_games: str, seeds: int) -> None:
 
 
 def _convergence(args) -> int:
-    from rllib_metamapg.tabular.experiments import convergence
+    from rllib_metamapg.tabular_experiments import convergence
 
     methods = list_option(args.methods) if args.methods else list(convergence.DEFAULT_METHODS)
     try:
@@ -432,7 +433,7 @@ def _convergence(args) -> int:
 
 
 def _atlas(args) -> int:
-    from rllib_metamapg.tabular.experiments import atlas
+    from rllib_metamapg.tabular_experiments import atlas
     from rllib_metamapg.tabular.settings import LearningSettings
 
     try:
@@ -458,7 +459,7 @@ def _atlas(args) -> int:
 
 
 def _sampling(which: str, args) -> int:
-    from rllib_metamapg.tabular.experiments import sampling
+    from rllib_metamapg.tabular_experiments import sampling
 
     samplers = list_option(args.samplers) if args.samplers else list(sampling.SAMPLERS)
     report = _progress(which)
@@ -493,14 +494,14 @@ def _env_steps(steps, games):
     """The samplers' env steps; a smoke run (METAMAPG_SMOKE) takes two target updates."""
     if not limits.smoke():
         return steps
-    from rllib_metamapg.tabular.experiments.sampling import smoke_steps
+    from rllib_metamapg.tabular_experiments.sampling import smoke_steps
 
     return smoke_steps(games)
 
 
 def _sampler_tuning(args) -> int:
-    from rllib_metamapg.tabular.experiments import sampler_tuning as tuning
-    from rllib_metamapg.tabular.experiments.sampling import SamplingError
+    from rllib_metamapg.tabular_experiments import sampler_tuning as tuning
+    from rllib_metamapg.tabular_experiments.sampling import SamplingError
 
     grid = {}
     try:

@@ -27,13 +27,13 @@ import torch
 from torch.func import jacfwd
 
 from rllib_metamapg import atomic
-from rllib_metamapg.tabular.experiments import defaults
+from rllib_metamapg.tabular_experiments import defaults
 from rllib_metamapg.registry import ArmSpec, experiment_arms, get_arm, reference_arm
 from rllib_metamapg.tabular.dynamics import LearningSettings, SettingsError
 from rllib_metamapg.tabular.equilibria import (correction_field, drift_constant,
                                                jacobian_lipschitz, shaped_field, solve_zero)
 from rllib_metamapg.tabular.exact import ExactEngine
-from rllib_metamapg.tabular.experiments.basin import initial_theta, run_basin
+from rllib_metamapg.tabular_experiments.basin import initial_theta, run_basin
 from rllib_metamapg.tabular.policies import TabularPolicy
 from rllib_metamapg.tabular.values import GameValues
 

@@ -20,7 +20,7 @@ import numpy as np
 from rllib_metamapg import atomic
 from rllib_metamapg.samplers.learning import train
 from rllib_metamapg.stats import wilson_ci
-from rllib_metamapg.tabular.experiments.sampling import (SETTINGS_BY_ACTIONS, SamplingError,
+from rllib_metamapg.tabular_experiments.sampling import (SETTINGS_BY_ACTIONS, SamplingError,
                                                          check_steps,
                                                          _game, _positive, check_samplers)
 

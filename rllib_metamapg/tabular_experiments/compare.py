@@ -30,9 +30,9 @@ import numpy as np
 from rllib_metamapg import atomic
 from rllib_metamapg.registry import ArmSpec, reference_arm
 from rllib_metamapg.stats import mcnemar_paired, wilson_ci
-from rllib_metamapg.tabular.experiments import suite as suite_mod
-from rllib_metamapg.tabular.experiments.ablation import simulate_paired
-from rllib_metamapg.tabular.experiments.basin import grid_values, run_basin
+from rllib_metamapg.tabular_experiments import suite as suite_mod
+from rllib_metamapg.tabular_experiments.ablation import simulate_paired
+from rllib_metamapg.tabular_experiments.basin import grid_values, run_basin
 from rllib_metamapg.tabular.settings import LearningSettings
 
 # The independent-PPO learner's samplers in MA-PROPS's own table.
@@ -176,7 +176,7 @@ def run_compare(arms: Sequence[ArmSpec], settings: LearningSettings, settings_re
 
 def _own_setting(opts: CompareOptions, out: Path, log) -> Dict:
     """MA-PROPS's own table: ``metamapg tabular samplers`` on the 21 no-conflict games."""
-    from rllib_metamapg.tabular.experiments.sampling import run_samplers
+    from rllib_metamapg.tabular_experiments.sampling import run_samplers
 
     games = [f"no_conflict_{k}" for k in range(1, 22)]
     key = _key(games, opts.own_setting_seeds, opts.own_setting_steps, OWN_SETTING_SAMPLERS)

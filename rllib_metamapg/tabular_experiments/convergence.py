@@ -38,7 +38,7 @@ def check(games_per_type: int, methods: Sequence[str], choice: str, iters: int) 
         raise ConvergenceError(f"--iters={iters!r} must be an integer >= 2.")
     unknown = [m for m in methods if m not in iga.METHODS]
     if unknown or not methods:
-        raise ConvergenceError(f"--methods: {unknown or 'none given'}; choose from "
+        raise ConvergenceError(f"--dynamics: {unknown or 'none given'}; choose from "
                                f"{list(iga.METHODS)}.")
     if choice not in CHOICES:
         raise ConvergenceError(f"--choice={choice!r}; choose one of {CHOICES}.")

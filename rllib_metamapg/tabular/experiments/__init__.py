@@ -1,1 +1,0 @@
-"""The tabular experiments behind ``metamapg tabular <experiment>``."""
