@@ -27,7 +27,7 @@ TESTS = Path(__file__).resolve().parent
 
 @pytest.fixture
 def toy():
-    from toy_scaled_pg import METHOD
+    from toy_scaled_pg.method import METHOD
 
     spec = registry.register_method(METHOD)
     yield spec
@@ -41,6 +41,19 @@ def test_arms_know_their_method_and_aliases_resolve():
     assert registry.experiment_arms("ablation")[0] == "ippo"
     with pytest.raises(RegistryError, match="more than once"):
         registry.parse_arms(["ippo", "pg"])
+
+
+def test_the_toy_method_is_the_docs_recipe_file_for_file():
+    """docs/methods.md's "Adding a method" table lists the files of a method's folder;
+    the toy has exactly those, and they are small."""
+    docs = (ROOT / "docs" / "methods.md").read_text()
+    section = docs[docs.index("## Adding a method"):docs.index("## Adding an environment")]
+    table = re.findall(r"^\| `([^`]+\.py)` \|", section, flags=re.M)
+    files = sorted(p.name for p in (TESTS / "toy_scaled_pg").glob("*.py"))
+    assert sorted(table) == files == ["algorithm.py", "method.py", "tabular_update.py"]
+    lines = [ln for p in (TESTS / "toy_scaled_pg").glob("*.py")
+             for ln in p.read_text().splitlines() if ln.strip()]
+    assert len(lines) <= 60, len(lines)
 
 
 def test_clashing_or_malformed_methods_are_refused(toy):

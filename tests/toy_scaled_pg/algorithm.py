@@ -1,5 +1,4 @@
-"""The toy method's RLlib pieces on the package's RLlib base: a config, a learner, the
-algorithm.  ``critic_lr``, the samplers and the range checks come with the base."""
+"""The toy's RLlib side: PPO's loss times ``step_scale``, on the package's RLlib base."""
 
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo.ppo import PPO
@@ -35,9 +34,8 @@ class ScaledPGConfig(PluginPPOConfig):
 class ScaledPGTorchLearner(PluginPPOTorchLearner):
     @override(PluginPPOTorchLearner)
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
-        loss = super().compute_loss_for_module(module_id=module_id, config=config,
-                                               batch=batch, fwd_out=fwd_out)
-        return config.step_scale * loss
+        return config.step_scale * super().compute_loss_for_module(
+            module_id=module_id, config=config, batch=batch, fwd_out=fwd_out)
 
 
 class ScaledPG(PluginAlgorithm, PPO):
