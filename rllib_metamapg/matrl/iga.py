@@ -8,7 +8,11 @@ public code; see ``docs/matrl.md``):
 * ``iga``: ``x += lr * dV1/dx`` (Singh et al. 2000), lr 0.02; ``iga_br`` is the
   same with MATRL's best-response step 0.03 (the step-size confound of Table 1).
 * ``iga_pp``: the gradient at the opponent's predicted policy
-  ``y + pred * dV2/dy`` (Zhang & Lesser 2010), pred 0.01, lr 0.02.
+  ``y + pred * dV2/dy`` (Zhang & Lesser 2010), pred 0.01, lr 0.02.  As in MATRL's
+  public code the prediction is not clipped: near the boundary it lies outside
+  [0, 1] and the gradient, linear in it, extrapolates.  ``iga_pp_clipped`` clips the
+  prediction to a probability first (a prediction of a policy is a policy: also a
+  fair reading of the paper); it converges less often on cyclic games (docs/matrl.md).
 * ``wolf``: WoLF-IGA (Bowling & Veloso 2002): lr 0.02 when winning
   (``V1(x, y) > V1(x_e, y)`` against the game's equilibrium strategy ``x_e``),
   0.06 when losing.
@@ -204,10 +208,14 @@ def _rules(steps: Steps, choice: str, rng) -> Dict[str, Callable]:
             return _clip(x + lr * g1), _clip(y + lr * g2)
         return f
 
-    def iga_pp(game, x, y, eq=None):
-        g1, g2 = game.gradients(x, y)
-        xp, yp = _clip(x + steps.pred * g1), _clip(y + steps.pred * g2)
-        return _clip(x + steps.lr * game.v1.dx(yp)), _clip(y + steps.lr * game.v2.dy(xp))
+    def iga_pp(clip_prediction):
+        def f(game, x, y, eq=None):
+            g1, g2 = game.gradients(x, y)
+            xp, yp = x + steps.pred * g1, y + steps.pred * g2
+            if clip_prediction:
+                xp, yp = _clip(xp), _clip(yp)
+            return _clip(x + steps.lr * game.v1.dx(yp)), _clip(y + steps.lr * game.v2.dy(xp))
+        return f
 
     def wolf(game, x, y, eq=None):
         g1, g2 = game.gradients(x, y)
@@ -219,7 +227,8 @@ def _rules(steps: Steps, choice: str, rng) -> Dict[str, Callable]:
     return {
         "iga": iga(steps.lr),
         "iga_br": iga(steps.br),
-        "iga_pp": iga_pp,
+        "iga_pp": iga_pp(False),
+        "iga_pp_clipped": iga_pp(True),
         "wolf": wolf,
         "matrl": lambda game, x, y, eq=None: step_matrl(game, x, y, steps, choice, True, rng),
         "matrl_no_br": lambda game, x, y, eq=None: step_matrl(game, x, y, steps, choice,
@@ -230,10 +239,12 @@ def _rules(steps: Steps, choice: str, rng) -> Dict[str, Callable]:
     }
 
 
-METHODS = ("iga", "iga_br", "iga_pp", "wolf", "matrl", "matrl_no_br", "il_pp")
+METHODS = ("iga", "iga_br", "iga_pp", "iga_pp_clipped", "wolf", "matrl", "matrl_no_br",
+           "il_pp")
 # What `metamapg tabular convergence` runs by default, and MATRL's Table 1
 # (rate / mean steps over 1000 games per type).
-TABLE1_DEFAULTS = ("iga", "iga_pp", "matrl", "wolf", "iga_br", "matrl_no_br", "il_pp")
+TABLE1_DEFAULTS = ("iga", "iga_pp", "matrl", "wolf", "iga_br", "iga_pp_clipped",
+                   "matrl_no_br", "il_pp")
 TABLE1_PAPER = {
     "coordination": {"iga": (0.99, 140.67), "iga_pp": (0.99, 138.56),
                      "matrl": (0.99, 86.54)},

@@ -337,7 +337,8 @@ def add_parser(sub) -> None:
                    help="random games of each type (the paper: 1000)")
     c.add_argument("--dynamics", "--methods", dest="methods", nargs="+", default=None,
                    help="Table 1's two-player gradient dynamics (not registry methods), "
-                        "'a b' or 'a,b' (default: iga iga_pp matrl wolf iga_br matrl_no_br); "
+                        "'a b' or 'a,b' (default: iga iga_pp matrl wolf iga_br "
+                        "iga_pp_clipped matrl_no_br il_pp); "
                         "--methods is its older name")
     c.add_argument("--choice", default="last",
                    help="meta-game equilibrium when several: last (public code), first, "
