@@ -119,6 +119,8 @@ class MethodSpec:
         on_policy: Whether a sampler such as MA-PROPS can feed it.
         experiments: ``{tabular experiment: arms}`` this method shows by default
             (``metamapg tabular basin`` without ``--arms`` runs every method's).
+        paper_results: ``{tabular experiment: {arm: success rate}}`` that the
+            method's paper reports, printed beside ours in that experiment's setting.
     """
 
     name: str
@@ -130,6 +132,7 @@ class MethodSpec:
     reference: Optional[str] = None
     on_policy: bool = True
     experiments: Mapping[str, Tuple[str, ...]] = field(default_factory=dict)
+    paper_results: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def tabular_class(self):
         return load(self.tabular)
@@ -325,6 +328,13 @@ def arm_choices(engine: Optional[str] = None) -> str:
         aliases = _REGISTRY.arms[name].aliases
         out.append(f"{name} (alias {', '.join(aliases)})" if aliases else name)
     return ", ".join(out)
+
+
+def paper_results(experiment: str) -> Dict[str, float]:
+    """``{arm: success rate}`` the methods' papers report for a tabular experiment."""
+    _REGISTRY.ensure()
+    return {arm: rate for m in _REGISTRY.methods.values()
+            for arm, rate in m.paper_results.get(experiment, {}).items()}
 
 
 def experiment_arms(experiment: str) -> List[str]:

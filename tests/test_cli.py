@@ -48,12 +48,22 @@ def test_ablation_table_and_resume(tmp_path, capsys):
     assert "reusing finished result" in capsys.readouterr().err
 
 
-def test_cooldown_and_alignment_run(tmp_path):
+def test_cooldown_and_alignment_run(tmp_path, capsys):
     out = tmp_path / "c"
     assert main(["tabular", "cooldown", "--seeds", "6", "--settle-steps", "50",
                  "--handoff", "10", "--out", str(out)] + SMALL) == 0
     doc = json.loads((out / "cooldown.json").read_text())
     assert set(doc["arms"]) == {"ippo", "meta_mapg", "handoff"}
+    # The paper's rates beside ours (Stag Hunt), paired tests against PG, and the
+    # shape-then-cool arm against the same arm never cooled.
+    arms = doc["arms"]
+    assert [arms[a]["paper_rate"] for a in ("ippo", "meta_mapg", "handoff")] == [
+        0.3125, 0.4125, 0.425]
+    assert "vs_reference" not in arms["ippo"] and "mcnemar_p" in arms["handoff"]["vs_reference"]
+    assert arms["handoff"]["vs_constant"]["arm"] == "meta_mapg"
+    assert "vs_constant" not in arms["meta_mapg"]
+    outcome = capsys.readouterr().out
+    assert "(paper 42.50%)" in outcome and "vs meta_mapg" in outcome
     out = tmp_path / "a"
     assert main(["tabular", "alignment", "--grid", "5", "--mode", "exact", "--lambdas", "0",
                  "0.5", "--lipschitz-samples", "5", "--out", str(out)] + SMALL) == 0

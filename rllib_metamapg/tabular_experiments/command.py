@@ -133,8 +133,15 @@ def _cooldown(v: Dict) -> int:
         if "dist_to_phi_star_median" in e:
             extra = (f", median distance to phi* {e['dist_to_phi_star_median']:.3f} / to "
                      f"shaped phi*_lambda {e['dist_to_shaped_median']:.3f}")
+        paper = f" (paper {100 * e['paper_rate']:.2f}%)" if "paper_rate" in e else ""
+        vs = e.get("vs_reference")
+        test = (f", vs {doc['reference_arm']}: +{vs['gained']} -{vs['lost']}, McNemar "
+                f"p = {vs['mcnemar_p']:.3g}" if vs else "")
+        c = e.get("vs_constant")
+        test += (f", vs {c['arm']}: +{c['gained']} -{c['lost']}, p = {c['mcnemar_p']:.3g}"
+                 if c else "")
         print(f"{arm:>10}: {100 * e['rate']:5.1f}% [{100 * e['wilson95'][0]:.1f}, "
-              f"{100 * e['wilson95'][1]:.1f}]{extra}")
+              f"{100 * e['wilson95'][1]:.1f}]{paper}{test}{extra}")
     if doc["fixed_points"]:
         print(f"fixed-point shift ||phi*_lambda - phi*|| = {doc['fixed_points']['shift_norm']:.4f}")
     print(f"wrote {v['out'] / 'cooldown.json'}, cooldown.csv, cooldown.png")

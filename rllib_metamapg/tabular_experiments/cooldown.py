@@ -22,10 +22,10 @@ from typing import Dict, Sequence
 import numpy as np
 import torch
 
-from rllib_metamapg import atomic
+from rllib_metamapg import atomic, registry
 from rllib_metamapg.tabular_experiments import defaults
 from rllib_metamapg.registry import ArmSpec
-from rllib_metamapg.stats import wilson_ci
+from rllib_metamapg.stats import mcnemar_paired, wilson_ci
 from rllib_metamapg.tabular.dynamics import LearningSettings, SettingsError, simulate
 from rllib_metamapg.tabular.equilibria import shaped_field, solve_zero
 from rllib_metamapg.tabular.exact import ExactEngine
@@ -91,10 +91,21 @@ def run_cooldown(game, arms: Sequence[ArmSpec], settings: LearningSettings, sett
                                     "infinite logits), settle_steps > 0 and at least one "
                                     "successful run.")
     rows = []
+    ref = registry.reference_arm()
+    # The paper's rates, where it reports this experiment on this game (Stag Hunt).
+    paper = registry.paper_results("cooldown") if game.name == "stag_hunt" else {}
+    doc["reference_arm"] = ref if ref in names else None
     for k, name in enumerate(names):
         s = int(ok[k].sum())
         lo, hi = wilson_ci(s, seeds)
         entry = {"n": seeds, "successes": s, "rate": s / seeds, "wilson95": [lo, hi]}
+        if name in paper:
+            entry["paper_rate"] = paper[name]
+        if ref in names and name != ref:  # paired seeds: exact McNemar on the outcomes
+            entry["vs_reference"] = _paired(ok[names.index(ref)], ok[k])
+        twin = _constant_twin(arms[k], arms)
+        if twin is not None:  # shape-then-cool against the same arm never cooled
+            entry["vs_constant"] = {"arm": twin, **_paired(ok[names.index(twin)], ok[k])}
         if fp is not None and s > 0:
             th = final[k][torch.as_tensor(ok[k])]
             d0 = (th - fp["phi_star"].theta).norm(dim=-1).numpy()
@@ -107,16 +118,35 @@ def run_cooldown(game, arms: Sequence[ArmSpec], settings: LearningSettings, sett
                           else "phi_star_lambda"})
         doc["arms"][name] = entry
         rows.append([name, seeds, s, f"{s / seeds:.4f}", f"{lo:.4f}", f"{hi:.4f}",
+                     _fmt(entry.get("paper_rate")),
+                     _fmt(entry.get("vs_reference", {}).get("mcnemar_p")),
                      _fmt(entry.get("dist_to_phi_star_median")),
                      _fmt(entry.get("dist_to_shaped_median"))])
     with atomic.file_set(out) as stage:  # the set appears whole or not at all
         atomic.write_csv(stage / "cooldown.csv", ["arm", "n", "successes", "rate",
-                                                  "wilson_lo", "wilson_hi",
+                                                  "wilson_lo", "wilson_hi", "paper_rate",
+                                                  "mcnemar_p_vs_reference",
                                                   "median_dist_phi_star",
                                                   "median_dist_shaped"], rows)
         atomic.write_figure(stage / "cooldown.png", _figure(doc, res, settings))
         atomic.write_json(stage / "cooldown.json", doc)
     return doc
+
+
+def _paired(a, b) -> Dict:
+    test = mcnemar_paired(a, b)
+    return {"gained": test["b_only"], "lost": test["a_only"], "mcnemar_p": test["p_value"]}
+
+
+def _constant_twin(arm: ArmSpec, arms: Sequence[ArmSpec]):
+    """The arm among ``arms`` that is ``arm`` without its handoff (same method, sampler
+    and options but the schedule's), or ``None``."""
+    if not arm.handoff:
+        return None
+    keep = {k: v for k, v in arm.options.items() if k != "cooldown"}
+    return next((a.name for a in arms if not a.handoff and a.method == arm.method
+                 and a.sampler == arm.sampler
+                 and {k: v for k, v in a.options.items() if k != "cooldown"} == keep), None)
 
 
 def _fmt(x):
