@@ -76,6 +76,7 @@ METHOD = MethodSpec(
         "restart": ("ippo", "own_only", "peer_only", "meta_mapg"),
         "alignment": ("meta_mapg",),
         "atlas": ("peer_only",),  # whose basin gain the alignment atlas measures
+        "paths": ("peer_only", "meta_mapg"),  # the corrections along their trajectories
         "demo": ("ippo", "own_only", "peer_only", "meta_mapg", "handoff"),
         # The comparison: every arm, and MA-PROPS's batches with PG and the peer term.
         "compare": ("ippo", "own_only", "peer_only", "meta_mapg", "handoff",

@@ -246,6 +246,19 @@ def _demo(v: Dict) -> int:
     return 0
 
 
+def _paths(v: Dict) -> int:
+    from rllib_metamapg.tabular_experiments import paths
+
+    games = [resolve_game(g) for g in list_option(v["games"])]
+    settings = learning_settings(v)
+    doc = paths.run_paths(games, arms_option(v), settings, settings_record(settings, None),
+                          v["seeds"], v["init_std"], v["threshold"], v["seed"], v["out"],
+                          progress=_progress("paths"))
+    print(paths.format_table(doc))
+    print(f"wrote {v['out'] / 'paths.json'}, paths.md")
+    return 0
+
+
 def _defaults(defaults: Dict) -> Dict:
     return {k: v() if callable(v) else v for k, v in dict(PAPER, **defaults).items()}
 
@@ -263,6 +276,8 @@ COMMANDS = {
                 "per arm (paired restarts)"),
     "sweep": (defaults.SWEEP, _setting_sweep, "one setting or payoff entry swept over "
               "values: success per arm with Wilson CIs"),
+    "paths": (defaults.PATHS, _paths, "the own and peer corrections along learning "
+              "trajectories: their component toward the target, by distance to entry"),
 }
 
 

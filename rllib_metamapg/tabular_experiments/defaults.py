@@ -10,6 +10,10 @@ ABLATION = dict(games=["stag_hunt", "ipd"], payoff=None,
                 arms=lambda: experiment_arms("ablation"), steps=260,
                 batch_size=384, seeds=100, init_std=1.35, trace=False)
 
+# Alignment along trajectories: the ablation's runs (paired starts, sampled mode).
+PATHS = dict(games=["stag_hunt", "ipd"], arms=lambda: experiment_arms("paths"), steps=260,
+             batch_size=384, seeds=100, init_std=1.35)
+
 COOLDOWN = dict(game="stag_hunt", payoff=None, arms=lambda: experiment_arms("cooldown"),
                 steps=260, batch_size=256, seeds=80, init_std=1.35,
                 lambda_schedule="anneal", handoff_steps=100.0, anneal_scale=30.0,
