@@ -132,6 +132,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/sweep.py --out benchmarks/results/sweep.json
 	$(PY) benchmarks/estimator_regime.py --out benchmarks/results/estimator_regime.json
 	$(PY) benchmarks/startup.py --out benchmarks/results/startup.json
+	$(PY) benchmarks/iteration_profile.py --out benchmarks/results/iteration_profile.json
 	$(PY) -m rllib_metamapg.doc_figures --write
 
 # The GPU path on this machine (cluster/README.md, "Verified on a GPU"): every method's
