@@ -161,10 +161,3 @@ def format_table(doc: Dict) -> str:
                     lines.append(f"| {g} | {arm} | {term} | {dname} | {outcome} {count} | "
                                  f"{' | '.join(cells)} |")
     return "\n".join(lines)
-
-
-def check(seeds: int, steps: int) -> None:
-    for name, v in (("seeds", seeds), ("steps", steps)):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"--{name}={v!r} must be an integer >= 1.")
-
