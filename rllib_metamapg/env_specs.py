@@ -5,6 +5,13 @@
 whose final greedy return reaches ``tau`` counts as a learner.  ``steps`` and
 ``t_warm`` are the full-budget env steps and the ``handoff`` arm's T_warm that
 the tuned examples use (the paper's Table 2 where it has the env).
+
+A game whose payoff sums cannot tell its target from other outcomes (Chicken) is
+scored instead by ``on_target``: the fraction of greedy evaluation rounds whose
+joint action is one of the game's targets (``MatrixGameEnv``'s info, logged by
+``OnTargetCallback``), with ``tau = 1``: every greedy round on a target.  The
+one-shot games of the method comparison (:data:`COMPARISON_GAMES`) are scored so;
+their settings live in the comparison study's folders, not in ``tuned_examples``.
 """
 
 from __future__ import annotations
@@ -29,6 +36,10 @@ class EnvSpec:
         requires: Top-level module the env imports that is not a core
             dependency, or ``None``.
         install: How to install ``requires``.
+        score: What ``tau`` thresholds: ``"return"`` (the greedy evaluation's
+            ``episode_return_mean``) or ``"on_target"`` (its ``on_target_rate``).
+        tuned_examples: Whether ``tuned_examples/<name>/`` holds this env's
+            per-arm files (``False``: a study folder holds its settings).
     """
 
     name: str
@@ -39,6 +50,18 @@ class EnvSpec:
     note: str = ""
     requires: Optional[str] = None
     install: str = ""
+    score: str = "return"
+    tuned_examples: bool = True
+
+    def __post_init__(self):
+        if self.score not in SCORES:
+            raise ValueError(f"EnvSpec {self.name!r}: score={self.score!r}; choose one of "
+                             f"{sorted(SCORES)}.")
+
+    @property
+    def metric(self) -> str:
+        """The result key ``tau`` is compared with."""
+        return SCORES[self.score]
 
     def missing(self) -> Optional[str]:
         """Why the env cannot be built here (a missing module and its install), or ``None``."""
@@ -46,6 +69,24 @@ class EnvSpec:
             return None
         return (f"env {self.name!r} needs the {self.requires!r} package, which is not "
                 f"installed: {self.install}")
+
+
+# What a sweep scores each env by: the greedy evaluation's result key.
+SCORES = {"return": "evaluation/env_runners/episode_return_mean",
+          "on_target": "evaluation/env_runners/on_target_rate"}
+
+# The one-shot games of the method comparison, as RLlib envs of their own name
+# (their targets and payoffs are the tabular engine's, rllib_metamapg/tabular/games.py).
+COMPARISON_GAMES = ("chicken", "climbing", "climbing_modified", "penalty",
+                    *(f"no_conflict_{k}" for k in range(1, 22)))
+
+
+def _comparison_game(name: str) -> EnvSpec:
+    # One round per episode; 256-episode batches, so the budget is in those units.
+    return EnvSpec(name, 1.0, 5_120, 1_280, False,
+                   "tau = 1: every greedy evaluation round plays a target joint action of "
+                   "the game (its `targets`, as the tabular comparison's success).",
+                   score="on_target", tuned_examples=False)
 
 
 # How to install each optional package; the env modules quote these too.
@@ -93,6 +134,7 @@ ENV_SPECS: Dict[str, EnvSpec] = {
                 "no tau yet: uniform random play sums to 5.7 on average (95th "
                 "percentile 13.5, 30 episodes); pass `metamapg report --tau` above it.",
                 *_MELTINGPOT),
+        *(_comparison_game(name) for name in COMPARISON_GAMES),
     )
 }
 

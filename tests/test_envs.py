@@ -84,3 +84,34 @@ def test_registered_env_trains_under_rllib_ppo(ray_local):
             assert any(not torch.equal(v, after[k]) for k, v in sd.items()), m
     finally:
         algo.stop()
+
+
+@pytest.mark.parametrize("name", ["chicken", "penalty", "ipd"])
+def test_infos_say_which_rounds_played_a_target_and_the_episode_rate(name):
+    # Chicken's target (both swerve) and a one-sided swerve both sum to 0, so only
+    # the info tells them apart; Penalty has two targets; the IPD's is mutual C.
+    game = get_game(name)
+    env = MatrixGameEnv({"game": name, "rounds": 4})
+    joints = list(itertools.product(*[range(a) for a in game.num_actions]))
+    plays = [joints[k % len(joints)] for k in range(4)]
+    env.reset()
+    for k, joint in enumerate(plays):
+        _, _, term, _, infos = env.step(dict(zip(env.agents, joint)))
+        for info in infos.values():
+            assert info["on_target"] == (joint in game.targets)
+            assert ("on_target_rate" in info) == (k == 3)
+    expected = sum(j in game.targets for j in plays) / 4
+    assert all(i["on_target_rate"] == expected for i in infos.values())
+    assert 0 < expected < 1
+
+
+def test_random_play_scores_the_share_of_target_cells():
+    from rllib_metamapg.envs.rollout import random_policy_score
+
+    # Chicken: one target cell of 4; Penalty: 2 of 9.
+    assert random_policy_score("chicken", "on_target", episodes=2000) == pytest.approx(
+        0.25, abs=0.03)
+    assert random_policy_score("penalty", "on_target", episodes=2000) == pytest.approx(
+        2 / 9, abs=0.03)
+    assert random_policy_score("stag_hunt", "return", episodes=400) == pytest.approx(
+        4.5, rel=0.05)

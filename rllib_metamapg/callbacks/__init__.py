@@ -2,5 +2,6 @@
 ``rllib_metamapg.metamapg.cooldown_callback``)."""
 
 from rllib_metamapg.callbacks.initial_weights_callback import InitialWeightsCallback
+from rllib_metamapg.callbacks.on_target_callback import OnTargetCallback
 
-__all__ = ["InitialWeightsCallback"]
+__all__ = ["InitialWeightsCallback", "OnTargetCallback"]

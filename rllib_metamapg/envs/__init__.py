@@ -10,7 +10,7 @@ from ray.tune.registry import register_env
 from rllib_metamapg.envs.matrix_game import MatrixGameEnv, one_module_per_agent
 
 MATRIX_GAMES = ("stag_hunt", "ipd", "pd", "chicken", "matching_pennies", "climbing",
-                "penalty")
+                "climbing_modified", "penalty", *(f"no_conflict_{k}" for k in range(1, 22)))
 
 
 def _pettingzoo_ipd(cfg):

@@ -4,6 +4,12 @@ One environment step is one round: every player acts at once and receives its
 payoff for the joint action.  The observation is a one-hot of the memory-one
 state the tabular engine uses (0 = start, ``1 + ravel(last joint action)``),
 so a tabular RLModule over this observation is exactly the engine's policy.
+
+Every step's info says whether the joint action is one of the game's ``targets``
+(the joint actions the tabular engine counts as success), and the last step's info
+gives the episode's fraction of on-target rounds, so evaluation can score "selected
+the target" where summed payoffs cannot tell it apart (Chicken: both swerving and
+one swerving sum to 0).  :class:`~rllib_metamapg.callbacks.OnTargetCallback` logs it.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from rllib_metamapg.tabular.games import MemoryOneGame, game_from_spec, get_game
+
+# The last step's info key: the episode's fraction of rounds played on a target.
+ON_TARGET_RATE = "on_target_rate"
 
 
 class MatrixGameEnv(MultiAgentEnv):
@@ -50,6 +59,8 @@ class MatrixGameEnv(MultiAgentEnv):
         self.action_spaces = {a: gym.spaces.Discrete(n)
                               for a, n in zip(self.agents, self.game.num_actions)}
         self._round = 0
+        self._on_target = 0
+        self._targets = frozenset(tuple(t) for t in self.game.targets)
 
     def _obs(self, state: int) -> Dict[str, np.ndarray]:
         one_hot = np.zeros(self.num_states, np.float32)
@@ -59,6 +70,7 @@ class MatrixGameEnv(MultiAgentEnv):
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self._round = 0
+        self._on_target = 0
         return self._obs(0), {}
 
     def step(self, action_dict):
@@ -70,8 +82,13 @@ class MatrixGameEnv(MultiAgentEnv):
         self._round += 1
         done = self._round >= self.rounds
         state = 1 + int(np.ravel_multi_index(joint, self.game.num_actions))
+        on_target = joint in self._targets
+        self._on_target += int(on_target)
+        info = {"joint_action": joint, "on_target": on_target}
+        if done:
+            info[ON_TARGET_RATE] = self._on_target / self.rounds
         return (self._obs(state), rewards, {"__all__": done}, {"__all__": False},
-                {a: {"joint_action": joint} for a in self.agents})
+                {a: dict(info) for a in self.agents})
 
 
 def one_module_per_agent(env: MultiAgentEnv) -> Dict[str, Any]:

@@ -30,8 +30,10 @@ def make_env(name: str, env_config: Optional[dict] = None):
 
 
 def random_rollout(env, *, episodes: Optional[int] = None, steps: Optional[int] = None,
-                   seed: int = 0) -> Tuple[int, int, float]:
+                   seed: int = 0, on_finish=None) -> Tuple[int, int, float]:
     """Uniformly random actions until ``episodes`` episodes or ``steps`` env steps are done.
+
+    ``on_finish(infos)``, when given, sees the last step's infos of every finished episode.
 
     Returns:
         ``(episodes finished, env steps, summed reward of all agents)``.
@@ -45,12 +47,14 @@ def random_rollout(env, *, episodes: Optional[int] = None, steps: Optional[int] 
         obs, _ = env.reset(seed=seed if finished == 0 else None)
         over = False
         while not over and (steps is None or done_steps < steps):
-            obs, rewards, terminated, truncated, _ = env.step(
+            obs, rewards, terminated, truncated, infos = env.step(
                 {a: spaces[a].sample() for a in obs})
             total += float(sum(rewards.values()))
             done_steps += 1
             over = terminated.get("__all__", False) or truncated.get("__all__", False)
         finished += int(over)
+        if over and on_finish is not None:
+            on_finish(infos)
     return finished, done_steps, total
 
 
@@ -62,3 +66,18 @@ def random_policy_return(name: str, env_config: Optional[dict] = None, episodes:
     if hasattr(env, "close"):
         env.close()
     return total / episodes
+
+
+def random_policy_score(name: str, score: str = "return", env_config: Optional[dict] = None,
+                        episodes: int = 20, seed: int = 0) -> Optional[float]:
+    """What uniformly random play scores by ``EnvSpec.score``: its mean joint return, or
+    its mean on-target rate (``None`` when the env does not report one)."""
+    if score == "return":
+        return random_policy_return(name, env_config, episodes, seed)
+    from rllib_metamapg.envs.matrix_game import ON_TARGET_RATE
+
+    rates = []
+    env = make_env(name, env_config)
+    random_rollout(env, episodes=episodes, seed=seed, on_finish=lambda infos: rates.extend(
+        i[ON_TARGET_RATE] for i in list(infos.values())[:1] if ON_TARGET_RATE in i))
+    return sum(rates) / len(rates) if rates else None

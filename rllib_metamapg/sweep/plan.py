@@ -19,14 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rllib_metamapg import registry
-from rllib_metamapg.env_specs import EnvSpec, get_env_spec
+from rllib_metamapg.env_specs import SCORES, EnvSpec, get_env_spec
 from rllib_metamapg.errors import UsageError
 from rllib_metamapg.limits import check_size
 from rllib_metamapg.rllib_experiments import prepare
 from rllib_metamapg.schedules import is_finite_number
 from rllib_metamapg.tuned_examples import experiment, find_folder
 
-METRIC = "evaluation/env_runners/episode_return_mean"
+# What a sweep scores by default; an env may score by another key (EnvSpec.metric).
+METRIC = SCORES["return"]
 ARM_CONFIGS_KEY = "metamapg_arm_configs"
 
 
@@ -137,7 +138,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     param_space = _param_space(spec, configs, interval)
     metadata = {
         "env": spec.env, "arms": list(spec.arms), "seeds": list(spec.seeds),
-        "smoke": spec.smoke, "metric": METRIC, "tau": env_spec.tau,
+        "smoke": spec.smoke, "metric": env_spec.metric, "tau": env_spec.tau,
         "tau_note": env_spec.note, "returns_nonnegative": env_spec.returns_nonnegative,
         "stop_iterations": stop_iterations, "evaluation_interval": interval,
         "reference_arm": registry.reference_arm(),
@@ -256,12 +257,14 @@ def one_class(arms: Sequence[str]) -> bool:
 
 
 def callbacks_for(algo_cls) -> List[type]:
-    """The algorithm's own default callbacks plus the initial-weights digest."""
-    from rllib_metamapg.callbacks import InitialWeightsCallback
+    """The algorithm's own default callbacks plus the initial-weights digest and the
+    on-target rate (which logs nothing in an env that does not report it)."""
+    from rllib_metamapg.callbacks import InitialWeightsCallback, OnTargetCallback
 
+    ours = [InitialWeightsCallback, OnTargetCallback]
     own = algo_cls.get_default_config().callbacks_class
     own = list(own) if isinstance(own, (list, tuple)) else [own]
-    return [c for c in own if c is not InitialWeightsCallback] + [InitialWeightsCallback]
+    return [c for c in own if c not in ours] + ours
 
 
 def _flat(config: Dict[str, Any]) -> Dict[str, Any]:

@@ -18,7 +18,8 @@ class SweepProgress(Callback):
 
     Args:
         total: Number of trials in the sweep.
-        metric: ``/``-path of the evaluation return in a result.
+        metric: ``/``-path of the evaluation score in a result (its return, or
+            another score such as ``on_target_rate``).
         tau: Learner threshold, to count seeds at or above it (optional).
         every_s: Minimum seconds between lines (a finished trial always prints).
     """
@@ -29,6 +30,9 @@ class SweepProgress(Callback):
         self.stream = stream
         self._latest: Dict[str, float] = {}
         self._last_print = 0.0
+        # "return", or the score's own name: what the line's numbers are.
+        last = metric.rsplit("/", 1)[-1]
+        self._label = "return" if last == "episode_return_mean" else last
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         value = lookup(result, self.metric)
@@ -52,7 +56,7 @@ class SweepProgress(Callback):
                 f"{errored} errored")
         if self._latest:
             values = list(self._latest.values())
-            text += (f"; greedy return best {max(values):.3g}, median "
+            text += (f"; greedy {self._label} best {max(values):.3g}, median "
                      f"{statistics.median(values):.3g} over {len(values)} trials")
             if self.tau is not None:
                 text += f"; {sum(v >= self.tau for v in values)} at or above tau={self.tau:g}"

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 from rllib_metamapg import resources
 from rllib_metamapg.errors import UsageError
 from rllib_metamapg.results import METADATA_FILE
-from rllib_metamapg.sweep.plan import (METRIC, SweepPlan, SweepSpec,
+from rllib_metamapg.sweep.plan import (SweepPlan, SweepSpec,
                                         param_space_from_metadata, plan_sweep)
 from rllib_metamapg.sweep.trainable import sweep_trainable
 
@@ -260,12 +260,13 @@ def _run_new(spec, plan, path, verbose, progress_every_s, resume_existing, on_ra
             raise UsageError(f"{path} holds a different sweep ({', '.join(differs)} differ); "
                              "choose another --name.")
         return _resume(path, verbose, on_ray_started, ray_ui)
-    from rllib_metamapg.envs.rollout import random_policy_return
+    from rllib_metamapg.envs.rollout import random_policy_score
 
     _precheck_local(spec, plan.metadata["arm_configs"])
     exact = _init_ray(on_ray_started, ray_ui)
     check_resources(spec, plan.metadata["arm_configs"], exact=exact)
-    plan.metadata["random_return"] = random_policy_return(spec.env)
+    # What random play scores, for the report's trivial-tau check.
+    plan.metadata["random_score"] = random_policy_score(spec.env, plan.env_spec.score)
     write_metadata(path, plan.metadata)
     tuner = _tuner(plan, verbose, progress_every_s)
     return path, _report(tuner.fit(), path)
@@ -313,7 +314,8 @@ def _tuner(plan: SweepPlan, verbose: int, progress_every_s: float):
             checkpoint_frequency=plan.evaluation_interval, checkpoint_at_end=True,
             num_to_keep=2),
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-        callbacks=[SweepProgress(total, METRIC, plan.env_spec.tau, progress_every_s)])
+        callbacks=[SweepProgress(total, plan.env_spec.metric, plan.env_spec.tau,
+                                 progress_every_s)])
     return tune.Tuner(sweep_trainable(spec.arms), param_space=plan.param_space,
                       run_config=run_config,
                       tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent,
