@@ -180,3 +180,18 @@ def test_small_p_values_are_printed_with_their_magnitude():
     assert _p(0.03125) == "0.031"
     assert _p(1.0) == "1.000"
     assert _p(None) == "–"
+
+
+def test_entry_and_settled_steps_follow_the_outcome_not_the_first_hit(tmp_path):
+    # Evaluations at env steps 128 and 256 (iterations 2 and 4).  ippo seed 2 learns
+    # and then loses it (8 -> 4): its first hit is 128 but its outcome settles at 256;
+    # seed 3 enters at 256.  peer_only's learners enter at 128 except seed 1 (256).
+    doc = write_report([str(make_sweep(tmp_path / "sw"))], str(tmp_path / "out"))
+    (result,) = doc["results"]
+    ippo, peer = result["arms"]["ippo"], result["arms"]["peer_only"]
+    assert ippo["mean_entry_step"] == 256.0 and ippo["latest_settled_step"] == 256.0
+    assert peer["mean_entry_step"] == pytest.approx((4 * 128 + 256) / 5)
+    assert result["latest_settled_step"] == 256.0 and result["last_eval_step"] == 256.0
+    assert ippo["mean_return"] == pytest.approx(sum(c[1] for c in CURVES["ippo"]) / 6)
+    assert "env step 256 of 256 (100 % of the budget)" in (
+        tmp_path / "out" / "report.md").read_text()

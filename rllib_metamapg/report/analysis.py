@@ -42,10 +42,12 @@ def resolve_tau(metadata: Dict[str, Any], override: Optional[float],
                           "seed as a learner (the stale-threshold pitfall of the paper's App. "
                           "E.5); pick a tau above what random play earns, or pass "
                           "--allow-trivial-tau.")
-    random_return = metadata.get("random_return")
-    if random_return is not None and random_return >= tau:
+    # Sweeps before scores other than the return recorded "random_return".
+    random_score = metadata.get("random_score", metadata.get("random_return"))
+    if random_score is not None and random_score >= tau:
         raise ReportError(f"{metadata['env']}: tau = {tau:g} is already reached by uniformly "
-                          f"random play (mean return {random_return:.3g}), so learner counts "
+                          f"random play (mean {metadata['metric'].rsplit('/', 1)[-1]} "
+                          f"{random_score:.3g}), so learner counts "
                           "would mean nothing; raise --tau or pass --allow-trivial-tau.")
     return float(tau)
 
@@ -92,6 +94,17 @@ def analyse(sweep: Sweep, tau: float) -> Dict[str, Any]:
                                                  if learners else (math.nan, math.nan))
         row["median_first_hit"] = float(np.median(hits)) if hits else None
         row["seeds_hit"] = len(hits)
+        # Entry: the step from which a learner's success holds to the end (the tabular
+        # comparison's "steps to entry"); settled: the same for every seed, learner or
+        # not -- a budget is decided when the latest of them is well before its end.
+        settled = {s: done[s].settled_step(tau) for s in sorted(done)}
+        entries = [settled[s] for s, ok in zip(sorted(done), learners) if ok]
+        row["mean_entry_step"] = float(np.mean(entries)) if entries else None
+        row["latest_settled_step"] = max(settled.values()) if settled else None
+        row["last_eval_step"] = max((done[s].evals[-1][0] for s in done), default=None)
+        returns = [done[s].final_episode_return for s in sorted(done)]
+        returns = [r for r in returns if r is not None]
+        row["mean_return"] = float(np.mean(returns)) if returns else None
         per_arm[arm] = row
     tests = {}
     reference = reference_arm(sweep.metadata)
@@ -111,7 +124,12 @@ def analyse(sweep: Sweep, tau: float) -> Dict[str, Any]:
                       "wilcoxon": wilcoxon_paired(a, b)}
     missing = missing_trials(sweep)
     planned = len(sweep.metadata["arms"]) * len(sweep.metadata["seeds"])
+    settled = [r["latest_settled_step"] for r in per_arm.values()
+               if r["latest_settled_step"] is not None]
     return {"env": sweep.env, "tau": tau, "metric": sweep.metadata["metric"],
+            "latest_settled_step": max(settled) if settled else None,
+            "last_eval_step": max((r["last_eval_step"] for r in per_arm.values()
+                                   if r["last_eval_step"] is not None), default=None),
             "arms": per_arm, "reference_arm": reference, "tests_vs_reference": tests,
             "planned_trials": planned, "scored_trials": planned - len(missing),
             "missing": missing,

@@ -11,6 +11,8 @@ from rllib_metamapg.errors import UsageError
 from rllib_metamapg.results import METADATA_FILE, lookup
 
 STEPS_KEY = "num_env_steps_sampled_lifetime"
+# The greedy return, read beside the sweep's score when that is another key.
+RETURN_KEY = "evaluation/env_runners/episode_return_mean"
 
 
 class ReportError(UsageError):
@@ -25,6 +27,8 @@ class TrialRecord:
         evals: ``(env steps, greedy return)`` at every evaluation iteration.
         complete: Whether the trial reached the sweep's last (evaluated) iteration.
         init_digest: Digest of the initial weights (paired-seed check).
+        last_return: The last greedy evaluation return (also when the score is not
+            the return), or ``None``.
     """
 
     arm: str
@@ -35,10 +39,28 @@ class TrialRecord:
     init_digest: Optional[str] = None
     last_iteration: int = 0
     errored: bool = False
+    last_return: Optional[float] = None
+
+    @property
+    def final_episode_return(self) -> Optional[float]:
+        """The greedy return at the end of a complete trial, whatever the score."""
+        return self.last_return if self.complete and self.evals else None
 
     @property
     def final_return(self) -> Optional[float]:
         return self.evals[-1][1] if self.complete and self.evals else None
+
+    def settled_step(self, tau: float) -> Optional[float]:
+        """Env steps of the first evaluation from which the learner outcome (score >=
+        ``tau`` or not) stays what it is at the end: for a learner, its entry step.
+        ``None`` without evaluations."""
+        outcomes = [value >= tau for _, value in self.evals]
+        if not outcomes:
+            return None
+        k = len(outcomes) - 1
+        while k > 0 and outcomes[k - 1] == outcomes[-1]:
+            k -= 1
+        return self.evals[k][0]
 
     def first_hit(self, tau: float) -> Optional[float]:
         """Env steps of the first evaluation at or above ``tau``, or ``None``."""
@@ -91,6 +113,9 @@ def load_trial(folder: Path, metric: str, interval: int, last_iteration: int) ->
         iteration = int(row.get("training_iteration", 0))
         record.init_digest = lookup(row, "metamapg_init/weights_sha256") or record.init_digest
         value = lookup(row, metric)
+        episode_return = lookup(row, RETURN_KEY)
+        if iteration % interval == 0 and episode_return is not None:
+            record.last_return = float(episode_return)
         # RLlib repeats the last evaluation in every later result; keep fresh ones.
         if iteration % interval == 0 and value is not None:
             step = float(row.get(STEPS_KEY) or lookup(row, f"env_runners/{STEPS_KEY}") or 0)

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional
 from rllib_metamapg import atomic
 from rllib_metamapg.report import figures
 from rllib_metamapg.report.analysis import analyse, resolve_tau
-from rllib_metamapg.report.load import Sweep, load_sweep
+from rllib_metamapg.report.load import RETURN_KEY, Sweep, load_sweep
 
 SUMMARY_COLUMNS = ("env", "arm", "n", "mean", "std", "min", "p25", "median", "p75", "max",
                    "learners", "wilson_low", "wilson_high", "median_first_hit",
@@ -34,25 +34,29 @@ def _p(value: Any) -> str:
 def _markdown(result: Dict[str, Any], sweep: Sweep, names: Dict[str, str]) -> str:
     env, tau, arms = result["env"], result["tau"], result["arms"]
     meta = sweep.metadata
+    # "return", or the score's last key in words ("on target rate").
+    score = ("return" if result["metric"] == RETURN_KEY
+             else result["metric"].rsplit("/", 1)[-1].replace("_", " "))
     lines = [f"## {env}", "",
              f"Sweep `{sweep.path}`: arms {', '.join(arms)}; seeds {meta['seeds']}; "
              f"{'smoke' if meta.get('smoke') else 'full'} budget. Score: final greedy "
-             f"evaluation return (`{result['metric']}`); learner: final return >= tau = "
+             f"evaluation {score} (`{result['metric']}`); learner: final {score} >= tau = "
              f"{tau:g}. {meta.get('tau_note', '')}", "",
              f"Scored {result['scored_trials']} of {result['planned_trials']} planned trials "
              f"(n per arm below)." + (f" **{len(result['missing'])} missing**, listed at the "
-                                      "end." if result["missing"] else ""), "",
+                                      "end." if result["missing"] else "")
+             + _settled_sentence(result), "",
              "| arm | n | mean | std | min | p25 | median | p75 | max |",
              "|---|---|---|---|---|---|---|---|---|"]
     for arm, r in arms.items():
         lines.append(f"| `{arm}` | {r['n']} | " + " | ".join(
             _fmt(r[k]) for k in ("mean", "std", "min", "p25", "median", "p75", "max")) + " |")
-    lines += ["", "| arm | learners | Wilson 95% CI | median first-hit step (seeds hit) |",
-              "|---|---|---|---|"]
+    lines += ["", "| arm | learners | Wilson 95% CI | median first-hit step (seeds hit) | "
+              "mean final return |", "|---|---|---|---|---|"]
     for arm, r in arms.items():
         lines.append(f"| `{arm}` | {r['learners']}/{r['n']} | [{_fmt(r['wilson_low'])}, "
                      f"{_fmt(r['wilson_high'])}] | {_fmt(r['median_first_hit'], 0)} "
-                     f"({r['seeds_hit']}) |")
+                     f"({r['seeds_hit']}) | {_fmt(r['mean_return'])} |")
     if result["tests_vs_reference"]:
         ref = result["reference_arm"]
         lines += ["", f"Paired tests against `{ref}` (same seeds):", "",
@@ -78,6 +82,16 @@ def _markdown(result: Dict[str, Any], sweep: Sweep, names: Dict[str, str]) -> st
     lines += ["", f"![learning curves]({names['curves']})", f"![final returns]({names['strip']})",
               ""]
     return "\n".join(lines)
+
+
+def _settled_sentence(result: Dict[str, Any]) -> str:
+    """How long before the end the last seed's outcome stopped changing (is the budget
+    decided?)."""
+    last, end = result.get("latest_settled_step"), result.get("last_eval_step")
+    if last is None or not end:
+        return ""
+    return (f" Outcomes decided: the latest change of any seed's learner outcome came at "
+            f"env step {last:,.0f} of {end:,.0f} ({100 * last / end:.0f} % of the budget).")
 
 
 def write_report(paths: List[str], out: str, tau: Optional[float] = None,
