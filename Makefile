@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-docs test-long test-full test-fast lint bench gpu-check docs clean overcooked meltingpot compare reproduce-rllib reproduce-rllib-clip1 reproduce-rllib-cut8
+.PHONY: demo test test-docs test-long test-full test-fast lint bench gpu-check docs clean overcooked meltingpot compare reproduce-rllib reproduce-rllib-clip1 reproduce-rllib-cut8 reproduce-compare-rllib
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -90,6 +90,14 @@ reproduce-rllib-cut8: $(VENV)/.installed
 	$(STUDY_SWEEP) --env ipd --arms $(STUDY_ARMS) --name ipd-mlp-cut8 \
 		--config '{"num_envs_per_env_runner": 32, "rollout_fragment_length": "auto", "train_batch_size_per_learner": 256, "minibatch_size": 256}'
 	$(VENV)/bin/metamapg report $(STUDY_OUT)/ipd-mlp-cut8 --out docs/neural_study/ipd_cut8
+
+# The method comparison with neural policies (docs/comparison.md, "With neural
+# policies"): every RLlib arm of the registry's comparison x the envs of
+# studies/compare_rllib x 20 paired seeds, one sweep per env.  Each env's report goes
+# to docs/compare_rllib/<env>/ as soon as its sweep ends, then the summary table; a
+# rerun continues where it stopped.  `--smoke` is the CI-sized version (make test).
+reproduce-compare-rllib: $(VENV)/.installed
+	$(VENV)/bin/metamapg study studies/compare_rllib --out $(STUDY_OUT) --quiet
 
 # CI's suite (<= 30 min on 2 cores). The longest checks are marked `full` or `long`:
 # each has a CI-sized sibling here; `make test-long` runs the `long` ones (.ci/run does

@@ -10,6 +10,7 @@ from rllib_metamapg import __version__, limits, tuned_examples
 from rllib_metamapg.errors import UsageError
 from rllib_metamapg.jobs import command as submit_command
 from rllib_metamapg.report import command as report_command
+from rllib_metamapg.study import command as study_command
 from rllib_metamapg.sweep import command as sweep_command
 from rllib_metamapg.tabular_experiments import command as tabular_command
 
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     tabular_command.add_parser(sub)
     sweep_command.add_parser(sub)
+    study_command.add_parser(sub)
     report_command.add_parser(sub)
     submit_command.add_parser(sub)
     tuned_examples.add_parser(sub)

@@ -28,9 +28,10 @@ LAYERS = {
     # what runs them: sweeps, reports, jobs, tuned examples, the tabular studies
     "sweep": 3, "report": 3, "jobs": 3, "tuned_examples": 3, "rllib_experiments": 3,
     "rllib_legacy": 3, "evaluate": 3, "tabular_experiments": 3, "doc_figures": 3,
+    "study": 3,
     # the commands
     "cli": 4, "rllib_cli": 4, "tabular_experiments.command": 4, "sweep.command": 4,
-    "report.command": 4, "jobs.command": 4,
+    "report.command": 4, "jobs.command": 4, "study.command": 4,
 }
 
 

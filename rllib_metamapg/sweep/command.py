@@ -164,7 +164,7 @@ def _sweep(args) -> int:
     if args.quiet:
         quiet.silence_tune_banners()
     spec = spec_from_args(args)
-    stop = _GracefulStop()
+    stop = GracefulStop()
     path = None
     try:
         if spec is None:
@@ -202,7 +202,7 @@ def _wants_report(args, spec, path) -> bool:
     return bool(read_metadata(path).get("spec", {}).get("report"))
 
 
-class _GracefulStop:
+class GracefulStop:
     """SIGTERM stops the sweep the way Ctrl-C does: Tune saves its state and returns.
 
     Tune stops gracefully on SIGINT and SIGUSR1 but not on SIGTERM, which is what

@@ -1,0 +1,81 @@
+"""Runs a study: each env's paired sweep in turn, its report as soon as it is done, and
+the summary over every finished env.
+
+Resumable by construction: each env's sweep lives in ``<out>/<study>-<env>``; a rerun
+skips an env whose trials are all scored (without starting Tune), continues one
+that is part-done (``--resume-if-exists``), and rewrites the reports.  Each env's
+report and the summary are written atomically the moment they can be, so an
+interrupted study leaves every finished env's report in place.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from rllib_metamapg.study.manifest import Study, describe
+from rllib_metamapg.study.summary import write_summary
+
+
+def _finished(path: Path, study: Study) -> bool:
+    """Whether the sweep in ``path`` is this study's env sweep with every trial scored."""
+    from rllib_metamapg.report.analysis import missing_trials
+    from rllib_metamapg.report.load import ReportError, load_sweep
+
+    try:
+        sweep = load_sweep(str(path))
+    except ReportError:
+        return False
+    meta = sweep.metadata
+    return (meta.get("arms") == study.arms and meta.get("seeds") == study.seeds
+            and not missing_trials(sweep))
+
+
+def run_study(study: Study, out: str, *, verbose: int = 0, progress_every_s: float = 60.0,
+              log: Callable[[str], None] = print,
+              on_ray_started: Optional[Callable[[], None]] = None,
+              stopped: Callable[[], bool] = lambda: False) -> Dict:
+    """Runs every env of ``study`` not yet finished; returns the summary document.
+
+    Returns after the first env whose sweep has failed trials (the report of what
+    finished is written; rerun to retry them), and when ``stopped()`` turns true (a
+    signal: Tune saved the sweep, which the next run continues).
+    """
+    from rllib_metamapg.report.write import write_report
+    from rllib_metamapg.sweep.plan import SweepSpec
+    from rllib_metamapg.sweep.run import run_sweep
+
+    failed: List[str] = []
+    doc = write_summary(study, out, study.reports)
+    for k, env in enumerate(study.envs, start=1):
+        path = Path(out) / study.sweep_name(env)
+        head = f"[metamapg study] {study.name} {k}/{len(study.envs)}: {env}"
+        if _finished(path, study):
+            log(f"{head}: all {len(study.arms) * len(study.seeds)} trials already scored")
+        else:
+            log(f"{head}: {len(study.arms)} arms x {len(study.seeds)} seeds")
+            start = time.monotonic()
+            spec = SweepSpec(env=env, arms=study.arms, seeds=study.seeds, smoke=study.smoke,
+                             name=study.sweep_name(env), storage_path=str(out),
+                             max_concurrent=study.max_concurrent,
+                             tuned_examples=str(study.folder))
+            _, errors = run_sweep(spec, verbose=verbose, progress_every_s=progress_every_s,
+                                  resume_existing=True, on_ray_started=on_ray_started)
+            if stopped():
+                return write_summary(study, out, study.reports)
+            log(f"{head}: sweep done in {time.monotonic() - start:.0f} s, {errors} failed")
+            if errors:
+                failed.append(env)
+        write_report([str(path)], str(study.reports / env))
+        log(f"{head}: report {study.reports / env}/report.md")
+        doc = write_summary(study, out, study.reports)
+        if failed:
+            log(f"[metamapg study] {env}: {len(failed)} env(s) with failed trials; rerun "
+                "the same command to retry them.")
+            return doc
+    log(f"[metamapg study] summary: {study.reports}/summary.md")
+    return doc
+
+
+__all__ = ["run_study", "describe"]
