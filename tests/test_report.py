@@ -195,3 +195,17 @@ def test_entry_and_settled_steps_follow_the_outcome_not_the_first_hit(tmp_path):
     assert ippo["mean_return"] == pytest.approx(sum(c[1] for c in CURVES["ippo"]) / 6)
     assert "env step 256 of 256 (100 % of the budget)" in (
         tmp_path / "out" / "report.md").read_text()
+
+
+def test_arms_with_different_critics_are_paired_by_their_actors():
+    from rllib_metamapg.report.analysis import unpaired_seeds
+    from rllib_metamapg.report.load import TrialRecord
+
+    def trial(arm, seed, full, actor):
+        return TrialRecord(arm, seed, "", init_digest=full, actor_digest=actor)
+
+    trials = [trial("ippo", 0, "w0", "a0"), trial("mappo", 0, "m0", "a0"),  # paired actors
+              trial("ippo", 1, "w1", "a1"), trial("mappo", 1, "m1", "b1"),  # actors differ
+              trial("ippo", 2, "w2", None), trial("peer_only", 2, "w2", None),  # old results
+              trial("ippo", 3, "w3", None), trial("mappo", 3, "m3", "a3")]  # cannot tell
+    assert unpaired_seeds(trials) == [1, 3]

@@ -162,12 +162,21 @@ def missing_trials(sweep: Sweep) -> List[Dict[str, Any]]:
 
 
 def unpaired_seeds(trials: List[TrialRecord]) -> List[int]:
-    """Seeds whose arms did not all start from the same initial weights."""
-    digests: Dict[int, set] = {}
+    """Seeds whose arms did not all start from the same initial weights -- or, where
+    their critics differ by design (MAPPO's reads every agent's observation), from
+    the same initial actors."""
+    by_seed: Dict[int, List[TrialRecord]] = {}
     for t in trials:
         if t.init_digest:
-            digests.setdefault(t.seed, set()).add(t.init_digest)
-    return sorted(s for s, d in digests.items() if len(d) > 1)
+            by_seed.setdefault(t.seed, []).append(t)
+    broken = []
+    for seed, group in by_seed.items():
+        if len({t.init_digest for t in group}) <= 1:
+            continue
+        actors = {t.actor_digest for t in group}
+        if None in actors or len(actors) > 1:
+            broken.append(seed)
+    return sorted(broken)
 
 
 def bootstrap_band(curves: np.ndarray, seed: int = 0, level: float = 0.95):

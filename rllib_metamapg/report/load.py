@@ -27,6 +27,8 @@ class TrialRecord:
         evals: ``(env steps, greedy return)`` at every evaluation iteration.
         complete: Whether the trial reached the sweep's last (evaluated) iteration.
         init_digest: Digest of the initial weights (paired-seed check).
+        actor_digest: Digest of the initial actors only (arms whose critics differ,
+            such as MAPPO's, are paired by it), or ``None`` in older results.
         last_return: The last greedy evaluation return (also when the score is not
             the return), or ``None``.
     """
@@ -40,6 +42,7 @@ class TrialRecord:
     last_iteration: int = 0
     errored: bool = False
     last_return: Optional[float] = None
+    actor_digest: Optional[str] = None
 
     @property
     def final_episode_return(self) -> Optional[float]:
@@ -112,6 +115,7 @@ def load_trial(folder: Path, metric: str, interval: int, last_iteration: int) ->
             continue
         iteration = int(row.get("training_iteration", 0))
         record.init_digest = lookup(row, "metamapg_init/weights_sha256") or record.init_digest
+        record.actor_digest = lookup(row, "metamapg_init/actor_sha256") or record.actor_digest
         value = lookup(row, metric)
         episode_return = lookup(row, RETURN_KEY)
         if iteration % interval == 0 and episode_return is not None:
