@@ -43,6 +43,7 @@ from rllib_metamapg.errors import UsageError
 BUILTIN_METHODS: Dict[str, str] = {
     "meta_mapg": "rllib_metamapg.metamapg.method:METHOD",
     "matrl": "rllib_metamapg.matrl.method:METHOD",
+    "mappo": "rllib_metamapg.mappo.method:METHOD",
 }
 # name -> "module:attribute" of its SamplerSpec.
 BUILTIN_SAMPLERS: Dict[str, str] = {

@@ -24,7 +24,7 @@ LAYERS = {
     "tabular": 1, "envs": 1, "models": 1, "rllib_base": 1, "connectors": 1,
     "callbacks": 1, "episode_chunks": 1,
     # methods and samplers
-    "metamapg": 2, "matrl": 2, "samplers": 2,
+    "metamapg": 2, "matrl": 2, "mappo": 2, "samplers": 2,
     # what runs them: sweeps, reports, jobs, tuned examples, the tabular studies
     "sweep": 3, "report": 3, "jobs": 3, "tuned_examples": 3, "rllib_experiments": 3,
     "rllib_legacy": 3, "evaluate": 3, "tabular_experiments": 3, "doc_figures": 3,

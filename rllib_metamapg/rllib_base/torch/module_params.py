@@ -27,6 +27,8 @@ def trainable_params(module: torch.nn.Module) -> Params:
 
 
 _ACTOR_PATH = ("encoder.actor_encoder.", "pi.")
+# The layers that give the action logits in RLlib's default PPO module (and MAPPO's).
+ACTOR_PREFIXES = _ACTOR_PATH
 
 
 class _ActorForward(torch.nn.Module):
@@ -63,8 +65,13 @@ def actor_path(module) -> Optional[tuple]:
     Its forward also runs the critic's encoder, which the corrections never use
     (about 40 % of the forward's cost with the default MLP).  Any other module --
     a subclass that changes the forward, a shared or recurrent encoder -- runs its
-    own forward: ``None``.
+    own forward: ``None``.  A module class may declare its own prefixes as
+    ``actor_param_prefixes`` when its logits read only those layers (MAPPO's, whose
+    critic reads a wider input).
     """
+    declared = getattr(type(module), "actor_param_prefixes", None)
+    if declared is not None:
+        return tuple(declared)
     forward = getattr(type(module), "_forward_train", None)
     if forward is not DefaultPPOTorchRLModule._forward_train:
         return None
