@@ -45,8 +45,12 @@ def test_smoke_study_is_paired_samples_with_ma_props_and_reports_paired_tests(
     assert sorted(set(methods.values())) == ["matrl", "meta_mapg"] and any(
         "+ma_props" in a for a in study.arms)  # three methods: MA-PROPS composes
 
+    import shutil
+
+    folder = tmp_path / "compare_rllib"  # a copy: the test edits a setting below
+    shutil.copytree(STUDY, folder)
     out = tmp_path / "out"
-    args = ["study", str(STUDY), "--smoke", "--out", str(out), "--quiet",
+    args = ["study", str(folder), "--smoke", "--out", str(out), "--quiet",
             "--progress-every", "0"]
     assert main(args) == 0
     reports = out / "compare_rllib" / "reports"
@@ -93,6 +97,14 @@ def test_smoke_study_is_paired_samples_with_ma_props_and_reports_paired_tests(
     said = capsys.readouterr().out
     assert said.count("already scored") == len(study.envs), said
     assert {p: p.stat().st_mtime_ns for p in out.rglob("result.json")} == before
+
+    # An edited setting is not "continued" with the old results: refused, naming it.
+    base = folder / "no_conflict_19" / "base.yaml"
+    base.write_text(base.read_text().replace("lr: 0.003", "lr: 0.002"))
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "compare_rllib-no_conflict_19-smoke holds this env's sweep with other settings" \
+        in err and "arm_configs" in err
 
 
 def test_the_full_study_runs_every_rllib_arm_of_the_registry_comparison():

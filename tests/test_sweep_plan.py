@@ -1,5 +1,6 @@
 """Sweep planning: settings checked before Ray, per-arm settings, eval-aligned budgets."""
 
+import json
 import logging
 from pathlib import Path
 
@@ -205,3 +206,17 @@ def test_sweep_config_overrides_every_arm_and_is_checked():
         args = build_parser().parse_args(["sweep", "--env", "stag_hunt", "--config", bad])
         with pytest.raises(UsageError, match=message):
             plan_sweep(spec_from_args(args))
+
+
+def test_a_changed_setting_makes_a_different_sweep():
+    from rllib_metamapg.sweep.run import metadata_differences
+
+    recorded = {"env": "stag_hunt", "arms": ["ippo"], "seeds": [0, 1], "smoke": False,
+                "stop_iterations": 10, "evaluation_interval": 2,
+                "arm_configs": {"ippo": {"lr": 0.003, "evaluation_config": {"explore": False}}}}
+    same = json.loads(json.dumps(recorded))  # as read back from metamapg_sweep.json
+    assert metadata_differences(recorded, same) == []
+    changed = json.loads(json.dumps(recorded))
+    changed["arm_configs"]["ippo"]["lr"] = 0.002
+    changed["stop_iterations"] = 20
+    assert metadata_differences(recorded, changed) == ["stop_iterations", "arm_configs"]

@@ -14,22 +14,39 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from rllib_metamapg.errors import UsageError
 from rllib_metamapg.study.manifest import Study, describe
 from rllib_metamapg.study.summary import write_summary
 
 
-def _finished(path: Path, study: Study) -> bool:
-    """Whether the sweep in ``path`` is this study's env sweep with every trial scored."""
+def _spec(study: Study, env: str, out: str):
+    from rllib_metamapg.sweep.plan import SweepSpec
+
+    return SweepSpec(env=env, arms=study.arms, seeds=study.seeds, smoke=study.smoke,
+                     name=study.sweep_name(env), storage_path=str(out),
+                     max_concurrent=study.max_concurrent, tuned_examples=str(study.folder))
+
+
+def _finished(path: Path, study: Study, spec) -> bool:
+    """Whether ``path`` holds this env's sweep with every trial scored; a ``UsageError``
+    when it holds a sweep of other settings (an edited ``base.yaml``): its results
+    must not pass for the new settings'."""
     from rllib_metamapg.report.analysis import missing_trials
     from rllib_metamapg.report.load import ReportError, load_sweep
+    from rllib_metamapg.sweep.plan import plan_sweep
+    from rllib_metamapg.sweep.run import metadata_differences
 
     try:
         sweep = load_sweep(str(path))
     except ReportError:
         return False
-    meta = sweep.metadata
-    return (meta.get("arms") == study.arms and meta.get("seeds") == study.seeds
-            and not missing_trials(sweep))
+    differs = metadata_differences(sweep.metadata, plan_sweep(spec).metadata)
+    if differs:
+        raise UsageError(f"{path} holds this env's sweep with other settings ({', '.join(differs)} "
+                         f"differ from {study.folder / spec.env}/base.yaml and the study's "
+                         "arms and seeds); move that folder away, or pass another --out, to "
+                         "run it with the current settings.")
+    return not missing_trials(sweep)
 
 
 def run_study(study: Study, out: str, *, verbose: int = 0, progress_every_s: float = 60.0,
@@ -43,7 +60,6 @@ def run_study(study: Study, out: str, *, verbose: int = 0, progress_every_s: flo
     signal: Tune saved the sweep, which the next run continues).
     """
     from rllib_metamapg.report.write import write_report
-    from rllib_metamapg.sweep.plan import SweepSpec
     from rllib_metamapg.sweep.run import run_sweep
 
     failed: List[str] = []
@@ -51,15 +67,12 @@ def run_study(study: Study, out: str, *, verbose: int = 0, progress_every_s: flo
     for k, env in enumerate(study.envs, start=1):
         path = Path(out) / study.sweep_name(env)
         head = f"[metamapg study] {study.name} {k}/{len(study.envs)}: {env}"
-        if _finished(path, study):
+        spec = _spec(study, env, out)
+        if _finished(path, study, spec):
             log(f"{head}: all {len(study.arms) * len(study.seeds)} trials already scored")
         else:
             log(f"{head}: {len(study.arms)} arms x {len(study.seeds)} seeds")
             start = time.monotonic()
-            spec = SweepSpec(env=env, arms=study.arms, seeds=study.seeds, smoke=study.smoke,
-                             name=study.sweep_name(env), storage_path=str(out),
-                             max_concurrent=study.max_concurrent,
-                             tuned_examples=str(study.folder))
             _, errors = run_sweep(spec, verbose=verbose, progress_every_s=progress_every_s,
                                   resume_existing=True, on_ray_started=on_ray_started)
             if stopped():

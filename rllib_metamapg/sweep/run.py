@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from rllib_metamapg import resources
 from rllib_metamapg.errors import UsageError
@@ -57,6 +57,21 @@ def write_metadata(path: str, metadata: Dict[str, Any]) -> None:
     fs.create_dir(root, recursive=True)
     with fs.open_output_stream(f"{root}/{METADATA_FILE}") as f:  # object puts are atomic
         f.write((json.dumps(metadata, indent=2) + "\n").encode())
+
+
+# What makes two sweeps the same sweep: the trials (env, arms, seeds, budget) and every
+# arm's settings, so a changed tuned example is not "continued" with old results.
+SAME_SWEEP_KEYS = ("env", "arms", "seeds", "smoke", "stop_iterations", "evaluation_interval",
+                   "arm_configs")
+
+
+def metadata_differences(found: Dict[str, Any], planned: Dict[str, Any]) -> List[str]:
+    """The :data:`SAME_SWEEP_KEYS` on which a recorded sweep and a planned one differ
+    (compared as the JSON they are recorded as)."""
+    def norm(value):
+        return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+    return [k for k in SAME_SWEEP_KEYS if norm(found.get(k)) != norm(planned.get(k))]
 
 
 def read_metadata(path: str) -> Dict[str, Any]:
@@ -253,9 +268,7 @@ def _run_new(spec, plan, path, verbose, progress_every_s, resume_existing, on_ra
         if not resume_existing:
             raise UsageError(f"{path} already holds a sweep; continue it with "
                              f"'metamapg sweep --resume {path}' or choose another --name.")
-        found = read_metadata(path)
-        differs = [k for k in ("env", "arms", "seeds", "smoke")
-                   if found.get(k) != plan.metadata.get(k)]
+        differs = metadata_differences(read_metadata(path), plan.metadata)
         if differs:
             raise UsageError(f"{path} holds a different sweep ({', '.join(differs)} differ); "
                              "choose another --name.")
