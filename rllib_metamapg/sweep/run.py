@@ -71,7 +71,13 @@ def metadata_differences(found: Dict[str, Any], planned: Dict[str, Any]) -> List
     def norm(value):
         return json.loads(json.dumps(value, sort_keys=True, default=str))
 
-    return [k for k in SAME_SWEEP_KEYS if norm(found.get(k)) != norm(planned.get(k))]
+    def settings(meta):  # of the arms both have (different arms are named as such)
+        both = set(found.get("arm_configs") or {}) & set(planned.get("arm_configs") or {})
+        return {a: c for a, c in (meta.get("arm_configs") or {}).items() if a in both}
+
+    return [k for k in SAME_SWEEP_KEYS
+            if (norm(settings(found)) != norm(settings(planned)) if k == "arm_configs"
+                else norm(found.get(k)) != norm(planned.get(k)))]
 
 
 def read_metadata(path: str) -> Dict[str, Any]:
