@@ -98,6 +98,12 @@ def test_smoke_study_is_paired_samples_with_ma_props_and_reports_paired_tests(
     assert said.count("already scored") == len(study.envs), said
     assert {p: p.stat().st_mtime_ns for p in out.rglob("result.json")} == before
 
+    # --report-only rewrites the reports and summary from the sweeps, running nothing.
+    assert main(args + ["--report-only", "--reports", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "summary.json").read_text())
+    assert again["envs"] == summary["envs"]
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("result.json")} == before
+
     # An edited setting is not "continued" with the old results: refused, naming it.
     base = folder / "no_conflict_19" / "base.yaml"
     base.write_text(base.read_text().replace("lr: 0.003", "lr: 0.002"))

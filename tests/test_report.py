@@ -209,3 +209,18 @@ def test_arms_with_different_critics_are_paired_by_their_actors():
               trial("ippo", 2, "w2", None), trial("peer_only", 2, "w2", None),  # old results
               trial("ippo", 3, "w3", None), trial("mappo", 3, "m3", "a3")]  # cannot tell
     assert unpaired_seeds(trials) == [1, 3]
+
+
+def test_the_report_states_what_the_sweep_cost(tmp_path):
+    root = make_sweep(tmp_path / "sw")
+    for k, result in enumerate(sorted(root.glob("*/result.json"))):
+        rows = [json.loads(line) for line in result.read_text().splitlines()]
+        for it, row in enumerate(rows, start=1):  # trial k trains from 100 k, 2 s per iteration
+            row.update(timestamp=100 * k + 2 * it, time_total_s=2.0 * it)
+        result.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    doc = write_report([str(root)], str(tmp_path / "out"))
+    timing = doc["results"][0]["timing"]
+    n = len(list(root.glob("*/result.json")))
+    assert timing == {"span_s": 100.0 * (n - 1) + 8.0, "train_s": 8.0 * n, "trials": n}
+    assert f"{timing['span_s'] / 60:.1f} min from the first trial's start" in (
+        tmp_path / "out" / "report.md").read_text()

@@ -123,11 +123,19 @@ def analyse(sweep: Sweep, tau: float) -> Dict[str, Any]:
                       "mcnemar": mcnemar_paired([v >= tau for v in a], [v >= tau for v in b]),
                       "wilcoxon": wilcoxon_paired(a, b)}
     missing = missing_trials(sweep)
+    starts = [t.started_at for t in sweep.trials if t.started_at is not None]
+    ends = [t.ended_at for t in sweep.trials if t.ended_at is not None]
+    # What the sweep cost: first trial's start to last trial's end (a resumed sweep's
+    # pause counts too), and the training seconds its trials reported.
+    timing = {"span_s": (max(ends) - min(starts)) if starts and ends else None,
+              "train_s": float(sum(t.train_s for t in sweep.trials)),
+              "trials": len(sweep.trials)}
     planned = len(sweep.metadata["arms"]) * len(sweep.metadata["seeds"])
     settled = [r["latest_settled_step"] for r in per_arm.values()
                if r["latest_settled_step"] is not None]
     return {"env": sweep.env, "tau": tau, "metric": sweep.metadata["metric"],
             "latest_settled_step": max(settled) if settled else None,
+            "timing": timing,
             "last_eval_step": max((r["last_eval_step"] for r in per_arm.values()
                                    if r["last_eval_step"] is not None), default=None),
             "arms": per_arm, "reference_arm": reference, "tests_vs_reference": tests,

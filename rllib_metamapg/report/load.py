@@ -43,6 +43,11 @@ class TrialRecord:
     errored: bool = False
     last_return: Optional[float] = None
     actor_digest: Optional[str] = None
+    # Wall clock (Tune's result timestamps): when training began and last reported,
+    # and the training seconds the trial reported.
+    started_at: Optional[float] = None
+    ended_at: Optional[float] = None
+    train_s: float = 0.0
 
     @property
     def final_episode_return(self) -> Optional[float]:
@@ -114,6 +119,11 @@ def load_trial(folder: Path, metric: str, interval: int, last_iteration: int) ->
         except json.JSONDecodeError:  # a line cut short by a killed trial
             continue
         iteration = int(row.get("training_iteration", 0))
+        if isinstance(row.get("timestamp"), (int, float)):
+            start = row["timestamp"] - float(row.get("time_total_s") or 0.0)
+            record.started_at = min(start, record.started_at or start)
+            record.ended_at = max(row["timestamp"], record.ended_at or row["timestamp"])
+            record.train_s = max(record.train_s, float(row.get("time_total_s") or 0.0))
         record.init_digest = lookup(row, "metamapg_init/weights_sha256") or record.init_digest
         record.actor_digest = lookup(row, "metamapg_init/actor_sha256") or record.actor_digest
         value = lookup(row, metric)

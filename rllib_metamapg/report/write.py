@@ -45,7 +45,7 @@ def _markdown(result: Dict[str, Any], sweep: Sweep, names: Dict[str, str]) -> st
              f"Scored {result['scored_trials']} of {result['planned_trials']} planned trials "
              f"(n per arm below)." + (f" **{len(result['missing'])} missing**, listed at the "
                                       "end." if result["missing"] else "")
-             + _settled_sentence(result), "",
+             + _settled_sentence(result) + _timing_sentence(result), "",
              "| arm | n | mean | std | min | p25 | median | p75 | max |",
              "|---|---|---|---|---|---|---|---|---|"]
     for arm, r in arms.items():
@@ -92,6 +92,15 @@ def _settled_sentence(result: Dict[str, Any]) -> str:
         return ""
     return (f" Outcomes decided: the latest change of any seed's learner outcome came at "
             f"env step {last:,.0f} of {end:,.0f} ({100 * last / end:.0f} % of the budget).")
+
+
+def _timing_sentence(result: Dict[str, Any]) -> str:
+    timing = result.get("timing") or {}
+    if not timing.get("span_s"):
+        return ""
+    return (f" Cost: {timing['span_s'] / 60:.1f} min from the first trial's start to the last "
+            f"one's end, {timing['train_s'] / 60:.1f} min of training summed over its "
+            f"{timing['trials']} trials.")
 
 
 def write_report(paths: List[str], out: str, tau: Optional[float] = None,

@@ -31,6 +31,9 @@ def add_parser(sub) -> None:
                    help="arms 'a,b' or a registry experiment such as 'compare' (default: the "
                         "study's)")
     p.add_argument("--seeds", default=None, help="seeds, e.g. '0-19' (default: the study's)")
+    p.add_argument("--report-only", action="store_true",
+                   help="rewrite the reports and the summary from the sweeps already in "
+                        "--out, without running anything")
     p.add_argument("--quiet", action="store_true", help="only our progress lines, not Tune's")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="also Ray's and RLlib's routine notices (hidden by default)")
@@ -55,6 +58,11 @@ def _study(args) -> int:
                        reports=args.reports, out=args.out)
     check_output_dir(args.out, "--out")
     check_output_dir(study.reports, "--reports")
+    if args.report_only:
+        from rllib_metamapg.study.run import report_study
+
+        doc = report_study(study, args.out)
+        return 1 if doc["missing_envs"] else 0
     if not args.verbose:
         quiet.drop_noise()
     if args.quiet:

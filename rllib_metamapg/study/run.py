@@ -49,6 +49,21 @@ def _finished(path: Path, study: Study, spec) -> bool:
     return not missing_trials(sweep)
 
 
+def report_study(study: Study, out: str, log: Callable[[str], None] = print) -> Dict:
+    """Rewrites every env's report that has a sweep in ``out``, and the summary, without
+    running anything (no Ray)."""
+    from rllib_metamapg.report.write import write_report
+
+    for env in study.envs:
+        path = Path(out) / study.sweep_name(env)
+        if path.is_dir():
+            write_report([str(path)], str(study.reports / env))
+            log(f"[metamapg study] {env}: report {study.reports / env}/report.md")
+    doc = write_summary(study, out, study.reports)
+    log(f"[metamapg study] summary: {study.reports}/summary.md")
+    return doc
+
+
 def run_study(study: Study, out: str, *, verbose: int = 0, progress_every_s: float = 60.0,
               log: Callable[[str], None] = print,
               on_ray_started: Optional[Callable[[], None]] = None,

@@ -59,8 +59,12 @@ def build_summary(study: Study, out: str, reports: Path) -> Dict[str, Any]:
             # Same seed, same initial weights in every arm: checked on the digests.
             "pairing_broken": result["pairing_broken"],
             "latest_settled_step": result.get("latest_settled_step"),
+            "timing": result.get("timing"),
             "last_eval_step": result.get("last_eval_step"),
             "arms": env_rows(report, study.arms)}
+    spans = [e["timing"]["span_s"] for e in doc["envs"].values()
+             if (e.get("timing") or {}).get("span_s")]
+    doc["timing"] = {"span_s": float(sum(spans)), "envs_timed": len(spans)}
     return doc
 
 
@@ -70,10 +74,14 @@ def _pct(x: float) -> str:
 
 def _decided(e: Dict[str, Any]) -> str:
     last, end = e.get("latest_settled_step"), e.get("last_eval_step")
-    if last is None or not end:
-        return ""
-    return (f" Decided: no seed's outcome changed after env step {last:,.0f} of "
-            f"{end:,.0f}.")
+    out = ""
+    if last is not None and end:
+        out += (f" Decided: no seed's outcome changed after env step {last:,.0f} of "
+                f"{end:,.0f}.")
+    span = (e.get("timing") or {}).get("span_s")
+    if span:
+        out += f" Sweep: {span / 60:.1f} min."
+    return out
 
 
 def format_summary(doc: Dict[str, Any]) -> str:
@@ -85,6 +93,10 @@ def format_summary(doc: Dict[str, Any]) -> str:
              "at or above the env's tau; McNemar against "
              f"`{ref}` on the same seeds (+ seeds only the arm succeeded on / - only "
              f"`{ref}`).", ""]
+    if doc["timing"]["envs_timed"]:
+        lines += [f"Cost: {doc['timing']['span_s'] / 60:.0f} min of wall time for the "
+                  f"{doc['timing']['envs_timed']} env(s) reported (each env's sweep from its "
+                  "first trial's start to its last trial's end, summed).", ""]
     if doc["missing_envs"]:
         lines += [f"**Not finished yet**: {', '.join(doc['missing_envs'])} (rerun the "
                   "study's command to continue).", ""]
