@@ -93,9 +93,11 @@ def _comparison_game(name: str) -> EnvSpec:
 MPE_INSTALL = "pip install -c constraints.txt 'rllib-metamapg[mpe]'"
 OVERCOOKED_INSTALL = "`make overcooked` (see docs/sweeps.md, 'Overcooked')"
 MELTINGPOT_INSTALL = "`make meltingpot` (see docs/sweeps.md, 'Melting Pot')"
+LBF_INSTALL = "pip install -c constraints.txt 'rllib-metamapg[lbf]'"
 _MPE = ("mpe2", MPE_INSTALL)
 _OVERCOOKED = ("overcooked", OVERCOOKED_INSTALL)
 _MELTINGPOT = ("meltingpot", MELTINGPOT_INSTALL)
+_LBF = ("lbforaging", LBF_INSTALL)
 
 ENV_SPECS: Dict[str, EnvSpec] = {
     spec.name: spec for spec in (
@@ -134,6 +136,13 @@ ENV_SPECS: Dict[str, EnvSpec] = {
                 "no tau yet: uniform random play sums to 5.7 on average (95th "
                 "percentile 13.5, 30 episodes); pass `metamapg report --tau` above it.",
                 *_MELTINGPOT),
+        # Level-Based Foraging: one episode's rewards over all agents sum to 1 when
+        # every food is loaded (the package normalises them).  Scored on sampled, not
+        # greedy, evaluation episodes (the tuned example's notes say why).
+        EnvSpec("lbforaging_5x5_2p_1f_coop", 0.9, 150_000, 75_000, True,
+                "tau = 0.9: on average 90 % of the food loaded over the sampled evaluation "
+                "episodes (all of it sums to 1); uniform random play averages 0.03 (500 "
+                "episodes).", *_LBF),
         *(_comparison_game(name) for name in COMPARISON_GAMES),
     )
 }

@@ -46,6 +46,21 @@ def _meltingpot(name):
     return create
 
 
+def _lbforaging(**settings):
+    def create(cfg):
+        from rllib_metamapg.envs.lbforaging import LevelBasedForagingEnv
+
+        return LevelBasedForagingEnv({**settings, **dict(cfg)})
+
+    return create
+
+
+# Level-Based Foraging as the package registers its "-coop" ids: a 5x5 board that
+# trains on 2 cores in minutes.  Other boards: the same env with env_config
+# {"field_size": 8, "max_num_food": 2} (the common 8x8 benchmark).
+LBF_ENVS = {"lbforaging_5x5_2p_1f_coop": {"field_size": 5, "players": 2, "max_num_food": 1}}
+
+
 def _named_matrix_game(name):
     """The built-in game ``name``; ``env_config.game`` may replace its payoffs by
     a game with as many players (``matrix_game`` takes any game)."""
@@ -77,6 +92,7 @@ CREATORS = {
     **{name: _mpe(name) for name in MPE_ENVS},
     "overcooked_forced_coordination": _overcooked("forced_coordination"),
     "meltingpot_pd_in_the_matrix": _meltingpot("meltingpot_pd_in_the_matrix"),
+    **{name: _lbforaging(**settings) for name, settings in LBF_ENVS.items()},
 }
 ENV_NAMES = tuple(CREATORS)
 
@@ -100,6 +116,8 @@ EPISODE_LENGTHS = {
     **{name: (lambda cfg: dict(cfg).get("max_cycles", 25)) for name in MPE_ENVS},
     "overcooked_forced_coordination": lambda cfg: dict(cfg).get("horizon", 400),
     "meltingpot_pd_in_the_matrix": lambda cfg: None,
+    # An LBF episode ends early once every food is loaded.
+    **{name: (lambda cfg: None) for name in LBF_ENVS},
 }
 
 
@@ -125,5 +143,5 @@ def register_envs() -> None:
 
 register_envs()
 
-__all__ = ["ENV_NAMES", "EPISODE_LENGTHS", "MatrixGameEnv", "MATRIX_GAMES",
+__all__ = ["ENV_NAMES", "EPISODE_LENGTHS", "LBF_ENVS", "MatrixGameEnv", "MATRIX_GAMES",
            "fixed_episode_length", "one_module_per_agent", "register_envs"]
