@@ -32,3 +32,11 @@ def mcnemar_paired(a: Sequence[bool], b: Sequence[bool]) -> Dict[str, float]:
     a_only, b_only = int(table[0, 1]), int(table[1, 0])
     p = 1.0 if a_only + b_only == 0 else float(_mcnemar(table, exact=True).pvalue)
     return {"a_only": a_only, "b_only": b_only, "p_value": p}
+
+
+def vs_reference_cell(vs) -> str:
+    """A table cell for a paired test against the reference arm: ``+gained/-lost,
+    p=...`` (``vs`` holds ``gained``, ``lost`` and ``mcnemar_p``), empty for none."""
+    if not vs:
+        return ""
+    return f"+{vs['gained']}/-{vs['lost']}, p={vs['mcnemar_p']:.2g}"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from rllib_metamapg import atomic
+from rllib_metamapg.stats import vs_reference_cell
 from rllib_metamapg.study.manifest import Study, describe
 
 COLUMNS = ("env", "arm", "n", "learners", "rate", "wilson_low", "wilson_high", "gained",
@@ -135,9 +136,7 @@ def format_summary(doc: Dict[str, Any]) -> str:
                 lines.append(f"| `{arm}` | n/a | | | |")
                 continue
             lo, hi = row["wilson95"]
-            vs = row["vs_reference"]
-            vs_cell = "" if vs is None else (f"+{vs['gained']}/-{vs['lost']}, "
-                                             f"p={vs['mcnemar_p']:.2g}")
+            vs_cell = vs_reference_cell(row["vs_reference"])
             ret = row["mean_return"]
             hit = row["mean_entry_step"]
             lines.append(f"| `{arm}` | {_pct(row['rate'])} [{_pct(lo)}, {_pct(hi)}] "

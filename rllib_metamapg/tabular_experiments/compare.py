@@ -29,7 +29,7 @@ import numpy as np
 
 from rllib_metamapg import atomic
 from rllib_metamapg.registry import ArmSpec, reference_arm
-from rllib_metamapg.stats import mcnemar_paired, wilson_ci
+from rllib_metamapg.stats import mcnemar_paired, vs_reference_cell, wilson_ci
 from rllib_metamapg.tabular_experiments import suite as suite_mod
 from rllib_metamapg.tabular_experiments.ablation import simulate_paired
 from rllib_metamapg.tabular_experiments.basin import grid_values, run_basin
@@ -198,9 +198,7 @@ def format_tables(doc: Dict) -> str:
             if row is None:
                 parts.append(f"| {arm} | n/a | | | |")
                 continue
-            vs = row.get("vs_reference")
-            vs_cell = "" if vs is None else (f"+{vs['gained']}/-{vs['lost']}, "
-                                             f"p={vs['mcnemar_p']:.2g}")
+            vs_cell = vs_reference_cell(row.get("vs_reference"))
             w = row["mean_welfare"]
             e = row["mean_entry_step"]
             parts.append(f"| {arm} | {100 * row['rate']:.1f}% [{100 * row['wilson95'][0]:.1f}"
