@@ -114,6 +114,7 @@ def test_mappo_with_its_own_observation_as_critic_input_trains_as_ippo(ray_local
 
 
 @pytest.mark.slow
+@pytest.mark.long  # make test-long (CI runs it): a Tune sweep of 6 trials, ~30 s
 def test_a_paired_sweep_with_ippo_and_ma_props_pairs_mappo_by_its_actors(tmp_path, monkeypatch):
     import json
 
