@@ -193,7 +193,9 @@ def test_entry_and_settled_steps_follow_the_outcome_not_the_first_hit(tmp_path):
     assert peer["mean_entry_step"] == pytest.approx((4 * 128 + 256) / 5)
     assert result["latest_settled_step"] == 256.0 and result["last_eval_step"] == 256.0
     assert ippo["mean_return"] == pytest.approx(sum(c[1] for c in CURVES["ippo"]) / 6)
-    assert "env step 256 of 256 (100 % of the budget)" in (
+    # Settled after 192 of 256 steps: ippo seeds 2 and 3 and peer_only seed 1.
+    assert result["changed_in_last_quarter"] == 3 and result["scored"] == 12
+    assert "env step 256 of 256 (100 % of the budget); 3 of 12 scored trials changed" in (
         tmp_path / "out" / "report.md").read_text()
 
 

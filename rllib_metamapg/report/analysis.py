@@ -133,8 +133,15 @@ def analyse(sweep: Sweep, tau: float) -> Dict[str, Any]:
     planned = len(sweep.metadata["arms"]) * len(sweep.metadata["seeds"])
     settled = [r["latest_settled_step"] for r in per_arm.values()
                if r["latest_settled_step"] is not None]
+    # How many seeds' outcomes still changed in the budget's last quarter: a decided
+    # budget has none (the latest change alone is one seed's).
+    end = max((r["last_eval_step"] for r in per_arm.values()
+               if r["last_eval_step"] is not None), default=None)
+    scored = [t for arm in arms for t in _complete(sweep.trials, arm).values()]
+    late = (sum(t.settled_step(tau) > 0.75 * end for t in scored) if end else 0)
     return {"env": sweep.env, "tau": tau, "metric": sweep.metadata["metric"],
             "latest_settled_step": max(settled) if settled else None,
+            "changed_in_last_quarter": int(late), "scored": len(scored),
             "timing": timing,
             "last_eval_step": max((r["last_eval_step"] for r in per_arm.values()
                                    if r["last_eval_step"] is not None), default=None),

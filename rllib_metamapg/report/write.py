@@ -90,8 +90,11 @@ def _settled_sentence(result: Dict[str, Any]) -> str:
     last, end = result.get("latest_settled_step"), result.get("last_eval_step")
     if last is None or not end:
         return ""
+    late = result.get("changed_in_last_quarter")
     return (f" Outcomes decided: the latest change of any seed's learner outcome came at "
-            f"env step {last:,.0f} of {end:,.0f} ({100 * last / end:.0f} % of the budget).")
+            f"env step {last:,.0f} of {end:,.0f} ({100 * last / end:.0f} % of the budget)"
+            + ("." if late is None else f"; {late} of {result.get('scored')} scored trials "
+               "changed in the budget's last quarter."))
 
 
 def _timing_sentence(result: Dict[str, Any]) -> str:

@@ -60,6 +60,7 @@ def build_summary(study: Study, out: str, reports: Path) -> Dict[str, Any]:
             # Same seed, same initial weights in every arm: checked on the digests.
             "pairing_broken": result["pairing_broken"],
             "latest_settled_step": result.get("latest_settled_step"),
+            "changed_in_last_quarter": result.get("changed_in_last_quarter"),
             "timing": result.get("timing"),
             "last_eval_step": result.get("last_eval_step"),
             "arms": env_rows(report, study.arms)}
@@ -78,7 +79,10 @@ def _decided(e: Dict[str, Any]) -> str:
     out = ""
     if last is not None and end:
         out += (f" Decided: no seed's outcome changed after env step {last:,.0f} of "
-                f"{end:,.0f}.")
+                f"{end:,.0f}")
+        late = e.get("changed_in_last_quarter")
+        out += "." if late is None else (f"; {late} of {e['scored_trials']} trials changed "
+                                         "in the last quarter of the budget.")
     span = (e.get("timing") or {}).get("span_s")
     if span:
         out += f" Sweep: {span / 60:.1f} min."
