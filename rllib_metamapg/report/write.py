@@ -39,7 +39,7 @@ def _markdown(result: Dict[str, Any], sweep: Sweep, names: Dict[str, str]) -> st
              else result["metric"].rsplit("/", 1)[-1].replace("_", " "))
     lines = [f"## {env}", "",
              f"Sweep `{sweep.path}`: arms {', '.join(arms)}; seeds {meta['seeds']}; "
-             f"{'smoke' if meta.get('smoke') else 'full'} budget. Score: final greedy "
+             f"{'smoke' if meta.get('smoke') else 'full'} budget. Score: final {_mode(meta)} "
              f"evaluation {score} (`{result['metric']}`); learner: final {score} >= tau = "
              f"{tau:g}. {meta.get('tau_note', '')}", "",
              f"Scored {result['scored_trials']} of {result['planned_trials']} planned trials "
@@ -82,6 +82,14 @@ def _markdown(result: Dict[str, Any], sweep: Sweep, names: Dict[str, str]) -> st
     lines += ["", f"![learning curves]({names['curves']})", f"![final returns]({names['strip']})",
               ""]
     return "\n".join(lines)
+
+
+def _mode(meta: Dict[str, Any]) -> str:
+    """"greedy", or "sampled" when the arms evaluate with exploration on (LBF's tuned
+    examples do: greedy pairs get stuck there)."""
+    configs = (meta.get("arm_configs") or {}).values()
+    explore = any((c.get("evaluation_config") or {}).get("explore") for c in configs)
+    return "sampled" if explore else "greedy"
 
 
 def _settled_sentence(result: Dict[str, Any]) -> str:
