@@ -84,6 +84,8 @@ def test_smoke_study_is_paired_samples_with_ma_props_and_reports_paired_tests(
             assert row["learners"] == result["arms"][arm]["learners"]
             assert row["n"] == len(study.seeds)
             assert (row["vs_reference"] is None) == (arm == "ippo")
+            # A composition is also tested against its own arm on the same seeds.
+            assert (row["vs_base"] or {}).get("arm") == ("ippo" if "+" in arm else None)
     # no_conflict_19 is scored by the on-target rate, Stag Hunt by the return.
     assert summary["envs"]["no_conflict_19"]["metric"].endswith("on_target_rate")
     assert summary["envs"]["stag_hunt"]["metric"].endswith("episode_return_mean")

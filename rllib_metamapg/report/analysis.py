@@ -122,6 +122,18 @@ def analyse(sweep: Sweep, tau: float) -> Dict[str, Any]:
         tests[arm] = {"pairs": len(seeds),
                       "mcnemar": mcnemar_paired([v >= tau for v in a], [v >= tau for v in b]),
                       "wilcoxon": wilcoxon_paired(a, b)}
+    # A composition (`peer_only+ma_props`) against its own arm on the same seeds: what
+    # the sampler changed, apart from the method.
+    vs_base = {}
+    for arm in arms:
+        base = arm.split(registry.COMPOSITION)[0]
+        if base == arm or base not in arms:
+            continue
+        done, own = _complete(sweep.trials, arm), _complete(sweep.trials, base)
+        seeds = sorted(set(done) & set(own))
+        vs_base[arm] = {"base": base, "pairs": len(seeds), "mcnemar": None if len(seeds) < 2
+                        else mcnemar_paired([own[s].final_return >= tau for s in seeds],
+                                            [done[s].final_return >= tau for s in seeds])}
     missing = missing_trials(sweep)
     starts = [t.started_at for t in sweep.trials if t.started_at is not None]
     ends = [t.ended_at for t in sweep.trials if t.ended_at is not None]
@@ -146,6 +158,7 @@ def analyse(sweep: Sweep, tau: float) -> Dict[str, Any]:
             "last_eval_step": max((r["last_eval_step"] for r in per_arm.values()
                                    if r["last_eval_step"] is not None), default=None),
             "arms": per_arm, "reference_arm": reference, "tests_vs_reference": tests,
+            "tests_vs_base": vs_base,
             "planned_trials": planned, "scored_trials": planned - len(missing),
             "missing": missing,
             "incomplete": [f"{m['arm']}/seed {m['seed']} ({m['status']})" for m in missing],

@@ -70,6 +70,15 @@ def _markdown(result: Dict[str, Any], sweep: Sweep, names: Dict[str, str]) -> st
             lines.append(f"| `{arm}` | {t['pairs']} | {m['a_only']} / {m['b_only']} | "
                          f"{_p(m['p_value'])} | {_fmt(w['statistic'], 1)} "
                          f"({w['nonzero']}) | {_p(w['p_value'])} |")
+    if result.get("tests_vs_base"):
+        lines += ["", "Each sampler composition against its own arm (same seeds):", "",
+                  "| composition | arm | pairs | McNemar: only arm / only composition | "
+                  "McNemar p |", "|---|---|---|---|---|"]
+        for arm, t in result["tests_vs_base"].items():
+            m = t["mcnemar"]
+            lines.append(f"| `{arm}` | `{t['base']}` | {t['pairs']} | "
+                         + ("– | – |" if m is None else
+                            f"{m['a_only']} / {m['b_only']} | {_p(m['p_value'])} |"))
     if result["small_n"]:
         lines += ["", f"**n < 2** for {', '.join(result['small_n'])}: no spread, interval or "
                       "paired test is meaningful there; finish more seeds."]

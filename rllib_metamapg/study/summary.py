@@ -32,11 +32,16 @@ def env_rows(report: Dict[str, Any], arms: List[str]) -> Dict[str, Optional[Dict
             rows[arm] = None
             continue
         test = (result["tests_vs_reference"].get(arm) or {}).get("mcnemar")
+        base = (result.get("tests_vs_base") or {}).get(arm) or {}
         rows[arm] = {
             "n": r["n"], "learners": r["learners"], "rate": r["learners"] / r["n"],
             "wilson95": [r["wilson_low"], r["wilson_high"]],
             "vs_reference": None if test is None else {
                 "gained": test["b_only"], "lost": test["a_only"], "mcnemar_p": test["p_value"]},
+            # A composition against its own arm: what the sampler alone changed.
+            "vs_base": None if not base.get("mcnemar") else {
+                "arm": base["base"], "gained": base["mcnemar"]["b_only"],
+                "lost": base["mcnemar"]["a_only"], "mcnemar_p": base["mcnemar"]["p_value"]},
             "mean_return": r.get("mean_return"),
             "mean_entry_step": r.get("mean_entry_step"),
             "median_first_hit": r["median_first_hit"]}
@@ -78,7 +83,7 @@ def _decided(e: Dict[str, Any]) -> str:
     last, end = e.get("latest_settled_step"), e.get("last_eval_step")
     out = ""
     if last is not None and end:
-        out += (f" Decided: no seed's outcome changed after env step {last:,.0f} of "
+        out += (f" Outcomes: the latest change came at env step {last:,.0f} of "
                 f"{end:,.0f}")
         late = e.get("changed_in_last_quarter")
         out += "." if late is None else (f"; {late} of {e['scored_trials']} trials changed "
@@ -132,12 +137,13 @@ def format_summary(doc: Dict[str, Any]) -> str:
                      if not e["pairing_broken"] else
                      f"**broken** for seeds {e['pairing_broken']}.")
                   + _decided(e), "",
-                  f"| arm | success [Wilson 95%] | vs {ref} (+/-, McNemar p) | mean final "
-                  "return | mean steps to entry |", "|---|---|---|---|---|"]
+                  f"| arm | success [Wilson 95%] | vs {ref} (+/-, McNemar p) | sampler vs its "
+                  "arm (+/-, p) | mean final return | mean steps to entry |",
+                  "|---|---|---|---|---|---|"]
         for arm in doc["arms"]:
             row = e["arms"].get(arm)
             if row is None:
-                lines.append(f"| `{arm}` | n/a | | | |")
+                lines.append(f"| `{arm}` | n/a | | | | |")
                 continue
             lo, hi = row["wilson95"]
             vs_cell = vs_reference_cell(row["vs_reference"])
@@ -145,6 +151,7 @@ def format_summary(doc: Dict[str, Any]) -> str:
             hit = row["mean_entry_step"]
             lines.append(f"| `{arm}` | {_pct(row['rate'])} [{_pct(lo)}, {_pct(hi)}] "
                          f"({row['learners']}/{row['n']}) | {vs_cell} | "
+                         f"{vs_reference_cell(row.get('vs_base'))} | "
                          f"{'' if ret is None else f'{ret:.2f}'} | "
                          f"{'' if hit is None else f'{hit:.0f}'} |")
         lines.append("")
