@@ -82,8 +82,9 @@ COMPARISON_GAMES = ("chicken", "climbing", "climbing_modified", "penalty",
 
 
 def _comparison_game(name: str) -> EnvSpec:
-    # One round per episode; 256-episode batches, so the budget is in those units.
-    return EnvSpec(name, 1.0, 5_120, 1_280, False,
+    # One round per episode: 20 batches of 256 and T_warm at half, as the comparison
+    # study runs them (studies/compare_rllib, where its pilot is described).
+    return EnvSpec(name, 1.0, 5_120, 2_560, False,
                    "tau = 1: every greedy evaluation round plays a target joint action of "
                    "the game (its `targets`, as the tabular comparison's success).",
                    score="on_target", tuned_examples=False)

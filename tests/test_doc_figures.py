@@ -20,6 +20,7 @@ def test_every_benchmark_and_study_json_is_rendered_somewhere():
     wanted = {str(p.relative_to(ROOT)) for p in (ROOT / "benchmarks" / "results").glob("*.json")}
     wanted |= {str(p.relative_to(ROOT))
                for p in (ROOT / "docs" / "neural_study").glob("*/report.json")}
+    wanted.add("docs/compare_rllib/summary.json")  # the RLlib comparison (comparison.md)
     assert wanted <= sources, sorted(wanted - sources)
 
 
