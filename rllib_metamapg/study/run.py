@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from rllib_metamapg.errors import UsageError
-from rllib_metamapg.study.manifest import Study, describe
+from rllib_metamapg.study.manifest import Study
 from rllib_metamapg.study.summary import write_summary
 
 
@@ -106,4 +106,4 @@ def run_study(study: Study, out: str, *, verbose: int = 0, progress_every_s: flo
     return doc
 
 
-__all__ = ["run_study", "describe"]
+__all__ = ["report_study", "run_study"]
