@@ -100,6 +100,15 @@ def test_smoke_study_is_paired_samples_with_ma_props_and_reports_paired_tests(
     assert said.count("already scored") == len(study.envs), said
     assert {p: p.stat().st_mtime_ns for p in out.rglob("result.json")} == before
 
+    # On another machine (no sweep folder), a committed report of a finished sweep with
+    # these settings counts as done: nothing is swept again.
+    shutil.move(str(out / study.sweep_name("stag_hunt")), str(tmp_path / "elsewhere"))
+    assert main(args) == 0
+    said = capsys.readouterr().out
+    assert "is of a finished sweep with these settings; kept" in said, said
+    assert not (out / study.sweep_name("stag_hunt")).exists()
+    shutil.move(str(tmp_path / "elsewhere"), str(out / study.sweep_name("stag_hunt")))
+
     # --report-only rewrites the reports and summary from the sweeps, running nothing.
     assert main(args + ["--report-only", "--reports", str(tmp_path / "again")]) == 0
     again = json.loads((tmp_path / "again" / "summary.json").read_text())

@@ -209,7 +209,7 @@ def test_sweep_config_overrides_every_arm_and_is_checked():
 
 
 def test_a_changed_setting_makes_a_different_sweep():
-    from rllib_metamapg.sweep.run import metadata_differences
+    from rllib_metamapg.results import metadata_differences
 
     recorded = {"env": "stag_hunt", "arms": ["ippo"], "seeds": [0, 1], "smoke": False,
                 "stop_iterations": 10, "evaluation_interval": 2,

@@ -15,6 +15,7 @@ from scipy import stats as sps
 
 from rllib_metamapg import registry
 from rllib_metamapg.report.load import ReportError, Sweep, TrialRecord
+from rllib_metamapg.results import settings_digest
 from rllib_metamapg.schedules import is_finite_number
 from rllib_metamapg.stats import mcnemar_paired, wilson_ci
 
@@ -154,6 +155,8 @@ def analyse(sweep: Sweep, tau: float) -> Dict[str, Any]:
     return {"env": sweep.env, "tau": tau, "metric": sweep.metadata["metric"],
             "latest_settled_step": max(settled) if settled else None,
             "changed_in_last_quarter": int(late), "scored": len(scored),
+            # Which settings these numbers are of (see results.settings_digest).
+            "settings_sha256": settings_digest(sweep.metadata),
             "timing": timing,
             "last_eval_step": max((r["last_eval_step"] for r in per_arm.values()
                                    if r["last_eval_step"] is not None), default=None),

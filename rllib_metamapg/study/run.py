@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from rllib_metamapg.errors import UsageError
+from rllib_metamapg.results import metadata_differences, settings_digest
 from rllib_metamapg.study.manifest import Study
 from rllib_metamapg.study.summary import write_summary
 
@@ -27,26 +28,43 @@ def _spec(study: Study, env: str, out: str):
                      max_concurrent=study.max_concurrent, tuned_examples=str(study.folder))
 
 
-def _finished(path: Path, study: Study, spec) -> bool:
-    """Whether ``path`` holds this env's sweep with every trial scored; a ``UsageError``
-    when it holds a sweep of other settings (an edited ``base.yaml``): its results
-    must not pass for the new settings'."""
+def _finished(path: Path, study: Study, spec) -> str:
+    """``"sweep"`` when ``path`` holds this env's sweep with every trial scored,
+    ``"report"`` when there is no sweep there but the env's committed report is of a
+    finished sweep with these very settings (the sweeps ran on another machine), else
+    ``""``.  A ``UsageError`` when ``path`` holds a sweep of other settings (an edited
+    ``base.yaml``): its results must not pass for the new settings'."""
     from rllib_metamapg.report.analysis import missing_trials
     from rllib_metamapg.report.load import ReportError, load_sweep
     from rllib_metamapg.sweep.plan import plan_sweep
-    from rllib_metamapg.sweep.run import metadata_differences
 
+    planned = plan_sweep(spec).metadata
     try:
         sweep = load_sweep(str(path))
     except ReportError:
-        return False
-    differs = metadata_differences(sweep.metadata, plan_sweep(spec).metadata)
+        return "report" if _reported(study, spec.env, planned) else ""
+    differs = metadata_differences(sweep.metadata, planned)
     if differs:
         raise UsageError(f"{path} holds this env's sweep with other settings ({', '.join(differs)} "
                          f"differ from {study.folder / spec.env}/base.yaml and the study's "
                          "arms and seeds); move that folder away, or pass another --out, to "
                          "run it with the current settings.")
-    return not missing_trials(sweep)
+    return "" if missing_trials(sweep) else "sweep"
+
+
+def _reported(study: Study, env: str, planned: Dict) -> bool:
+    """Whether ``<reports>/<env>/report.json`` is of a finished sweep with ``planned``'s
+    settings (every planned trial scored)."""
+    import json
+
+    file = study.reports / env / "report.json"
+    try:
+        (result,) = json.loads(file.read_text())["results"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return (result.get("settings_sha256") == settings_digest(planned)
+            and not result.get("missing") and result.get("scored_trials")
+            == result.get("planned_trials"))
 
 
 def report_study(study: Study, out: str, log: Callable[[str], None] = print) -> Dict:
@@ -83,7 +101,12 @@ def run_study(study: Study, out: str, *, verbose: int = 0, progress_every_s: flo
         path = Path(out) / study.sweep_name(env)
         head = f"[metamapg study] {study.name} {k}/{len(study.envs)}: {env}"
         spec = _spec(study, env, out)
-        if _finished(path, study, spec):
+        finished = _finished(path, study, spec)
+        if finished == "report":
+            log(f"{head}: its report ({study.reports / env}) is of a finished sweep with these "
+                "settings; kept")
+            continue
+        if finished:
             log(f"{head}: all {len(study.arms) * len(study.seeds)} trials already scored")
         else:
             log(f"{head}: {len(study.arms)} arms x {len(study.seeds)} seeds")
@@ -102,6 +125,7 @@ def run_study(study: Study, out: str, *, verbose: int = 0, progress_every_s: flo
             log(f"[metamapg study] {env}: {len(failed)} env(s) with failed trials; rerun "
                 "the same command to retry them.")
             return doc
+    doc = write_summary(study, out, study.reports)
     log(f"[metamapg study] summary: {study.reports}/summary.md")
     return doc
 

@@ -12,11 +12,11 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 from rllib_metamapg import resources
 from rllib_metamapg.errors import UsageError
-from rllib_metamapg.results import METADATA_FILE
+from rllib_metamapg.results import METADATA_FILE, metadata_differences
 from rllib_metamapg.sweep.plan import (SweepPlan, SweepSpec,
                                         param_space_from_metadata, plan_sweep)
 from rllib_metamapg.sweep.trainable import sweep_trainable
@@ -57,27 +57,6 @@ def write_metadata(path: str, metadata: Dict[str, Any]) -> None:
     fs.create_dir(root, recursive=True)
     with fs.open_output_stream(f"{root}/{METADATA_FILE}") as f:  # object puts are atomic
         f.write((json.dumps(metadata, indent=2) + "\n").encode())
-
-
-# What makes two sweeps the same sweep: the trials (env, arms, seeds, budget) and every
-# arm's settings, so a changed tuned example is not "continued" with old results.
-SAME_SWEEP_KEYS = ("env", "arms", "seeds", "smoke", "stop_iterations", "evaluation_interval",
-                   "arm_configs")
-
-
-def metadata_differences(found: Dict[str, Any], planned: Dict[str, Any]) -> List[str]:
-    """The :data:`SAME_SWEEP_KEYS` on which a recorded sweep and a planned one differ
-    (compared as the JSON they are recorded as)."""
-    def norm(value):
-        return json.loads(json.dumps(value, sort_keys=True, default=str))
-
-    def settings(meta):  # of the arms both have (different arms are named as such)
-        both = set(found.get("arm_configs") or {}) & set(planned.get("arm_configs") or {})
-        return {a: c for a, c in (meta.get("arm_configs") or {}).items() if a in both}
-
-    return [k for k in SAME_SWEEP_KEYS
-            if (norm(settings(found)) != norm(settings(planned)) if k == "arm_configs"
-                else norm(found.get(k)) != norm(planned.get(k)))]
 
 
 def read_metadata(path: str) -> Dict[str, Any]:
