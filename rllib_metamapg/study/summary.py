@@ -71,7 +71,8 @@ def build_summary(study: Study, out: str, reports: Path) -> Dict[str, Any]:
             "arms": env_rows(report, study.arms)}
     spans = [e["timing"]["span_s"] for e in doc["envs"].values()
              if (e.get("timing") or {}).get("span_s")]
-    doc["timing"] = {"span_s": float(sum(spans)), "envs_timed": len(spans)}
+    doc["timing"] = {"span_s": float(sum(spans)), "span_min": float(sum(spans)) / 60,
+                     "envs_timed": len(spans)}
     return doc
 
 
