@@ -23,8 +23,8 @@ LAYERS = {
     # engines: the tabular engine, the RLlib base, envs, modules, shared RLlib pieces
     "tabular": 1, "envs": 1, "models": 1, "rllib_base": 1, "connectors": 1,
     "callbacks": 1, "episode_chunks": 1,
-    # methods and samplers
-    "metamapg": 2, "matrl": 2, "mappo": 2, "samplers": 2,
+    # methods (every registered method's package, added below) and samplers
+    "samplers": 2,
     # what runs them: sweeps, reports, jobs, tuned examples, the tabular studies
     "sweep": 3, "report": 3, "jobs": 3, "tuned_examples": 3, "rllib_experiments": 3,
     "rllib_legacy": 3, "evaluate": 3, "tabular_experiments": 3, "doc_figures": 3,
@@ -33,6 +33,18 @@ LAYERS = {
     "cli": 4, "rllib_cli": 4, "tabular_experiments.command": 4, "sweep.command": 4,
     "report.command": 4, "jobs.command": 4, "study.command": 4,
 }
+
+
+def _method_packages() -> Dict[str, int]:
+    """Every built-in method's package is a methods-layer package: a new method needs
+    no line here (the registry says where it lives)."""
+    from rllib_metamapg import registry
+
+    return {registry.method_package(m).split(".", 1)[1]: 2
+            for name, m in registry.methods().items() if name in registry.BUILTIN_METHODS}
+
+
+LAYERS.update(_method_packages())
 
 
 def modules() -> Dict[str, Path]:
