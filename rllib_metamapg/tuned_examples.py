@@ -147,10 +147,26 @@ def experiment_name(env: str, arm: str, smoke: bool) -> str:
     return f"{env}-{arm}{'-smoke' if smoke else ''}".replace("_", "-")
 
 
+def scale_budget(stop: Dict[str, Any], t_warm: int, fraction: float,
+                 where: str = "budget_fraction") -> Tuple[Dict[str, Any], int]:
+    """A full-size budget cut to ``fraction`` (a pilot): every stop value and T_warm,
+    rounded, at least 1."""
+    if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) \
+            or not 0 < fraction <= 1:
+        raise UsageError(f"{where}={fraction!r} must be a number in (0, 1], e.g. 0.1 for a "
+                         "pilot at a tenth of the budget.")
+    if fraction == 1:
+        return stop, t_warm
+    return ({k: max(1, round(v * fraction)) for k, v in stop.items()},
+            max(1, round(t_warm * fraction)))
+
+
 def experiment(env: str, arm: str, smoke: bool = False, folder: Optional[Path] = None,
-               overlay: Optional[Dict[str, Any]] = None) -> Tuple[str, Dict[str, Any]]:
+               overlay: Optional[Dict[str, Any]] = None,
+               budget_fraction: float = 1.0) -> Tuple[str, Dict[str, Any]]:
     """``(name, {"run", "env", "stop", "config"})`` of one arm on one env (with a study
-    variant's ``overlay`` merged into the env's ``base.yaml``)."""
+    variant's ``overlay`` merged into the env's ``base.yaml``, and the full-size budget
+    cut to ``budget_fraction``; a smoke budget is never cut)."""
     spec = registry.arm_for_engine(arm, "rllib")
     method = registry.method_of(spec)
     base = apply_overlay(load_base(find_folder(folder) if folder is None
@@ -166,6 +182,8 @@ def experiment(env: str, arm: str, smoke: bool = False, folder: Optional[Path] =
     else:
         stop = {"num_env_steps_sampled_lifetime": env_spec.steps}
         t_warm = env_spec.t_warm
+    if not smoke:
+        stop, t_warm = scale_budget(stop, t_warm, budget_fraction)
     config.update(method.rllib_defaults)
     # This env's (or study's) settings for the method win over the method's defaults.
     config.update((base.get("methods") or {}).get(method.name) or {})

@@ -193,3 +193,24 @@ def test_the_ma_props_grid_study_plans_every_variant_on_the_comparison_settings(
         assert behaviour == meta["arm_configs"]["ippo+ma_props"]["behaviour"]
         settings.add((env, tuple(sorted(behaviour.items()))))
     assert len(settings) == 3 * 18
+
+
+def test_a_pilot_cuts_the_budget_and_t_warm_but_not_the_settings(tmp_path):
+    from rllib_metamapg.study.run import plan_study
+
+    full = {p.spec.env: p for p in plan_study(load_study(str(ROOT / "studies/app_f")), "x")}
+    pilot = {p.spec.env: p
+             for p in plan_study(load_study(str(ROOT / "studies/app_f_pilot")), "x")}
+    assert set(full) == set(pilot)
+    for env, plan in pilot.items():
+        big = full[env]
+        assert abs(plan.stop_iterations - big.stop_iterations / 10) <= big.evaluation_interval
+        assert plan.evaluation_interval == big.evaluation_interval
+        small_cfg = dict(plan.metadata["arm_configs"]["handoff"])
+        big_cfg = dict(big.metadata["arm_configs"]["handoff"])
+        assert small_cfg.pop("handoff_steps") * 10 == big_cfg.pop("handoff_steps")
+        assert small_cfg == big_cfg  # the same settings otherwise
+    for bad in (0, 1.5, "half"):
+        folder = _study(tmp_path / str(bad), {**GRID, "budget_fraction": bad})
+        with pytest.raises(UsageError, match="budget_fraction"):
+            load_study(str(folder))

@@ -43,6 +43,9 @@ def add_parser(sub) -> None:
                    help="also Ray's and RLlib's routine notices (hidden by default)")
     p.add_argument("--progress-every", type=float, default=60.0,
                    help="seconds between a sweep's progress lines")
+    from rllib_metamapg.sweep.estimate import add_plan_arguments
+
+    add_plan_arguments(p)
     p.set_defaults(func=_study)
 
 
@@ -64,6 +67,14 @@ def _study(args) -> int:
         raise UsageError(f"--variants={args.variants!r} names no variant.")
     study = load_study(args.folder, smoke=smoke, envs=envs, arms=args.arms, seeds=args.seeds,
                        reports=args.reports, out=args.out, variants=variants)
+    if args.plan:  # every (env, variant) the run would sweep, priced; nothing runs
+        if not args.verbose:
+            quiet.drop_noise()
+        from rllib_metamapg.study.run import plan_study
+        from rllib_metamapg.sweep.estimate import print_plan
+
+        return print_plan(plan_study(study, args.out), args,
+                          max_concurrent=study.max_concurrent)
     check_output_dir(args.out, "--out")
     check_output_dir(study.reports, "--reports")
     if args.report_only:

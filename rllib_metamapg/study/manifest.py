@@ -11,6 +11,10 @@ the registry's list rather than a copy of it), kept to the arms RLlib implements
 (a path relative to this one), so a study of variants runs on exactly the settings
 of the study it varies, from one copy of them.
 
+``budget_fraction`` (optional, default 1) cuts every env's full-size budget and
+T_warm to that fraction: a pilot of a long study at its real settings (e.g.
+``studies/app_f_pilot``: App. F at a tenth of the budget).
+
 ``variants`` (optional) sweeps every env once per named variant, each an overlay of
 ``config``/``methods``/``samplers`` on the env's ``base.yaml``: a settings grid
 (e.g. MA-PROPS's behaviour settings) over the same paired seeds.  Each (env,
@@ -32,11 +36,12 @@ import yaml
 from rllib_metamapg import registry
 from rllib_metamapg.env_specs import ENV_SPECS
 from rllib_metamapg.errors import UsageError
-from rllib_metamapg.tuned_examples import BASE_FILE, apply_overlay, check_overlay, load_base
+from rllib_metamapg.tuned_examples import (BASE_FILE, apply_overlay, check_overlay, load_base,
+                                           scale_budget)
 
 MANIFEST = "study.yaml"
 _KEYS = {"description", "envs", "arms", "seeds", "max_concurrent", "reports", "smoke",
-         "variants", "bases"}
+         "variants", "bases", "budget_fraction"}
 _SMOKE_KEYS = {"envs", "arms", "seeds", "variants"}
 # A variant's name is part of a folder name and of the summary's keys (which docs
 # address with dotted paths, so no '.').
@@ -63,6 +68,7 @@ class Study:
         run_variants: Variants this run sweeps.
         bases: The folder of the ``<env>/base.yaml`` files (``folder`` unless
             ``study.yaml`` names another study's).
+        budget_fraction: Every env's full-size budget and T_warm cut to this fraction.
     """
 
     folder: Path
@@ -78,6 +84,7 @@ class Study:
     variants: Dict[str, Dict[str, Any]]
     run_variants: List[str]
     bases: Path
+    budget_fraction: float = 1.0
 
     def units(self, run: bool = True) -> List[Unit]:
         """(env, variant) pairs this run sweeps (``run``) or the summary covers."""
@@ -221,6 +228,8 @@ def load_study(folder: str, *, smoke: bool = False, envs: Optional[Sequence[str]
     for listed in (all_envs, env_list):
         if len(set(listed)) != len(listed):
             raise UsageError(f"{manifest}: an env is listed twice in {listed}.")
+    fraction = data.get("budget_fraction", 1.0)
+    scale_budget({}, 1, fraction, f"{manifest}: budget_fraction")
     max_concurrent = data.get("max_concurrent", 2)
     if not isinstance(max_concurrent, int) or isinstance(max_concurrent, bool) \
             or max_concurrent < 1:
@@ -238,11 +247,13 @@ def load_study(folder: str, *, smoke: bool = False, envs: Optional[Sequence[str]
                  max_concurrent=max_concurrent, reports=Path(reports), smoke=smoke,
                  # The summary covers the whole study, and any env run beyond it.
                  all_envs=list(all_envs) + [e for e in env_list if e not in all_envs],
-                 variants=all_variants, run_variants=run_variants, bases=bases)
+                 variants=all_variants, run_variants=run_variants, bases=bases,
+                 budget_fraction=float(fraction))
 
 
 def describe(study: Study) -> Dict[str, Any]:
     """What the summary records about the study."""
     return {"study": study.name, "description": study.description, "envs": study.all_envs,
             "arms": study.arms, "seeds": study.seeds, "smoke": study.smoke,
-            "variants": study.variants, "reference_arm": registry.reference_arm()}
+            "variants": study.variants, "budget_fraction": study.budget_fraction,
+            "reference_arm": registry.reference_arm()}

@@ -26,7 +26,15 @@ def _spec(study: Study, env: str, variant: Optional[str], out: str):
     return SweepSpec(env=env, arms=study.arms, seeds=study.seeds, smoke=study.smoke,
                      name=study.sweep_name(env, variant), storage_path=str(out),
                      max_concurrent=study.max_concurrent, tuned_examples=str(study.bases),
-                     base_overlay=study.overlay(variant))
+                     base_overlay=study.overlay(variant),
+                     budget_fraction=study.budget_fraction)
+
+
+def plan_study(study: Study, out: str) -> List:
+    """The checked sweep plan of every (env, variant) this run sweeps (no Ray)."""
+    from rllib_metamapg.sweep.plan import plan_sweep
+
+    return [plan_sweep(_spec(study, env, variant, out)) for env, variant in study.units()]
 
 
 def _finished(path: Path, study: Study, spec, report_dir: Path) -> str:
@@ -136,4 +144,4 @@ def run_study(study: Study, out: str, *, verbose: int = 0, progress_every_s: flo
     return doc
 
 
-__all__ = ["report_study", "run_study"]
+__all__ = ["plan_study", "report_study", "run_study"]

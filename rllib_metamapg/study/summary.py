@@ -130,7 +130,10 @@ def format_summary(doc: Dict[str, Any]) -> str:
     envs = list(doc["envs"])
     lines = [f"# {doc['study']}: summary", "", doc["description"].strip(), "",
              f"{len(doc['arms'])} arms x {len(doc['seeds'])} paired seeds per env"
-             f"{' (smoke budget)' if doc['smoke'] else ''}; success = final greedy score "
+             f"{' (smoke budget)' if doc['smoke'] else ''}"
+             + ("" if doc.get("budget_fraction", 1) == 1 or doc["smoke"] else
+                f" at {doc['budget_fraction']:g} of each env's budget (a pilot)")
+             + "; success = final greedy score "
              "at or above the env's tau; McNemar against "
              f"`{ref}` on the same seeds (+ seeds only the arm succeeded on / - only "
              f"`{ref}`).", ""]
