@@ -125,7 +125,10 @@ def test_unknown_variants_on_the_command_line_are_refused(tmp_path):
         load_study(str(folder), smoke=True)
 
 
+# About a minute (two sweeps): `make test-long`, which .ci/run runs; the Ray-free tests
+# above guard the same path (each variant's settings reach the compositions only).
 @pytest.mark.slow
+@pytest.mark.long
 def test_a_variant_grid_runs_one_sweep_per_variant_on_the_same_seeds(tmp_path, monkeypatch):
     import ray
 
