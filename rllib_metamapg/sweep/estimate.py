@@ -222,9 +222,10 @@ def estimate(plans: Sequence[Any], rates: Rates) -> Dict[str, Any]:
             "calibrated_arms": sorted(a for a in plan.spec.arms
                                       if (plan.spec.env, a) in rates.iteration_s)})
         sources = {rates.iteration_s[(plan.spec.env, a)][1] for a in sweeps[-1]["calibrated_arms"]}
-        if sources - {plan.spec.env}:
-            notes.append(f"{plan.spec.env}: time per iteration measured on "
-                         f"{', '.join(sorted(sources))} (same settings, same kind of env)")
+        note = (f"{plan.spec.env}: time per iteration measured on "
+                f"{', '.join(sorted(sources))} (same settings, same kind of env)")
+        if sources - {plan.spec.env} and note not in notes:
+            notes.append(note)
     notes.append(f"per-trial overhead {rates.overhead_s:.1f} s from {rates.overhead_source}; "
                  f"{rates.fixed_s:.0f} s per sweep to start Ray and Tune")
     return {"sweeps": sweeps, "notes": notes,
