@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-docs test-long test-full test-fast lint bench gpu-check docs clean overcooked meltingpot compare reproduce-rllib reproduce-rllib-clip1 reproduce-rllib-cut8 reproduce-compare-rllib
+.PHONY: demo test test-docs test-long test-full test-fast lint bench gpu-check docs clean overcooked meltingpot compare reproduce-rllib reproduce-rllib-clip1 reproduce-rllib-cut8 reproduce-compare-rllib reproduce-ma-props-rllib reproduce-app-f reproduce-app-f-pilot
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -98,6 +98,21 @@ reproduce-rllib-cut8: $(VENV)/.installed
 # rerun continues where it stopped.  `--smoke` is the CI-sized version (make test).
 reproduce-compare-rllib: $(VENV)/.installed
 	$(VENV)/bin/metamapg study studies/compare_rllib --out $(STUDY_OUT) --quiet
+
+# MA-PROPS's behaviour settings over its paper's grid on games 19-21, by learning
+# outcomes (docs/samplers.md): 54 sweeps of 60 trials; resumable like the above.
+reproduce-ma-props-rllib: $(VENV)/.installed
+	$(VENV)/bin/metamapg study studies/ma_props_rllib --out $(STUDY_OUT) --quiet
+
+# The paper's neural benchmarks (docs/app_f.md): price them first with
+# `metamapg study studies/app_f --plan`. The pilot is 75 trials at a tenth of each
+# budget; the full study is 625 trials (days on 2 cores; a cluster: cluster/README.md).
+# Both need MPE and Overcooked (the test install has them).
+reproduce-app-f-pilot: $(VENV)/.installed-test
+	$(VENV)/bin/metamapg study studies/app_f_pilot --out $(STUDY_OUT) --quiet
+
+reproduce-app-f: $(VENV)/.installed-test
+	$(VENV)/bin/metamapg study studies/app_f --out $(STUDY_OUT) --quiet
 
 # CI's suite (<= 30 min on 2 cores). The longest checks are marked `full` or `long`:
 # each has a CI-sized sibling here; `make test-long` runs the `long` ones (.ci/run does

@@ -4,8 +4,12 @@
 overrides); the budget and T_warm come from the env's :class:`EnvSpec`
 (``steps``, ``t_warm``) unless the file gives its own ``stop`` and ``t_warm`` (a
 study's folder, e.g. ``studies/neural``), the method settings from its
-``MethodSpec.rllib_defaults`` overridden by the file's ``methods.<method>``, and the
-arm's own settings from its ``ArmSpec.rllib``.  :func:`experiment`
+``MethodSpec.rllib_defaults`` overridden by the file's ``methods.<method>``, a
+sampler's settings from the file's ``samplers.<sampler>`` (e.g. MA-PROPS's
+``behaviour``: on the arms that sample with it and nowhere else), and the arm's own
+settings from its ``ArmSpec.rllib``.  A study variant (``study.yaml``'s
+``variants``) is an *overlay*: a mapping of ``config``/``methods``/``samplers``
+merged into ``base.yaml`` key by key (:func:`apply_overlay`).  :func:`experiment`
 resolves one arm in memory -- the sweep uses it, so an arm registered at run
 time needs no file.  The per-arm files users run with ``rllib train file
 tuned_examples/<env>/<arm>.yaml`` are rendered from the same function by
@@ -27,8 +31,10 @@ from rllib_metamapg.errors import UsageError
 
 BASE_FILE = "base.yaml"
 FOLDER_ENV = "METAMAPG_TUNED_EXAMPLES"
-_BASE_KEYS = {"description", "notes", "config", "smoke", "stop", "t_warm", "methods"}
+_BASE_KEYS = {"description", "notes", "config", "smoke", "stop", "t_warm", "methods",
+              "samplers"}
 _SMOKE_KEYS = {"note", "stop", "t_warm", "config"}
+OVERLAY_KEYS = ("config", "methods", "samplers")
 
 
 def find_folder(folder: Optional[str] = None) -> Path:
@@ -79,6 +85,7 @@ def load_base(folder: Path, env: str) -> Dict[str, Any]:
     if unknown:
         raise UsageError(f"{path}: methods.{unknown[0]} is not a registered method; choose "
                          f"from {sorted(registry.methods())}.")
+    _check_samplers(data.get("samplers"), str(path))
     if ("stop" in data) != ("t_warm" in data) or not isinstance(data.get("stop", {}), dict):
         raise UsageError(f"{path}: a full-size budget other than the env's needs both 'stop' "
                          "(e.g. training_iteration: 20) and 't_warm' (the handoff arm's "
@@ -86,17 +93,84 @@ def load_base(folder: Path, env: str) -> Dict[str, Any]:
     return data
 
 
+def _check_samplers(samplers: Any, where: str) -> None:
+    if samplers is None:
+        return
+    if not isinstance(samplers, dict) or not all(isinstance(v, dict)
+                                                 for v in samplers.values()):
+        raise UsageError(f"{where}: 'samplers' must map a sampler name to the settings of "
+                         "the arms that sample with it, e.g. {ma_props: {behaviour: {lr: "
+                         "0.03}}}.")
+    choices = [s for s in registry.sampler_names("rllib") if s != "on_policy"]
+    unknown = sorted(set(samplers) - set(choices))
+    if unknown:
+        raise UsageError(f"{where}: samplers.{unknown[0]} is not a behaviour sampler RLlib "
+                         f"runs; choose from {choices}.")
+
+
+def _merge(base: Dict[str, Any], extra: Dict[str, Any]) -> Dict[str, Any]:
+    """``base`` with ``extra`` merged in, mapping by mapping (``extra`` wins)."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = (_merge(out[key], value) if isinstance(value, dict)
+                    and isinstance(out.get(key), dict) else value)
+    return out
+
+
+def check_overlay(overlay: Any, where: str) -> Dict[str, Any]:
+    """A study variant's overlay, checked: a mapping of :data:`OVERLAY_KEYS`."""
+    if not isinstance(overlay, dict) or not overlay:
+        raise UsageError(f"{where}: a variant must be a non-empty mapping of "
+                         f"{list(OVERLAY_KEYS)}, e.g. {{samplers: {{ma_props: {{behaviour: "
+                         "{lr: 0.3}}}}}.")
+    unknown = sorted(set(overlay) - set(OVERLAY_KEYS))
+    if unknown:
+        raise UsageError(f"{where}: unknown key(s) {unknown}; a variant overlays "
+                         f"{list(OVERLAY_KEYS)} of each env's {BASE_FILE}.")
+    for key in OVERLAY_KEYS:
+        if key in overlay and not isinstance(overlay[key], dict):
+            raise UsageError(f"{where}: {key} must be a mapping.")
+    _check_samplers(overlay.get("samplers"), where)
+    unknown = sorted(set(overlay.get("methods") or {}) - set(registry.methods()))
+    if unknown:
+        raise UsageError(f"{where}: methods.{unknown[0]} is not a registered method; choose "
+                         f"from {sorted(registry.methods())}.")
+    return overlay
+
+
+def apply_overlay(base: Dict[str, Any], overlay: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """``base.yaml``'s data with a variant's overlay merged in (see :func:`check_overlay`)."""
+    return _merge(base, overlay) if overlay else base
+
+
 def experiment_name(env: str, arm: str, smoke: bool) -> str:
     return f"{env}-{arm}{'-smoke' if smoke else ''}".replace("_", "-")
 
 
-def experiment(env: str, arm: str, smoke: bool = False,
-               folder: Optional[Path] = None) -> Tuple[str, Dict[str, Any]]:
-    """``(name, {"run", "env", "stop", "config"})`` of one arm on one env."""
+def scale_budget(stop: Dict[str, Any], t_warm: int, fraction: float,
+                 where: str = "budget_fraction") -> Tuple[Dict[str, Any], int]:
+    """A full-size budget cut to ``fraction`` (a pilot): every stop value and T_warm,
+    rounded, at least 1."""
+    if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) \
+            or not 0 < fraction <= 1:
+        raise UsageError(f"{where}={fraction!r} must be a number in (0, 1], e.g. 0.1 for a "
+                         "pilot at a tenth of the budget.")
+    if fraction == 1:
+        return stop, t_warm
+    return ({k: max(1, round(v * fraction)) for k, v in stop.items()},
+            max(1, round(t_warm * fraction)))
+
+
+def experiment(env: str, arm: str, smoke: bool = False, folder: Optional[Path] = None,
+               overlay: Optional[Dict[str, Any]] = None,
+               budget_fraction: float = 1.0) -> Tuple[str, Dict[str, Any]]:
+    """``(name, {"run", "env", "stop", "config"})`` of one arm on one env (with a study
+    variant's ``overlay`` merged into the env's ``base.yaml``, and the full-size budget
+    cut to ``budget_fraction``; a smoke budget is never cut)."""
     spec = registry.arm_for_engine(arm, "rllib")
     method = registry.method_of(spec)
-    base = load_base(find_folder(folder) if folder is None or isinstance(folder, str)
-                     else folder, env)
+    base = apply_overlay(load_base(find_folder(folder) if folder is None
+                                   or isinstance(folder, str) else folder, env), overlay)
     env_spec = get_env_spec(env)
     config = dict(base["config"])
     if smoke:
@@ -108,9 +182,14 @@ def experiment(env: str, arm: str, smoke: bool = False,
     else:
         stop = {"num_env_steps_sampled_lifetime": env_spec.steps}
         t_warm = env_spec.t_warm
+    if not smoke:
+        stop, t_warm = scale_budget(stop, t_warm, budget_fraction)
     config.update(method.rllib_defaults)
     # This env's (or study's) settings for the method win over the method's defaults.
     config.update((base.get("methods") or {}).get(method.name) or {})
+    # A sampler's settings reach only the arms that sample with it (validate() refuses
+    # behaviour settings on an on-policy arm).
+    config.update((base.get("samplers") or {}).get(spec.sampler) or {})
     config.update(spec.rllib)
     if spec.sampler != "on_policy":
         config["sampler"] = spec.sampler

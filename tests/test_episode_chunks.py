@@ -121,7 +121,9 @@ def test_rllib_samples_whole_episodes_at_a_fragment_that_is_a_multiple(ray_local
 
 @pytest.mark.parametrize("folder, env", [
     *[("tuned_examples", e) for e in envs_with_base(ROOT / "tuned_examples")],
-    *[("studies/neural", e) for e in envs_with_base(ROOT / "studies/neural")]])
+    # Every study folder with env settings of its own (the others take these by `bases`).
+    *[(f"studies/{d.name}", e) for d in sorted((ROOT / "studies").iterdir())
+      for e in envs_with_base(d)]])
 def test_tuned_examples_and_studies_give_the_trajectory_estimator_whole_episodes(folder, env):
     length = fixed_episode_length(env)
     if length is None or length == 1:

@@ -26,7 +26,7 @@ def _args(*argv):
 def test_the_job_runs_the_same_sweep_and_always_reports():
     args = _args("--env", "stag_hunt", "--arms", "ippo,meta_mapg", "--seeds", "0-3", "--smoke",
                  "--storage-path", "s3://bucket/mm", "--name", "x", "--gpus-per-trial", "0.33",
-                 "--config", '{"correction_clip": 2.0}')
+                 "--config", '{"correction_clip": 2.0}', "--budget-fraction", "0.5")
     argv = cluster_argv(args)
     sweep = build_parser().parse_args(["sweep", *argv])
     for key in ("env", "smoke", "storage_path"):
@@ -34,7 +34,7 @@ def test_the_job_runs_the_same_sweep_and_always_reports():
     # Sweep-defining flags reach the job as given; the ones not given are not sent
     # and take the same defaults there.
     for key in ("arms", "seeds", "name", "max_concurrent", "cpus_per_trial",
-                "gpus_per_trial", "max_failures", "config"):
+                "gpus_per_trial", "max_failures", "config", "budget_fraction"):
         assert sweep_setting(sweep, key) == sweep_setting(args, key), key
     assert sweep.config == '{"correction_clip": 2.0}'
     cmd = shlex.split(jobs.sweep_command(argv))

@@ -7,12 +7,11 @@ import time
 from typing import List
 
 from rllib_metamapg.errors import UsageError
-from rllib_metamapg.sweep.command import add_sweep_arguments, spec_from_args
+from rllib_metamapg.sweep.command import SWEEP_DEFAULTS, add_sweep_arguments, spec_from_args
 
 # Sweep flags forwarded to the cluster as they were given (store_true ones apart).
-_FORWARDED = ("env", "arms", "seeds", "name", "storage_path", "max_concurrent",
-              "cpus_per_trial", "gpus_per_trial", "max_failures", "tuned_examples",
-              "config", "progress_every")
+# Every sweep-defining flag (SWEEP_DEFAULTS), so a new one reaches the job by itself.
+_FORWARDED = ("env", *SWEEP_DEFAULTS, "storage_path", "progress_every")
 
 
 def add_parser(sub) -> None:

@@ -26,7 +26,11 @@ def add_parser(sub) -> None:
     p.add_argument("--smoke", action="store_true",
                    help="the study's CI-sized version: its smoke envs, arms and seeds at "
                         "each env's smoke budget")
-    p.add_argument("--envs", default=None, help="only these envs, 'a,b' (default: the study's)")
+    p.add_argument("--envs", default=None,
+                   help="sweep only these envs, 'a,b' (default: the study's); the summary "
+                        "still covers every env of the study")
+    p.add_argument("--variants", default=None,
+                   help="sweep only these of the study's variants, 'a,b' (default: all)")
     p.add_argument("--arms", default=None,
                    help="arms 'a,b' or a registry experiment such as 'compare' (default: the "
                         "study's)")
@@ -39,6 +43,9 @@ def add_parser(sub) -> None:
                    help="also Ray's and RLlib's routine notices (hidden by default)")
     p.add_argument("--progress-every", type=float, default=60.0,
                    help="seconds between a sweep's progress lines")
+    from rllib_metamapg.sweep.estimate import add_plan_arguments
+
+    add_plan_arguments(p)
     p.set_defaults(func=_study)
 
 
@@ -54,8 +61,20 @@ def _study(args) -> int:
     envs = None if args.envs is None else [e for e in args.envs.split(",") if e.strip()]
     if envs is not None and not envs:
         raise UsageError(f"--envs={args.envs!r} names no env.")
+    variants = None if args.variants is None else [
+        v.strip() for v in args.variants.split(",") if v.strip()]
+    if variants is not None and not variants:
+        raise UsageError(f"--variants={args.variants!r} names no variant.")
     study = load_study(args.folder, smoke=smoke, envs=envs, arms=args.arms, seeds=args.seeds,
-                       reports=args.reports, out=args.out)
+                       reports=args.reports, out=args.out, variants=variants)
+    if args.plan:  # every (env, variant) the run would sweep, priced; nothing runs
+        if not args.verbose:
+            quiet.drop_noise()
+        from rllib_metamapg.study.run import plan_study
+        from rllib_metamapg.sweep.estimate import print_plan
+
+        return print_plan(plan_study(study, args.out), args,
+                          max_concurrent=study.max_concurrent)
     check_output_dir(args.out, "--out")
     check_output_dir(study.reports, "--reports")
     if args.report_only:

@@ -20,15 +20,24 @@ from rllib_metamapg.study.manifest import Study
 from rllib_metamapg.study.summary import write_summary
 
 
-def _spec(study: Study, env: str, out: str):
+def _spec(study: Study, env: str, variant: Optional[str], out: str):
     from rllib_metamapg.sweep.plan import SweepSpec
 
     return SweepSpec(env=env, arms=study.arms, seeds=study.seeds, smoke=study.smoke,
-                     name=study.sweep_name(env), storage_path=str(out),
-                     max_concurrent=study.max_concurrent, tuned_examples=str(study.folder))
+                     name=study.sweep_name(env, variant), storage_path=str(out),
+                     max_concurrent=study.max_concurrent, tuned_examples=str(study.bases),
+                     base_overlay=study.overlay(variant),
+                     budget_fraction=study.budget_fraction)
 
 
-def _finished(path: Path, study: Study, spec) -> str:
+def plan_study(study: Study, out: str) -> List:
+    """The checked sweep plan of every (env, variant) this run sweeps (no Ray)."""
+    from rllib_metamapg.sweep.plan import plan_sweep
+
+    return [plan_sweep(_spec(study, env, variant, out)) for env, variant in study.units()]
+
+
+def _finished(path: Path, study: Study, spec, report_dir: Path) -> str:
     """``"sweep"`` when ``path`` holds this env's sweep with every trial scored,
     ``"report"`` when there is no sweep there but the env's committed report is of a
     finished sweep with these very settings (the sweeps ran on another machine), else
@@ -42,22 +51,22 @@ def _finished(path: Path, study: Study, spec) -> str:
     try:
         sweep = load_sweep(str(path))
     except ReportError:
-        return "report" if _reported(study, spec.env, planned) else ""
+        return "report" if _reported(report_dir, planned) else ""
     differs = metadata_differences(sweep.metadata, planned)
     if differs:
         raise UsageError(f"{path} holds this env's sweep with other settings ({', '.join(differs)} "
-                         f"differ from {study.folder / spec.env}/base.yaml and the study's "
-                         "arms and seeds); move that folder away, or pass another --out, to "
-                         "run it with the current settings.")
+                         f"differ from {study.bases / spec.env}/base.yaml and the study's "
+                         "arms, seeds and variants); move that folder away, or pass another "
+                         "--out, to run it with the current settings.")
     return "" if missing_trials(sweep) else "sweep"
 
 
-def _reported(study: Study, env: str, planned: Dict) -> bool:
-    """Whether ``<reports>/<env>/report.json`` is of a finished sweep with ``planned``'s
+def _reported(report_dir: Path, planned: Dict) -> bool:
+    """Whether ``<report_dir>/report.json`` is of a finished sweep with ``planned``'s
     settings (every planned trial scored)."""
     import json
 
-    file = study.reports / env / "report.json"
+    file = report_dir / "report.json"
     try:
         (result,) = json.loads(file.read_text())["results"]
     except (OSError, ValueError, KeyError):
@@ -67,16 +76,22 @@ def _reported(study: Study, env: str, planned: Dict) -> bool:
             == result.get("planned_trials"))
 
 
+def _write_report(study: Study, env: str, variant: Optional[str], path: Path,
+                  log: Callable[[str], None]) -> None:
+    from rllib_metamapg.report.write import write_report
+
+    where = study.report_dir(env, variant)
+    write_report([str(path)], str(where))
+    log(f"[metamapg study] {Study.label(env, variant)}: report {where}/report.md")
+
+
 def report_study(study: Study, out: str, log: Callable[[str], None] = print) -> Dict:
     """Rewrites every env's report that has a sweep in ``out``, and the summary, without
     running anything (no Ray)."""
-    from rllib_metamapg.report.write import write_report
-
-    for env in study.envs:
-        path = Path(out) / study.sweep_name(env)
+    for env, variant in study.units():
+        path = Path(out) / study.sweep_name(env, variant)
         if path.is_dir():
-            write_report([str(path)], str(study.reports / env))
-            log(f"[metamapg study] {env}: report {study.reports / env}/report.md")
+            _write_report(study, env, variant, path, log)
     doc = write_summary(study, out, study.reports)
     log(f"[metamapg study] summary: {study.reports}/summary.md")
     return doc
@@ -92,19 +107,19 @@ def run_study(study: Study, out: str, *, verbose: int = 0, progress_every_s: flo
     finished is written; rerun to retry them), and when ``stopped()`` turns true (a
     signal: Tune saved the sweep, which the next run continues).
     """
-    from rllib_metamapg.report.write import write_report
     from rllib_metamapg.sweep.run import run_sweep
 
     failed: List[str] = []
     doc = write_summary(study, out, study.reports)
-    for k, env in enumerate(study.envs, start=1):
-        path = Path(out) / study.sweep_name(env)
-        head = f"[metamapg study] {study.name} {k}/{len(study.envs)}: {env}"
-        spec = _spec(study, env, out)
-        finished = _finished(path, study, spec)
+    units = study.units()
+    for k, (env, variant) in enumerate(units, start=1):
+        path = Path(out) / study.sweep_name(env, variant)
+        head = f"[metamapg study] {study.name} {k}/{len(units)}: {Study.label(env, variant)}"
+        spec = _spec(study, env, variant, out)
+        finished = _finished(path, study, spec, study.report_dir(env, variant))
         if finished == "report":
-            log(f"{head}: its report ({study.reports / env}) is of a finished sweep with these "
-                "settings; kept")
+            log(f"{head}: its report ({study.report_dir(env, variant)}) is of a finished "
+                "sweep with these settings; kept")
             continue
         if finished:
             log(f"{head}: all {len(study.arms) * len(study.seeds)} trials already scored")
@@ -117,12 +132,11 @@ def run_study(study: Study, out: str, *, verbose: int = 0, progress_every_s: flo
                 return write_summary(study, out, study.reports)
             log(f"{head}: sweep done in {time.monotonic() - start:.0f} s, {errors} failed")
             if errors:
-                failed.append(env)
-        write_report([str(path)], str(study.reports / env))
-        log(f"{head}: report {study.reports / env}/report.md")
+                failed.append(Study.label(env, variant))
+        _write_report(study, env, variant, path, log)
         doc = write_summary(study, out, study.reports)
         if failed:
-            log(f"[metamapg study] {env}: {len(failed)} env(s) with failed trials; rerun "
+            log(f"[metamapg study] {Study.label(env, variant)}: sweep with failed trials; rerun "
                 "the same command to retry them.")
             return doc
     doc = write_summary(study, out, study.reports)
@@ -130,4 +144,4 @@ def run_study(study: Study, out: str, *, verbose: int = 0, progress_every_s: flo
     return doc
 
 
-__all__ = ["report_study", "run_study"]
+__all__ = ["plan_study", "report_study", "run_study"]

@@ -18,7 +18,7 @@ from rllib_metamapg import atomic
 from rllib_metamapg.stats import vs_reference_cell
 from rllib_metamapg.study.manifest import Study, describe
 
-COLUMNS = ("env", "arm", "n", "learners", "rate", "wilson_low", "wilson_high", "gained",
+COLUMNS = ("env", "variant", "arm", "n", "learners", "rate", "wilson_low", "wilson_high", "gained",
            "lost", "mcnemar_p", "mean_return", "mean_entry_step", "paired")
 
 
@@ -49,17 +49,19 @@ def env_rows(report: Dict[str, Any], arms: List[str]) -> Dict[str, Optional[Dict
 
 
 def build_summary(study: Study, out: str, reports: Path) -> Dict[str, Any]:
+    # Keyed by env, or "env:variant" in a study with variants.
     doc = {**describe(study), "sweeps": {}, "envs": {}, "missing_envs": []}
-    for env in study.envs:
-        file = reports / env / "report.json"
+    for env, variant in study.units(run=False):
+        key = study.label(env, variant)
+        file = (reports / env if variant is None else reports / env / variant) / "report.json"
         if not file.is_file():
-            doc["missing_envs"].append(env)
+            doc["missing_envs"].append(key)
             continue
         report = json.loads(file.read_text())
         (result,) = report["results"]
-        doc["sweeps"][env] = str(Path(out) / study.sweep_name(env))
-        doc["envs"][env] = {
-            "tau": result["tau"], "metric": result["metric"],
+        doc["sweeps"][key] = str(Path(out) / study.sweep_name(env, variant))
+        doc["envs"][key] = {
+            "env": env, "variant": variant, "tau": result["tau"], "metric": result["metric"],
             "scored_trials": result["scored_trials"],
             "planned_trials": result["planned_trials"],
             # Same seed, same initial weights in every arm: checked on the digests.
@@ -95,12 +97,43 @@ def _decided(e: Dict[str, Any]) -> str:
     return out
 
 
+def _overview_cell(entry: Optional[Dict[str, Any]], arm: str) -> str:
+    row = None if entry is None else entry["arms"].get(arm)
+    if row is None:
+        return "–"
+    vs = row["vs_reference"]
+    mark = "" if vs is None or vs["mcnemar_p"] >= 0.05 else (
+        " ↑" if vs["gained"] > vs["lost"] else " ↓")
+    return f"{_pct(row['rate'])}{mark}"
+
+
+def _overview(doc: Dict[str, Any]) -> List[str]:
+    """Success rate: arms x envs, or (arm, variant) x envs in a study with variants."""
+    envs = list(dict.fromkeys(e["env"] for e in doc["envs"].values()))
+    variants = list(doc.get("variants") or {}) or [None]
+    lines = ["## Success rate, arms x envs" if variants == [None]
+             else "## Success rate, arms and variants x envs", "",
+             "| arm | " + ("" if variants == [None] else "variant | ")
+             + " | ".join(envs) + " |",
+             "|---|" + ("" if variants == [None] else "---|") + "---|" * len(envs)]
+    for arm in doc["arms"]:
+        for variant in variants:
+            cells = [_overview_cell(doc["envs"].get(
+                env if variant is None else f"{env}:{variant}"), arm) for env in envs]
+            lines.append(f"| `{arm}` | " + ("" if variant is None else f"{variant} | ")
+                         + " | ".join(cells) + " |")
+    return lines
+
+
 def format_summary(doc: Dict[str, Any]) -> str:
     ref = doc["reference_arm"]
     envs = list(doc["envs"])
     lines = [f"# {doc['study']}: summary", "", doc["description"].strip(), "",
              f"{len(doc['arms'])} arms x {len(doc['seeds'])} paired seeds per env"
-             f"{' (smoke budget)' if doc['smoke'] else ''}; success = final greedy score "
+             f"{' (smoke budget)' if doc['smoke'] else ''}"
+             + ("" if doc.get("budget_fraction", 1) == 1 or doc["smoke"] else
+                f" at {doc['budget_fraction']:g} of each env's budget (a pilot)")
+             + "; success = final greedy score "
              "at or above the env's tau; McNemar against "
              f"`{ref}` on the same seeds (+ seeds only the arm succeeded on / - only "
              f"`{ref}`).", ""]
@@ -112,21 +145,7 @@ def format_summary(doc: Dict[str, Any]) -> str:
         lines += [f"**Not finished yet**: {', '.join(doc['missing_envs'])} (rerun the "
                   "study's command to continue).", ""]
     if envs:
-        lines += ["## Success rate, arms x envs", "",
-                  "| arm | " + " | ".join(envs) + " |",
-                  "|---|" + "---|" * len(envs)]
-        for arm in doc["arms"]:
-            cells = []
-            for env in envs:
-                row = doc["envs"][env]["arms"].get(arm)
-                if row is None:
-                    cells.append("–")
-                    continue
-                vs = row["vs_reference"]
-                mark = "" if vs is None or vs["mcnemar_p"] >= 0.05 else (
-                    " ↑" if vs["gained"] > vs["lost"] else " ↓")
-                cells.append(f"{_pct(row['rate'])}{mark}")
-            lines.append(f"| `{arm}` | " + " | ".join(cells) + " |")
+        lines += _overview(doc)
         lines += ["", f"↑ / ↓: McNemar p < 0.05 against `{ref}` (not corrected for the "
                       "number of comparisons).", ""]
     for env in envs:
@@ -163,12 +182,13 @@ def write_summary(study: Study, out: str, reports: Path) -> Dict[str, Any]:
     """Writes ``summary.{md,csv,json}`` into ``reports`` (beside each env's folder)."""
     doc = build_summary(study, out, reports)
     rows = []
-    for env, e in doc["envs"].items():
+    for e in doc["envs"].values():
         for arm, r in e["arms"].items():
             if r is None:
                 continue
             vs = r["vs_reference"] or {}
-            rows.append([env, arm, r["n"], r["learners"], r["rate"], *r["wilson95"],
+            rows.append([e["env"], e["variant"] or "", arm, r["n"], r["learners"], r["rate"],
+                         *r["wilson95"],
                          vs.get("gained"), vs.get("lost"), vs.get("mcnemar_p"),
                          r["mean_return"], r["mean_entry_step"], not e["pairing_broken"]])
     with atomic.file_set(reports) as stage:  # its files only; the env folders stay

@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
                     "--resume.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_sweep_arguments(p)
+    from rllib_metamapg.sweep.estimate import add_plan_arguments
+
+    add_plan_arguments(p)
     p.add_argument("--ray-ui", action="store_true",
                    help="start Ray's dashboard with the local Ray instance (off by default, "
                         "as in 'rllib train'; a cluster has its own)")
@@ -63,6 +66,9 @@ def add_sweep_arguments(p, *, storage_default: Optional[str] = "metamapg_results
                    help="JSON config settings applied to every arm on top of its tuned "
                         "example, e.g. '{\"correction_clip\": 1.0}'; checked like the "
                         "file's own keys")
+    p.add_argument("--budget-fraction", type=float, default=unset,
+                   help="cut every arm's full-size budget and T_warm to this fraction in "
+                        "(0, 1]: a pilot at the real settings (default 1)")
     p.add_argument("--resume", metavar="DIR", default=None,
                    help="continue the sweep in DIR: finished trials are not rerun")
     p.add_argument("--resume-if-exists", action="store_true",
@@ -85,7 +91,8 @@ def add_sweep_arguments(p, *, storage_default: Optional[str] = "metamapg_results
 
 SWEEP_DEFAULTS = {"arms": None, "seeds": "0-24", "name": None,
                   "max_concurrent": 12, "cpus_per_trial": 1.0, "gpus_per_trial": 0.0,
-                  "max_failures": 2, "tuned_examples": None, "config": None}
+                  "max_failures": 2, "tuned_examples": None, "config": None,
+                  "budget_fraction": 1.0}
 
 
 def sweep_setting(args, key):
@@ -142,7 +149,8 @@ def spec_from_args(args):
         cpus_per_trial=v["cpus_per_trial"], gpus_per_trial=v["gpus_per_trial"],
         max_failures=v["max_failures"], tuned_examples=v["tuned_examples"],
         config=None if v["config"] is None else parse_json(v["config"], "--config"),
-        report=bool(getattr(args, "report", False)), reuse_actors=args.reuse_actors)
+        report=bool(getattr(args, "report", False)), reuse_actors=args.reuse_actors,
+        budget_fraction=v["budget_fraction"])
 
 
 def _canonical(name: str) -> str:
@@ -164,6 +172,16 @@ def _sweep(args) -> int:
     if args.quiet:
         quiet.silence_tune_banners()
     spec = spec_from_args(args)
+    if args.plan:
+        if spec is None:
+            raise UsageError("--plan prices a sweep before it runs; give its flags (--env, "
+                             "--arms, --seeds, ...) instead of --resume.")
+        from rllib_metamapg.sweep.estimate import print_plan
+        from rllib_metamapg.sweep.plan import plan_sweep
+
+        return print_plan([plan_sweep(spec)], args, cpus_per_trial=spec.cpus_per_trial,
+                          gpus_per_trial=spec.gpus_per_trial,
+                          max_concurrent=spec.max_concurrent)
     stop = GracefulStop()
     path = None
     try:

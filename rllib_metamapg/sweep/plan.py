@@ -24,7 +24,7 @@ from rllib_metamapg.errors import UsageError
 from rllib_metamapg.limits import check_size
 from rllib_metamapg.rllib_experiments import prepare
 from rllib_metamapg.schedules import is_finite_number
-from rllib_metamapg.tuned_examples import experiment, find_folder
+from rllib_metamapg.tuned_examples import check_overlay, experiment, find_folder, scale_budget
 
 # What a sweep scores by default; an env may score by another key (EnvSpec.metric).
 METRIC = SCORES["return"]
@@ -51,6 +51,11 @@ class SweepSpec:
             ``./tuned_examples``, or the one beside the installed package).
         config: Config settings applied to every arm on top of its tuned example
             (``--config '{"correction_clip": 1.0}'``), checked like the file's keys.
+        base_overlay: A study variant: ``config``/``methods``/``samplers`` merged into
+            the env's ``base.yaml`` before each arm is resolved
+            (:func:`rllib_metamapg.tuned_examples.apply_overlay`).
+        budget_fraction: Cut every arm's full-size budget and T_warm to this fraction
+            (a pilot of a long study at the real settings; smoke budgets are never cut).
         report: Write ``metamapg report`` output when the sweep ends (kept for
             ``--resume``, which then writes it too).
         reuse_actors: Run the next trial in a finished trial's process (Tune's
@@ -70,6 +75,8 @@ class SweepSpec:
     max_failures: int = 2
     tuned_examples: Optional[str] = None
     config: Optional[Dict[str, Any]] = None
+    base_overlay: Optional[Dict[str, Any]] = None
+    budget_fraction: float = 1.0
     report: bool = False
     reuse_actors: bool = True
 
@@ -126,7 +133,8 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     folder = find_tuned_examples(spec.tuned_examples)
     configs, stops, runs, sources = {}, {}, {}, {}
     for arm in spec.arms:
-        name, exp = experiment(spec.env, arm, spec.smoke, folder)
+        name, exp = experiment(spec.env, arm, spec.smoke, folder, spec.base_overlay,
+                               spec.budget_fraction)
         exp["config"].update(spec.config or {})
         where = f"tuned example {spec.env}/{arm}{'-smoke' if spec.smoke else ''}" + (
             " with --config" if spec.config else "")
@@ -171,6 +179,9 @@ def _check_spec(spec: SweepSpec) -> EnvSpec:
     if spec.config is not None and not isinstance(spec.config, dict):
         raise UsageError(f"--config={spec.config!r} must be a JSON object of config settings, "
                          "e.g. '{\"lr\": 0.001}'.")
+    if spec.base_overlay is not None:
+        check_overlay(spec.base_overlay, "base_overlay")
+    scale_budget({}, 1, spec.budget_fraction, "--budget-fraction")
     fixed = sorted(set(spec.config or {}) & {"arm", "seed"})
     if fixed:
         raise UsageError(f"--config sets {fixed[0]!r}, which the sweep grids over: use "
