@@ -145,16 +145,27 @@ def load_rates(calibrate: Sequence[str] = (), plans: Sequence[Any] = ()) -> Rate
     return rates
 
 
-def _bench_arm(arm: str) -> Tuple[str, str]:
-    """The measured arm whose speed ``arm`` is priced at, and a note when assumed."""
+def _bench_arm(arm: str, measured: Sequence[str]) -> Tuple[str, str]:
+    """The measured arm whose speed ``arm`` is priced at, and a note when assumed: the
+    arm itself; else a measured arm of its method (one that is not the reference arm,
+    which skips the method's own terms, unless ``arm`` is the reference); else the
+    reference arm."""
     from rllib_metamapg import registry
 
-    spec = registry.get_arm(arm)
-    if spec.name == "ippo":
-        return "ippo", ""
-    if spec.method == "meta_mapg" and spec.sampler == "on_policy":
-        return "meta_mapg", ""
-    near = "meta_mapg" if spec.method == "meta_mapg" else "ippo"
+    spec, ref = registry.get_arm(arm), registry.reference_arm()
+    if spec.name in measured and spec.sampler == "on_policy":
+        return spec.name, ""
+    same = []
+    for name in measured:
+        try:
+            other = registry.get_arm(name)
+        except registry.RegistryError:
+            continue  # a benchmark row that is not an arm (RLlib's own PPO)
+        if other.method == spec.method and (other.name != ref) == (spec.name != ref):
+            same.append(other.name)
+    if same and spec.sampler == "on_policy":
+        return same[0], ""
+    near = same[0] if same else ref
     return near, f"{arm}: not in the throughput benchmark; priced as {near}"
 
 
@@ -178,7 +189,8 @@ def trial_seconds(plan: Any, arm: str, rates: Rates) -> Tuple[float, List[str]]:
         return iterations * per + rates.overhead_s, []
     notes = []
     bench_env, note = _bench_env(env, rates)
-    bench_arm, arm_note = _bench_arm(arm)
+    bench_arm, arm_note = _bench_arm(
+        arm, sorted(a for e, a in rates.steps_per_s if e == bench_env))
     notes += [n for n in (note, arm_note) if n]
     speed = rates.steps_per_s.get((bench_env, bench_arm))
     if speed is None:
