@@ -131,13 +131,14 @@ def test_classic_file_trains_and_rllibs_evaluate_form_runs(tmp_path):
     (checkpoint,) = tmp_path.glob("classic/*/checkpoint_*")
     out = tmp_path / "eval.json"
     proc = subprocess.run(base + ["evaluate", str(checkpoint), "--algo", "PPO", "--env",
-                                  "CartPole-v1", "--steps", "200", "--config",
+                                  "CartPole-v1", "--steps", "501", "--config",
                                   '{"num_envs_per_worker": 1}', "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
-    # CartPole episodes last >= 8 steps: 200 steps complete 1 to 25 of them.
-    assert 1 <= result["episodes"] <= 25 and result["return_min"] >= 8
+    # CartPole-v1 episodes last 8 to 500 steps (it truncates at 500), so 501 steps always
+    # finish 1 to 62 of them, however well (greedily) one training iteration balances.
+    assert 1 <= result["episodes"] <= 62 and result["return_min"] >= 8
     assert "num_envs_per_worker is RLlib's old name" in proc.stderr
 
 
