@@ -122,6 +122,12 @@ class MethodSpec:
             (``metamapg tabular basin`` without ``--arms`` runs every method's).
         paper_results: ``{tabular experiment: {arm: success rate}}`` that the
             method's paper reports, printed beside ours in that experiment's setting.
+        settings: The tabular settings only this method reads: a frozen dataclass (or
+            ``"module:attr"``) of fields made with
+            :func:`rllib_metamapg.tabular.settings.setting`.  They are composed with
+            the engine's into ``LearningSettings``, so each becomes a ``metamapg
+            tabular`` option, a ``--config`` key and a field of the output record;
+            a ``check_settings(self)`` method on it runs in ``validate()``.
     """
 
     name: str
@@ -134,12 +140,16 @@ class MethodSpec:
     on_policy: bool = True
     experiments: Mapping[str, Tuple[str, ...]] = field(default_factory=dict)
     paper_results: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    settings: Optional[Importable] = None
 
     def tabular_class(self):
         return load(self.tabular)
 
     def algorithm_class(self):
         return load(self.algorithm)
+
+    def settings_class(self):
+        return None if self.settings is None else load(self.settings)
 
     @property
     def algorithm_name(self) -> str:

@@ -116,7 +116,8 @@ def test_tuned_tabular_configs_are_valid(tmp_path):
 
     from rllib_metamapg.cli import build_parser
     from rllib_metamapg.tabular_experiments.command import COMMANDS
-    from rllib_metamapg.tabular_experiments.options import PAPER, learning_settings, resolve
+    from rllib_metamapg.tabular_experiments.options import (learning_settings, paper_defaults,
+                                                            resolve)
 
     files = sorted(Path(__file__).parents[1].glob("tuned_examples/tabular/*.yaml"))
     assert len(files) >= 4
@@ -126,7 +127,7 @@ def test_tuned_tabular_configs_are_valid(tmp_path):
         experiment = usage.group(1) if usage else f.stem.split("-")[0]
         args = build_parser().parse_args(["tabular", experiment, "--config", str(f),
                                           "--out", str(tmp_path)])
-        values = resolve(args, dict(PAPER, **COMMANDS[experiment][0]))
+        values = resolve(args, dict(paper_defaults(), **COMMANDS[experiment][0]))
         learning_settings(values)
 
 

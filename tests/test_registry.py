@@ -108,6 +108,58 @@ def test_toy_method_runs_in_the_tabular_engine_as_pg_with_a_scaled_step(toy, tmp
     assert "scaled_pg" in json.loads((tmp_path / "all" / "basin.json").read_text())["arms"]
 
 
+def test_a_methods_own_setting_is_an_option_a_config_key_and_a_record_field(toy, tmp_path,
+                                                                           capsys):
+    """The toy declares ``step_scale`` in its spec, nowhere else: it becomes a ``metamapg
+    tabular`` option and ``--config`` key, reaches the toy's update (oracle: step_scale
+    s with step alpha is ippo with step s * alpha, exact mode) and is recorded; it leaves
+    the options with the method."""
+    from rllib_metamapg.tabular.settings import fields
+
+    small = ["--mode", "exact", "--grid", "7", "--steps", "30", "--game", "stag_hunt"]
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("step-scale: 3.0\n")
+    assert main(["tabular", "basin", "--arms", "scaled_pg", "--config", str(cfg), "--out",
+                 str(tmp_path / "toy"), *small]) == 0
+    doc = json.loads((tmp_path / "toy" / "basin.json").read_text())
+    assert doc["settings"]["step_scale"] == 3.0
+    assert main(["tabular", "basin", "--arms", "ippo", "--lr", str(3 * 0.9), "--out",
+                 str(tmp_path / "triple"), *small]) == 0
+    triple = json.loads((tmp_path / "triple" / "basin.json").read_text())
+    assert doc["outcome_grid"]["scaled_pg"] == triple["outcome_grid"]["ippo"]
+    capsys.readouterr()
+    assert main(["tabular", "basin", "--step-scale", "0", "--out", str(tmp_path / "bad")]) == 2
+    assert "step_scale=0.0 must be > 0" in capsys.readouterr().err
+    registry.unregister_method("scaled_pg")
+    try:
+        assert "step_scale" not in [f.name for f in fields()]
+        with pytest.raises(SystemExit):
+            main(["tabular", "basin", "--step-scale", "2", "--out", str(tmp_path / "gone")])
+        assert "unrecognized arguments: --step-scale" in capsys.readouterr().err
+    finally:
+        registry.register_method(toy)
+
+
+def test_a_setting_two_methods_declare_is_refused_naming_both(toy):
+    import dataclasses
+
+    from rllib_metamapg.tabular.settings import SettingsError, setting, settings_class
+
+    @dataclasses.dataclass(frozen=True)
+    class Clash:
+        step_scale: float = setting(1.0, "again")
+
+    registry.register_method(dataclasses.replace(
+        toy, name="again", arms=(ArmSpec("again_arm"),), settings=Clash, experiments={}))
+    try:
+        with pytest.raises(SettingsError, match="'step_scale' is declared by both method "
+                           "'scaled_pg' and method 'again'"):
+            settings_class()
+    finally:
+        registry.unregister_method("again")
+    assert settings_class()().step_scale == 2.0
+
+
 @pytest.mark.slow
 def test_toy_method_and_matrl_sweep_paired_with_ippo_and_report(toy, tmp_path, monkeypatch):
     import ray

@@ -58,6 +58,7 @@ METHOD = MethodSpec(
     ),
     tabular="rllib_metamapg.matrl.tabular_update:MATRLTabular",
     algorithm="rllib_metamapg.matrl.matrl:MATRL",
+    settings="rllib_metamapg.matrl.settings:MATRLSettings",
     # MATRL's Table 3 best-response settings; the PPO settings stay the env's shared
     # ones so every arm of a paired sweep trains alike (docs/matrl.md lists the
     # rest of Table 3 where it differs).

@@ -66,6 +66,7 @@ METHOD = MethodSpec(
     ),
     tabular="rllib_metamapg.metamapg.tabular_update:MetaMAPGTabular",
     algorithm="rllib_metamapg.metamapg.metamapg:MetaMAPG",
+    settings="rllib_metamapg.metamapg.settings:MetaMAPGSettings",
     rllib_defaults={"inner_lr": 0.1, "correction_clip": 1.0},
     reference="ippo",
     # The paper's tabular experiments (App. D) and the arms each shows.

@@ -10,9 +10,10 @@ from typing import Dict
 
 from rllib_metamapg.tabular import threads
 from rllib_metamapg.tabular_experiments import defaults
-from rllib_metamapg.tabular_experiments.options import (PAPER, OptionsError, add_learning_options,
-                                                         arms_option, learning_settings,
-                                                         list_option, resolve,
+from rllib_metamapg.tabular_experiments.options import (THRESHOLD, OptionsError,
+                                                         add_learning_options, arms_option,
+                                                         learning_settings, list_option,
+                                                         paper_defaults, resolve,
                                                          resolve_game, settings_record)
 from rllib_metamapg import atomic, limits
 from rllib_metamapg.registry import experiment_arms, sampler_names
@@ -260,7 +261,7 @@ def _paths(v: Dict) -> int:
 
 
 def _defaults(defaults: Dict) -> Dict:
-    return {k: v() if callable(v) else v for k, v in dict(PAPER, **defaults).items()}
+    return {k: v() if callable(v) else v for k, v in dict(paper_defaults(), **defaults).items()}
 
 
 COMMANDS = {
@@ -457,7 +458,7 @@ def _convergence(args) -> int:
 
 def _atlas(args) -> int:
     from rllib_metamapg.tabular_experiments import atlas
-    from rllib_metamapg.tabular.settings import LearningSettings
+    from rllib_metamapg.tabular.settings import settings_class
 
     try:
         taus = ([float(t) for t in list_option(args.taus)] if args.taus else list(atlas.TAUS))
@@ -468,7 +469,7 @@ def _atlas(args) -> int:
         out = atomic.check_output_dir(args.out)
     except (ValueError, atomic.OutputError) as err:
         raise OptionsError(str(err)) from None
-    doc = atlas.run_atlas(LearningSettings(), taus, args.grid, PAPER["threshold"], 1.0, 0.5,
+    doc = atlas.run_atlas(settings_class()(), taus, args.grid, THRESHOLD, 1.0, 0.5,
                           args.lipschitz_samples, 0, out, progress=_progress("atlas"),
                           max_games=args.max_games)
     print(atlas.format_table(doc))
@@ -561,7 +562,7 @@ def _games() -> int:
 
 def run(name: str, args: argparse.Namespace) -> int:
     defaults, fn, _ = COMMANDS[name]
-    values = resolve(args, dict(PAPER, **defaults))
+    values = resolve(args, dict(paper_defaults(), **defaults))
     try:
         threads.configure()  # the cores idle now, so a busy machine does not stall us
     except ValueError as err:

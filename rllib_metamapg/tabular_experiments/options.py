@@ -19,7 +19,7 @@ import yaml
 from rllib_metamapg.errors import UsageError
 from rllib_metamapg import atomic, limits
 from rllib_metamapg.registry import arm_choices, parse_arms, arm_for_engine
-from rllib_metamapg.tabular.settings import LearningSettings, aliases
+from rllib_metamapg.tabular.settings import aliases, settings_class
 from rllib_metamapg.tabular.settings import fields as settings_fields
 from rllib_metamapg.tabular.games import GameError, game_from_spec, get_game, load_payoffs
 
@@ -36,15 +36,21 @@ def _bound(text: str):
     return NO_BOUND if str(text).lower() in ("none", "null", "off") else float(text)
 
 
-# The paper's tabular settings (docs/tabular.md): the
-# LearningSettings defaults, plus how success is scored and the seed.
-PAPER = dict(dataclasses.asdict(LearningSettings()), threshold=0.82, seed=0)
+THRESHOLD = 0.82  # success: min_i p_i(action 0 | start) >= this (the paper's)
+
+
+def paper_defaults() -> Dict[str, Any]:
+    """The paper's tabular settings (docs/tabular.md): the defaults of every setting of
+    the engine and of each method registered now, plus how success is scored and the
+    seed."""
+    return dict(dataclasses.asdict(settings_class()()), threshold=THRESHOLD, seed=0)
+
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "Optional[float]": _bound,
           "Optional[Tuple[float, ...]]": str}  # "1,0": LearningSettings parses it
 
 
 def add_learning_options(p: argparse.ArgumentParser) -> None:
-    """Adds the options every experiment shares, one per :class:`LearningSettings` field
+    """Adds the options every experiment shares, one per ``LearningSettings`` field
     (defaults resolved later, so a ``--config`` file can supply them)."""
     g = p.add_argument_group("learning")
     g.add_argument("--config", type=Path, help="YAML file of option values (CLI wins)")
@@ -116,9 +122,9 @@ def _load_config(path: Path, known: set) -> Dict[str, Any]:
     return out
 
 
-def learning_settings(v: Dict[str, Any]) -> LearningSettings:
-    """Builds and validates :class:`LearningSettings` from resolved option values."""
-    settings = LearningSettings.from_values(v)
+def learning_settings(v: Dict[str, Any]):
+    """Builds and validates ``LearningSettings`` from resolved option values."""
+    settings = settings_class().from_values(v)
     settings.validate()
     if not 0.0 < v["threshold"] < 1.0:
         raise OptionsError(f"--threshold={v['threshold']} must lie in (0, 1).")
@@ -169,7 +175,7 @@ def arms_option(v: Dict[str, Any]) -> List:
     return [arm_for_engine(a, "tabular") for a in parse_arms(list_option(v["arms"]))]
 
 
-def settings_record(settings: LearningSettings, custom=None) -> Dict[str, Any]:
+def settings_record(settings, custom=None) -> Dict[str, Any]:
     """JSON-friendly record of the settings, for the output files; ``custom``, the game a
     user's ``--payoff`` defined, is recorded whole (its payoffs are not in any table)."""
     record = settings.record()
