@@ -19,6 +19,7 @@ from typing import Any, Dict, Optional
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from rllib_metamapg.env_specs import LBF_INSTALL
+from rllib_metamapg.envs.env_config import check_env_config
 
 CONFIG_KEYS = ("field_size", "players", "max_num_food", "force_coop", "penalty",
                "sight", "max_episode_steps")
@@ -47,11 +48,7 @@ class LevelBasedForagingEnv(MultiAgentEnv):
 
     def __init__(self, config: Optional[Dict[str, Any]] = None):
         super().__init__()
-        config = dict(config or {})
-        unknown = sorted(set(config) - set(CONFIG_KEYS))
-        if unknown:
-            raise ValueError(f"env_config: unknown key(s) {unknown}; allowed: "
-                             f"{list(CONFIG_KEYS)}.")
+        config = check_env_config(config, CONFIG_KEYS)
         size = int(config.get("field_size", 8))
         players = int(config.get("players", 2))
         penalty = float(config.get("penalty", 0.0))

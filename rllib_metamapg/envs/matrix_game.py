@@ -21,6 +21,7 @@ import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from rllib_metamapg.tabular.games import MemoryOneGame, game_from_spec, get_game
+from rllib_metamapg.envs.env_config import check_env_config
 
 # The last step's info key: the episode's fraction of rounds played on a target.
 ON_TARGET_RATE = "on_target_rate"
@@ -37,12 +38,9 @@ class MatrixGameEnv(MultiAgentEnv):
 
     def __init__(self, config: Optional[Dict[str, Any]] = None):
         super().__init__()
-        config = dict(config or {})
-        spec = config.pop("game", "stag_hunt")
-        rounds = config.pop("rounds", None)
-        if config:
-            raise ValueError(f"env_config: unknown key(s) {sorted(config)}; allowed: "
-                             "'game', 'rounds'.")
+        config = check_env_config(config, ("game", "rounds"))
+        spec = config.get("game", "stag_hunt")
+        rounds = config.get("rounds")
         self.game = get_game(spec) if isinstance(spec, str) else game_from_spec(spec)
         if rounds is None:
             rounds = (self.game.horizon if isinstance(self.game, MemoryOneGame)

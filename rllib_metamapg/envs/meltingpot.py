@@ -20,6 +20,7 @@ import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from rllib_metamapg.env_specs import MELTINGPOT_INSTALL
+from rllib_metamapg.envs.env_config import check_env_config
 
 SUBSTRATES = {"meltingpot_pd_in_the_matrix": "prisoners_dilemma_in_the_matrix__repeated"}
 WORLD_PREFIX = "WORLD."
@@ -103,10 +104,7 @@ def make_meltingpot(name: str, config: Optional[Dict[str, Any]] = None) -> Melti
         ImportError: ``meltingpot`` is missing, with how to install it.
         ValueError: An unknown config key.
     """
-    config = dict(config or {})
-    unknown = sorted(set(config) - {"roles"})
-    if unknown:
-        raise ValueError(f"env_config: unknown key(s) {unknown}; allowed: 'roles'.")
+    config = check_env_config(config, ("roles",))
     try:
         from meltingpot import substrate
     except ModuleNotFoundError as err:

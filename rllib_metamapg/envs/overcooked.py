@@ -25,6 +25,7 @@ import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from rllib_metamapg.env_specs import OVERCOOKED_INSTALL
+from rllib_metamapg.envs.env_config import check_env_config
 
 AGENTS = ("cook_0", "cook_1")
 CONFIG_KEYS = ("layout", "horizon", "shaped_reward_coef", "counters_visible")
@@ -109,11 +110,7 @@ class OvercookedEnv(MultiAgentEnv):
 
     def __init__(self, config: Optional[Dict[str, Any]] = None):
         super().__init__()
-        config = dict(config or {})
-        unknown = sorted(set(config) - set(CONFIG_KEYS))
-        if unknown:
-            raise ValueError(f"env_config: unknown key(s) {unknown}; allowed: "
-                             f"{', '.join(repr(k) for k in CONFIG_KEYS)}.")
+        config = check_env_config(config, CONFIG_KEYS)
         self.horizon = config.get("horizon", 400)
         if isinstance(self.horizon, bool) or not isinstance(self.horizon, int) \
                 or self.horizon < 1:

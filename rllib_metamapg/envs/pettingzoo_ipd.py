@@ -16,6 +16,7 @@ from pettingzoo import ParallelEnv
 from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
 
 from rllib_metamapg.tabular.games import get_game
+from rllib_metamapg.envs.env_config import check_env_config
 
 
 class IteratedPrisonersDilemma(ParallelEnv):
@@ -110,8 +111,5 @@ class OrderedParallelPettingZooEnv(ParallelPettingZooEnv):
 
 
 def make_pettingzoo_ipd(config: Optional[Dict[str, Any]] = None) -> OrderedParallelPettingZooEnv:
-    config = dict(config or {})
-    rounds = config.pop("rounds", 12)
-    if config:
-        raise ValueError(f"env_config: unknown key(s) {sorted(config)}; allowed: 'rounds'.")
+    rounds = check_env_config(config, ("rounds",)).get("rounds", 12)
     return OrderedParallelPettingZooEnv(IteratedPrisonersDilemma(rounds))

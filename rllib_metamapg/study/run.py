@@ -37,7 +37,7 @@ def plan_study(study: Study, out: str) -> List:
     return [plan_sweep(_spec(study, env, variant, out)) for env, variant in study.units()]
 
 
-def _finished(path: Path, study: Study, spec, report_dir: Path) -> str:
+def _finished(path: Path, study: Study, plan, report_dir: Path) -> str:
     """``"sweep"`` when ``path`` holds this env's sweep with every trial scored,
     ``"report"`` when there is no sweep there but the env's committed report is of a
     finished sweep with these very settings (the sweeps ran on another machine), else
@@ -45,9 +45,8 @@ def _finished(path: Path, study: Study, spec, report_dir: Path) -> str:
     ``base.yaml``): its results must not pass for the new settings'."""
     from rllib_metamapg.report.analysis import missing_trials
     from rllib_metamapg.report.load import ReportError, load_sweep
-    from rllib_metamapg.sweep.plan import plan_sweep
 
-    planned = plan_sweep(spec).metadata
+    planned = plan.metadata
     try:
         sweep = load_sweep(str(path))
     except ReportError:
@@ -55,7 +54,7 @@ def _finished(path: Path, study: Study, spec, report_dir: Path) -> str:
     differs = metadata_differences(sweep.metadata, planned)
     if differs:
         raise UsageError(f"{path} holds this env's sweep with other settings ({', '.join(differs)} "
-                         f"differ from {study.bases / spec.env}/base.yaml and the study's "
+                         f"differ from {study.bases / plan.spec.env}/base.yaml and the study's "
                          "arms, seeds and variants); move that folder away, or pass another "
                          "--out, to run it with the current settings.")
     return "" if missing_trials(sweep) else "sweep"
@@ -92,6 +91,10 @@ def report_study(study: Study, out: str, log: Callable[[str], None] = print) -> 
         path = Path(out) / study.sweep_name(env, variant)
         if path.is_dir():
             _write_report(study, env, variant, path, log)
+    return _write_summary(study, out, log)
+
+
+def _write_summary(study: Study, out: str, log: Callable[[str], None]) -> Dict:
     doc = write_summary(study, out, study.reports)
     log(f"[metamapg study] summary: {study.reports}/summary.md")
     return doc
@@ -107,6 +110,7 @@ def run_study(study: Study, out: str, *, verbose: int = 0, progress_every_s: flo
     finished is written; rerun to retry them), and when ``stopped()`` turns true (a
     signal: Tune saved the sweep, which the next run continues).
     """
+    from rllib_metamapg.sweep.plan import plan_sweep
     from rllib_metamapg.sweep.run import run_sweep
 
     failed: List[str] = []
@@ -116,7 +120,8 @@ def run_study(study: Study, out: str, *, verbose: int = 0, progress_every_s: flo
         path = Path(out) / study.sweep_name(env, variant)
         head = f"[metamapg study] {study.name} {k}/{len(units)}: {Study.label(env, variant)}"
         spec = _spec(study, env, variant, out)
-        finished = _finished(path, study, spec, study.report_dir(env, variant))
+        plan = plan_sweep(spec)  # once: checked against the folder, then run
+        finished = _finished(path, study, plan, study.report_dir(env, variant))
         if finished == "report":
             log(f"{head}: its report ({study.report_dir(env, variant)}) is of a finished "
                 "sweep with these settings; kept")
@@ -127,7 +132,8 @@ def run_study(study: Study, out: str, *, verbose: int = 0, progress_every_s: flo
             log(f"{head}: {len(study.arms)} arms x {len(study.seeds)} seeds")
             start = time.monotonic()
             _, errors = run_sweep(spec, verbose=verbose, progress_every_s=progress_every_s,
-                                  resume_existing=True, on_ray_started=on_ray_started)
+                                  resume_existing=True, on_ray_started=on_ray_started,
+                                  plan=plan)
             if stopped():
                 return write_summary(study, out, study.reports)
             log(f"{head}: sweep done in {time.monotonic() - start:.0f} s, {errors} failed")
@@ -139,9 +145,7 @@ def run_study(study: Study, out: str, *, verbose: int = 0, progress_every_s: flo
             log(f"[metamapg study] {Study.label(env, variant)}: sweep with failed trials; rerun "
                 "the same command to retry them.")
             return doc
-    doc = write_summary(study, out, study.reports)
-    log(f"[metamapg study] summary: {study.reports}/summary.md")
-    return doc
+    return _write_summary(study, out, log)
 
 
 __all__ = ["plan_study", "report_study", "run_study"]

@@ -118,8 +118,8 @@ def _overview(doc: Dict[str, Any]) -> List[str]:
              "|---|" + ("" if variants == [None] else "---|") + "---|" * len(envs)]
     for arm in doc["arms"]:
         for variant in variants:
-            cells = [_overview_cell(doc["envs"].get(
-                env if variant is None else f"{env}:{variant}"), arm) for env in envs]
+            cells = [_overview_cell(doc["envs"].get(Study.label(env, variant)), arm)
+                     for env in envs]
             lines.append(f"| `{arm}` | " + ("" if variant is None else f"{variant} | ")
                          + " | ".join(cells) + " |")
     return lines

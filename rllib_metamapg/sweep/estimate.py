@@ -228,7 +228,7 @@ def estimate(plans: Sequence[Any], rates: Rates) -> Dict[str, Any]:
         sweeps.append({
             "name": plan.name, "env": plan.spec.env, "trials": len(plan.spec.arms) * seeds,
             "env_steps": sum(plan.stop_iterations * batch[a] for a in plan.spec.arms) * seeds,
-            "trial_s": {a: s for a, s in per_arm.items()},
+            "trial_s": dict(per_arm),
             "trial_s_total": sum(per_arm.values()) * seeds,
             "longest_trial_s": max(per_arm.values()),
             "calibrated_arms": sorted(a for a in plan.spec.arms

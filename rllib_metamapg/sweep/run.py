@@ -222,10 +222,13 @@ def _precheck_local(spec: SweepSpec, arm_configs: Dict[str, Dict[str, Any]]) -> 
 
 def run_sweep(spec: SweepSpec, *, verbose: int = 1, progress_every_s: float = 30.0,
               resume_existing: bool = False, ray_ui: bool = False,
-              on_ray_started: Optional[Callable[[], None]] = None) -> Tuple[str, int]:
+              on_ray_started: Optional[Callable[[], None]] = None,
+              plan: Optional[SweepPlan] = None) -> Tuple[str, int]:
     """Runs a new sweep; returns ``(experiment folder, number of failed trials)``.
 
     Args:
+        plan: ``plan_sweep(spec)`` when the caller has made it already (a study
+            checks it against the sweep on disk first); made here otherwise.
         resume_existing: If the experiment folder already holds this same sweep,
             continue it (what a retried cluster job wants) instead of refusing.
         on_ray_started: Called once Ray runs (Ray's driver installs its own SIGTERM
@@ -240,7 +243,10 @@ def run_sweep(spec: SweepSpec, *, verbose: int = 1, progress_every_s: float = 30
         from rllib_metamapg.atomic import check_output_dir
 
         check_output_dir(spec.storage_path, "--storage-path")
-    plan = plan_sweep(spec)
+    if plan is None:
+        plan = plan_sweep(spec)
+    elif plan.spec != spec:
+        raise ValueError("run_sweep: plan is not the plan of spec.")
     path = experiment_path(spec.storage_path, plan.name)
     with driver_lock(path):
         return _run_new(spec, plan, path, verbose, progress_every_s, resume_existing,
