@@ -1,8 +1,9 @@
 """RLlib environments, registered with Tune under short names on import.
 
 Every env here is a ``MultiAgentEnv`` with ``possible_agents`` in a fixed order,
-which is what ``MetaMAPGConfig``'s default wiring (one module per agent, see
-:func:`one_module_per_agent`) needs; a YAML therefore needs no Python to run one.
+which is what the RLlib base's default wiring of every method (one module per agent,
+see :func:`one_module_per_agent`, installed by ``PluginAlgorithm``) needs; a YAML
+therefore needs no Python to run one.
 """
 
 from ray.tune.registry import register_env
