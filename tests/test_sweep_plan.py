@@ -220,3 +220,32 @@ def test_a_changed_setting_makes_a_different_sweep():
     changed["arm_configs"]["ippo"]["lr"] = 0.002
     changed["stop_iterations"] = 20
     assert metadata_differences(recorded, changed) == ["stop_iterations", "arm_configs"]
+
+
+@pytest.mark.parametrize("iterations, interval, expected", [
+    (20, 1, 5),     # a one-shot game evaluated every iteration: 4 checkpoints, not 20
+    (40, 10, 10),   # 4 evaluations: one checkpoint each
+    (392, 98, 98),
+    (10, 2, 4),     # 5 evaluations -> every second one
+    (3, 1, 1), (1, 1, 1),
+])
+def test_a_trial_checkpoints_on_evaluations_at_most_four_times_before_its_end(
+        iterations, interval, expected):
+    from rllib_metamapg.sweep.plan import CHECKPOINTS_PER_TRIAL, checkpoint_interval
+
+    every = checkpoint_interval(iterations, interval)
+    assert every == expected and every % interval == 0
+    assert iterations // every <= CHECKPOINTS_PER_TRIAL
+
+
+def test_the_sweep_checkpoints_at_its_plans_interval():
+    from rllib_metamapg.sweep.run import checkpoint_config
+
+    plan = plan_sweep(SweepSpec(env="stag_hunt", arms=["ippo"], seeds=[0]))
+    config = checkpoint_config(plan)
+    assert (config.checkpoint_frequency, config.checkpoint_at_end) == (98, True)
+    studies = Path(__file__).resolve().parents[1] / "studies"
+    plan = plan_sweep(SweepSpec(env="climbing", arms=["ippo"], seeds=[0],
+                                tuned_examples=str(studies / "compare_rllib")))
+    assert plan.evaluation_interval == 1
+    assert checkpoint_config(plan).checkpoint_frequency == plan.stop_iterations // 4

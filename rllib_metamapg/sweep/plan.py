@@ -26,6 +26,12 @@ from rllib_metamapg.rllib_experiments import prepare
 from rllib_metamapg.schedules import is_finite_number
 from rllib_metamapg.tuned_examples import check_overlay, experiment, find_folder, scale_budget
 
+# A trial saves at most this many checkpoints before its last (Tune adds the end's).
+# Each costs RLlib's save plus Tune's copy into the trial folder, outside the timed
+# iteration (benchmarks/checkpoint_cost.py); a failed or interrupted trial redoes at
+# most 1/CHECKPOINTS_PER_TRIAL of its budget from the last one.
+CHECKPOINTS_PER_TRIAL = 4
+
 # What a sweep scores by default; an env may score by another key (EnvSpec.metric).
 METRIC = SCORES["return"]
 ARM_CONFIGS_KEY = "metamapg_arm_configs"
@@ -93,6 +99,10 @@ class SweepPlan:
     evaluation_interval: int
     arm_files: Dict[str, str]
     metadata: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def checkpoint_interval(self) -> int:
+        return checkpoint_interval(self.stop_iterations, self.evaluation_interval)
 
 
 def find_tuned_examples(folder: Optional[str] = None):
@@ -246,6 +256,15 @@ def _aligned_budget(configs: Dict[str, Dict[str, Any]],
     evaluations = max(1, round(iterations / interval))
     interval = math.ceil(iterations / evaluations)
     return interval * evaluations, interval
+
+
+def checkpoint_interval(stop_iterations: int, evaluation_interval: int) -> int:
+    """Iterations between a trial's checkpoints: whole evaluation intervals (so each
+    checkpoint is of an evaluated policy), at most :data:`CHECKPOINTS_PER_TRIAL` of them
+    before the end.  One-shot games evaluate every iteration; checkpointing each one
+    cost a second per 20-iteration trial for nothing a report or ``--resume`` needs."""
+    evaluations = max(1, stop_iterations // max(1, evaluation_interval))
+    return evaluation_interval * math.ceil(evaluations / CHECKPOINTS_PER_TRIAL)
 
 
 def param_space_from_metadata(metadata: Dict[str, Any]) -> Dict[str, Any]:

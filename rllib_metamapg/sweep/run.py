@@ -303,6 +303,15 @@ def _resume(path: str, verbose: int, on_ray_started, ray_ui: bool = False) -> Tu
     return path, _report(tuner.fit(), path)
 
 
+def checkpoint_config(plan: SweepPlan):
+    """A trial checkpoints every ``plan.checkpoint_interval`` iterations and at its end,
+    keeping the last two."""
+    from ray import tune
+
+    return tune.CheckpointConfig(checkpoint_frequency=plan.checkpoint_interval,
+                                 checkpoint_at_end=True, num_to_keep=2)
+
+
 def _tuner(plan: SweepPlan, verbose: int, progress_every_s: float):
     from ray import tune
 
@@ -314,9 +323,7 @@ def _tuner(plan: SweepPlan, verbose: int, progress_every_s: float):
     run_config = tune.RunConfig(
         name=plan.name, storage_path=storage, verbose=verbose,
         stop={"training_iteration": plan.stop_iterations},
-        checkpoint_config=tune.CheckpointConfig(
-            checkpoint_frequency=plan.evaluation_interval, checkpoint_at_end=True,
-            num_to_keep=2),
+        checkpoint_config=checkpoint_config(plan),
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         callbacks=[SweepProgress(total, plan.env_spec.metric, plan.env_spec.tau,
                                  progress_every_s)])
