@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-docs test-long test-full test-fast lint bench gpu-check docs clean overcooked meltingpot compare reproduce-rllib reproduce-rllib-clip1 reproduce-rllib-cut8 reproduce-compare-rllib reproduce-ma-props-rllib reproduce-app-f reproduce-app-f-pilot
+.PHONY: demo test test-docs test-long test-full test-fast lint bench gpu-check docs clean overcooked meltingpot compare reproduce-rllib reproduce-rllib-clip1 reproduce-rllib-cut8 reproduce-compare-rllib reproduce-ma-props-rllib reproduce-app-f reproduce-app-f-pilot reproduce-lbf-ma-props
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -113,6 +113,12 @@ reproduce-app-f-pilot: $(VENV)/.installed-test
 
 reproduce-app-f: $(VENV)/.installed-test
 	$(VENV)/bin/metamapg study studies/app_f --out $(STUDY_OUT) --quiet
+
+# MA-PROPS's own setting at reduced scale (docs/samplers.md): mappo and mappo+ma_props
+# beside ippo on Level-Based Foraging, 20 paired seeds. Needs lbforaging (the test
+# install has it).
+reproduce-lbf-ma-props: $(VENV)/.installed-test
+	$(VENV)/bin/metamapg study studies/lbf_ma_props --out $(STUDY_OUT) --quiet
 
 # CI's suite (<= 30 min on 2 cores). The longest checks are marked `full` or `long`:
 # each has a CI-sized sibling here; `make test-long` runs the `long` ones (.ci/run does
