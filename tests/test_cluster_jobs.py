@@ -48,8 +48,10 @@ def _sweep_args(head, storage, name, seeds):
 
 
 def test_submit_follows_to_success_and_finds_the_report(head, tmp_path):
-    run = _metamapg(_sweep_args(head, tmp_path / "results", "accept", "0-1") + ["--follow"],
-                    head.client_env(tmp_path / "home"))
+    # --tensorboard reaches the job like every sweep flag (a sweep writes no
+    # TensorBoard files without it: tests/test_sweep_e2e.py).
+    run = _metamapg(_sweep_args(head, tmp_path / "results", "accept", "0-1")
+                    + ["--follow", "--tensorboard"], head.client_env(tmp_path / "home"))
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]
     assert "SUCCEEDED" in out and head.token_path.read_text() not in out
@@ -62,6 +64,9 @@ def test_submit_follows_to_success_and_finds_the_report(head, tmp_path):
     assert {a: r["n"] for a, r in result["arms"].items()} == {"ippo": 2, "meta_mapg": 2}
     assert result["tests_vs_reference"]["meta_mapg"]["pairs"] == 2
     assert (report / "report.md").is_file()
+    trials = [d for d in (tmp_path / "results" / "accept").iterdir()
+              if (d / "params.json").is_file()]
+    assert len(trials) == 4 and all(list(d.glob("events.out.tfevents*")) for d in trials)
 
 
 @pytest.mark.parametrize("token", [None, "not-the-token"])

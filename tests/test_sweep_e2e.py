@@ -92,6 +92,8 @@ def test_sweep_interrupted_resumed_and_reported(tmp_path, n):
         last = json.loads((d / "result.json").read_text().splitlines()[-1])
         digests.setdefault(params["seed"], set()).add(last["metamapg_init"]["weights_sha256"])
     assert sorted(digests) == list(range(n)) and all(len(v) == 1 for v in digests.values())
+    # A sweep writes no TensorBoard files unless asked (--tensorboard; sweep/loggers.py).
+    assert not list(exp.glob("MetaMAPG_*/events.out.tfevents*"))
 
     report = tmp_path / "report"
     assert main(["report", str(exp), "--out", str(report)]) == 0

@@ -75,6 +75,8 @@ def cluster_argv(args) -> List[str]:
                  if getattr(args, flag.replace("-", "_"))]
         if not args.reuse_actors:
             argv.append("--no-reuse-actors")
+        if args.tensorboard:
+            argv.append("--tensorboard")
     return (argv + (["--quiet"] if args.quiet else []) + (["--verbose"] if args.verbose else [])
             + ["--report"])
 

@@ -28,7 +28,7 @@ from rllib_metamapg.tuned_examples import check_overlay, experiment, find_folder
 
 # A trial saves at most this many checkpoints before its last (Tune adds the end's).
 # Each costs RLlib's save plus Tune's copy into the trial folder, outside the timed
-# iteration (benchmarks/checkpoint_cost.py); a failed or interrupted trial redoes at
+# iteration (benchmarks/trial_overhead.py); a failed or interrupted trial redoes at
 # most 1/CHECKPOINTS_PER_TRIAL of its budget from the last one.
 CHECKPOINTS_PER_TRIAL = 4
 
@@ -67,6 +67,9 @@ class SweepSpec:
         reuse_actors: Run the next trial in a finished trial's process (Tune's
             ``reuse_actors``): the trial's algorithm is built afresh there, without
             the process start-up and imports (see ``sweep.trainable``).
+        tensorboard: Also write TensorBoard event files per trial (Tune's default;
+            off in a sweep, whose report reads ``result.json``: it costs each
+            iteration about 25 ms of waiting, see ``sweep.loggers``).
     """
 
     env: str
@@ -85,6 +88,7 @@ class SweepSpec:
     budget_fraction: float = 1.0
     report: bool = False
     reuse_actors: bool = True
+    tensorboard: bool = False
 
 
 @dataclass

@@ -315,6 +315,7 @@ def checkpoint_config(plan: SweepPlan):
 def _tuner(plan: SweepPlan, verbose: int, progress_every_s: float):
     from ray import tune
 
+    from rllib_metamapg.sweep.loggers import logger_callbacks
     from rllib_metamapg.sweep.progress import SweepProgress
 
     spec = plan.spec
@@ -326,7 +327,7 @@ def _tuner(plan: SweepPlan, verbose: int, progress_every_s: float):
         checkpoint_config=checkpoint_config(plan),
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         callbacks=[SweepProgress(total, plan.env_spec.metric, plan.env_spec.tau,
-                                 progress_every_s)])
+                                 progress_every_s), *logger_callbacks(spec.tensorboard)])
     return tune.Tuner(sweep_trainable(spec.arms), param_space=plan.param_space,
                       run_config=run_config,
                       tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent,
